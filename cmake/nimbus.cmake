@@ -1,0 +1,36 @@
+# Compiler flags shared by every nimbus target, and nimbus_add_part() which
+# declares one part (src/<part>/) as the static library nimbus::<part>.
+
+add_library(nimbus_flags INTERFACE)
+target_compile_options(nimbus_flags INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local
+  -Wnon-virtual-dtor -Wno-missing-field-initializers)
+if(NIMBUS_WERROR)
+  target_compile_options(nimbus_flags INTERFACE -Werror)
+endif()
+# Boost.Asio: C++20 coroutines, no deprecated interfaces.
+target_compile_definitions(nimbus_flags INTERFACE BOOST_ASIO_NO_DEPRECATED
+  BOOST_BEAST_USE_STD_STRING_VIEW)
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  target_compile_options(nimbus_flags INTERFACE -Wthread-safety)
+endif()
+
+if(NIMBUS_SANITIZE)
+  string(REPLACE "," ";" _san_list "${NIMBUS_SANITIZE}")
+  foreach(_san IN LISTS _san_list)
+    if(NOT _san MATCHES "^(address|undefined|thread|leak)$")
+      message(FATAL_ERROR "NIMBUS_SANITIZE: unknown sanitizer '${_san}'")
+    endif()
+  endforeach()
+  set(_san_flags -fsanitize=${NIMBUS_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_compile_options(nimbus_flags INTERFACE ${_san_flags})
+  target_link_options(nimbus_flags INTERFACE ${_san_flags})
+endif()
+
+# nimbus_add_part(<name> SOURCES ... DEPS ...)
+function(nimbus_add_part name)
+  cmake_parse_arguments(P "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(nimbus_${name} STATIC ${P_SOURCES})
+  add_library(nimbus::${name} ALIAS nimbus_${name})
+  target_include_directories(nimbus_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(nimbus_${name} PUBLIC nimbus_flags ${P_DEPS})
+endfunction()

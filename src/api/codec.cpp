@@ -1,0 +1,298 @@
+#include "api/codec.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "base/clock.h"
+#include "base/crypto.h"
+
+namespace nimbus::api {
+
+using base::ErrorCode;
+using base::make_error;
+using nlohmann::json;
+
+namespace {
+
+base::Error wrong_type(std::string_view member, std::string_view expected, const json& value) {
+  std::string shown = value.dump();
+  if (shown.size() > 60) shown = shown.substr(0, 60) + "...";
+  return make_error(ErrorCode::kValidation,
+                    fmt::format("1 validation error detected: Value '{}' at '{}' failed to satisfy "
+                                "constraint: Member must be {}",
+                                shown, member, expected));
+}
+
+// Readers for optional members: absent or null leaves `out` untouched.
+base::Status read_string(const json& obj, std::string_view key, std::optional<std::string>& out) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return base::Ok{};
+  if (!it->is_string()) return wrong_type(key, "a string", *it);
+  out = it->get<std::string>();
+  return base::Ok{};
+}
+
+base::Status read_int(const json& obj, std::string_view key, std::optional<int>& out) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return base::Ok{};
+  if (!it->is_number_integer()) return wrong_type(key, "an integer", *it);
+  const auto v = it->get<std::int64_t>();
+  // Clamp absurd values into something the range check will name precisely.
+  out = static_cast<int>(std::clamp<std::int64_t>(v, -2147483647, 2147483647));
+  return base::Ok{};
+}
+
+base::Status read_bool(const json& obj, std::string_view key, std::optional<bool>& out) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return base::Ok{};
+  if (!it->is_boolean()) return wrong_type(key, "a boolean", *it);
+  out = it->get<bool>();
+  return base::Ok{};
+}
+
+base::Result<registry::EnvVars> read_string_map(const json& value, std::string_view member) {
+  if (!value.is_object()) return wrong_type(member, "a map of strings", value);
+  registry::EnvVars out;
+  for (const auto& [k, v] : value.items()) {
+    if (!v.is_string()) return wrong_type(fmt::format("{}.{}", member, k), "a string", v);
+    out[k] = v.get<std::string>();
+  }
+  return out;
+}
+
+// Environment: {"Variables": {...}}
+base::Status read_environment(const json& obj, std::optional<registry::EnvVars>& out) {
+  const auto it = obj.find("Environment");
+  if (it == obj.end() || it->is_null()) return base::Ok{};
+  if (!it->is_object()) return wrong_type("environment", "a structure", *it);
+  NIMBUS_TRY(reject_unknown(*it, {"Variables"}, "Environment"));
+  const auto vars = it->find("Variables");
+  if (vars == it->end() || vars->is_null()) {
+    out = registry::EnvVars{};
+    return base::Ok{};
+  }
+  auto map = read_string_map(*vars, "environment.variables");
+  if (!map.ok()) return std::move(map).error();
+  out = std::move(*map);
+  return base::Ok{};
+}
+
+base::Status read_nested_int(const json& obj, std::string_view key, std::string_view inner,
+                             std::optional<int>& out) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return base::Ok{};
+  if (!it->is_object()) return wrong_type(key, "a structure", *it);
+  return read_int(*it, inner, out);
+}
+
+base::Status read_nested_string(const json& obj, std::string_view key, std::string_view inner,
+                                std::optional<std::string>& out) {
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return base::Ok{};
+  if (!it->is_object()) return wrong_type(key, "a structure", *it);
+  return read_string(*it, inner, out);
+}
+
+base::Error unsupported(std::string_view what) {
+  return make_error(ErrorCode::kInvalidParameterValue,
+                    fmt::format("{} is not supported by nimbus", what));
+}
+
+// Members nimbus accepts but has no use for (no VPCs, KMS, code signing here);
+// they must at least be well-formed objects/strings.
+base::Status check_unsupported_members(const json& body) {
+  const auto layers = body.find("Layers");
+  if (layers != body.end() && !layers->is_null()) {
+    if (!layers->is_array()) return wrong_type("layers", "a list", *layers);
+    if (layers->size() > 5) return make_error(ErrorCode::kInvalidParameterValue, "Cannot reference more than 5 layers.");
+    if (!layers->empty()) return unsupported("Layers");
+  }
+  const auto fs = body.find("FileSystemConfigs");
+  if (fs != body.end() && !fs->is_null() && !(fs->is_array() && fs->empty())) {
+    return unsupported("FileSystemConfigs (EFS)");
+  }
+  const auto image = body.find("ImageConfig");
+  if (image != body.end() && !image->is_null() && !(image->is_object() && image->empty())) {
+    return unsupported("ImageConfig (container images)");
+  }
+  return base::Ok{};
+}
+
+}  // namespace
+
+base::Result<json> parse_body(std::string_view body) {
+  if (body.empty()) return json::object();
+  json parsed = json::parse(body, nullptr, false);
+  if (parsed.is_discarded()) {
+    // Re-parse with exceptions to get the parser's position and reason.
+    std::string detail = "malformed JSON";
+    try {
+      const json reparsed = json::parse(body);
+      detail = "unexpected " + std::string(reparsed.type_name());
+    } catch (const json::parse_error& e) {
+      detail = e.what();
+    }
+    return make_error(ErrorCode::kInvalidRequestContent,
+                      "Could not parse request body into json: " + detail);
+  }
+  if (!parsed.is_object()) {
+    return make_error(ErrorCode::kInvalidRequestContent,
+                      "Could not parse request body into json: the body must be a JSON object");
+  }
+  return parsed;
+}
+
+base::Status reject_unknown(const json& body, std::initializer_list<std::string_view> known,
+                            std::string_view operation) {
+  for (const auto& [key, value] : body.items()) {
+    if (std::find(known.begin(), known.end(), key) == known.end()) {
+      return make_error(ErrorCode::kInvalidRequestContent,
+                        fmt::format("Unrecognized field '{}' in the {} request", key, operation));
+    }
+  }
+  return base::Ok{};
+}
+
+base::Result<registry::FunctionSpec> parse_create_function(const json& body) {
+  NIMBUS_TRY(reject_unknown(
+      body,
+      {"FunctionName", "Runtime", "Role", "Handler", "Code", "Description", "Timeout", "MemorySize",
+       "Publish", "VpcConfig", "PackageType", "DeadLetterConfig", "Environment", "KMSKeyArn",
+       "TracingConfig", "Tags", "Layers", "FileSystemConfigs", "ImageConfig", "CodeSigningConfigArn",
+       "Architectures", "EphemeralStorage", "SnapStart", "LoggingConfig"},
+      "CreateFunction"));
+  registry::FunctionSpec spec;
+  std::optional<std::string> name, runtime, role, handler, package_type;
+  NIMBUS_TRY(read_string(body, "FunctionName", name));
+  NIMBUS_TRY(read_string(body, "Runtime", runtime));
+  NIMBUS_TRY(read_string(body, "Role", role));
+  NIMBUS_TRY(read_string(body, "Handler", handler));
+  NIMBUS_TRY(read_string(body, "PackageType", package_type));
+  if (!name) return make_error(ErrorCode::kValidation, "1 validation error detected: Value null at 'functionName' failed to satisfy constraint: Member must not be null");
+  if (!role) return make_error(ErrorCode::kValidation, "1 validation error detected: Value null at 'role' failed to satisfy constraint: Member must not be null");
+  if (package_type && *package_type != "Zip") return unsupported("PackageType " + *package_type + " (only Zip)");
+  if (!runtime) {
+    return make_error(ErrorCode::kInvalidParameterValue,
+                      "Runtime is required for a function of package type Zip");
+  }
+  spec.name = *name;
+  spec.runtime = *runtime;
+  spec.role = *role;
+  spec.handler = handler.value_or("");
+  NIMBUS_TRY(read_string(body, "Description", spec.description));
+  NIMBUS_TRY(read_int(body, "Timeout", spec.timeout));
+  NIMBUS_TRY(read_int(body, "MemorySize", spec.memory_size));
+  NIMBUS_TRY(read_environment(body, spec.environment));
+  NIMBUS_TRY(read_nested_int(body, "EphemeralStorage", "Size", spec.ephemeral_storage));
+  NIMBUS_TRY(read_nested_string(body, "TracingConfig", "Mode", spec.tracing_mode));
+  NIMBUS_TRY(read_nested_string(body, "DeadLetterConfig", "TargetArn", spec.dead_letter_target));
+  NIMBUS_TRY(check_unsupported_members(body));
+  std::optional<bool> publish;
+  NIMBUS_TRY(read_bool(body, "Publish", publish));
+  if (publish.value_or(false)) return unsupported("Publish (function versions)");
+  if (const auto it = body.find("Architectures"); it != body.end() && !it->is_null()) {
+    if (!it->is_array()) return wrong_type("architectures", "a list", *it);
+    std::vector<std::string> archs;
+    for (const auto& a : *it) {
+      if (!a.is_string()) return wrong_type("architectures", "a list of strings", *it);
+      archs.push_back(a.get<std::string>());
+    }
+    spec.architectures = std::move(archs);
+  }
+  if (const auto it = body.find("Tags"); it != body.end() && !it->is_null()) {
+    auto tags = read_string_map(*it, "tags");
+    if (!tags.ok()) return std::move(tags).error();
+    spec.tags = std::move(*tags);
+  }
+  const auto code = body.find("Code");
+  if (code == body.end() || !code->is_object()) {
+    return make_error(ErrorCode::kValidation, "1 validation error detected: Value null at 'code' failed to satisfy constraint: Member must not be null");
+  }
+  NIMBUS_TRY(reject_unknown(*code, {"ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri"}, "Code"));
+  if (code->contains("S3Bucket") || code->contains("S3Key")) {
+    return unsupported("Code.S3Bucket/S3Key (upload the package as Code.ZipFile)");
+  }
+  if (code->contains("ImageUri")) return unsupported("Code.ImageUri (container images)");
+  std::optional<std::string> zip_b64;
+  NIMBUS_TRY(read_string(*code, "ZipFile", zip_b64));
+  if (!zip_b64) {
+    return make_error(ErrorCode::kInvalidParameterValue, "Please provide a source for function code: Code.ZipFile");
+  }
+  auto zip = base::base64_decode(*zip_b64);
+  if (!zip) {
+    return make_error(ErrorCode::kInvalidParameterValue,
+                      "Code.ZipFile is not valid base64 (standard alphabet with padding)");
+  }
+  spec.zip = std::move(*zip);
+  return spec;
+}
+
+base::Result<registry::ConfigPatch> parse_update_configuration(const json& body) {
+  NIMBUS_TRY(reject_unknown(
+      body,
+      {"Role", "Handler", "Description", "Timeout", "MemorySize", "VpcConfig", "Environment",
+       "Runtime", "DeadLetterConfig", "KMSKeyArn", "TracingConfig", "RevisionId", "Layers",
+       "FileSystemConfigs", "ImageConfig", "EphemeralStorage", "SnapStart", "LoggingConfig"},
+      "UpdateFunctionConfiguration"));
+  registry::ConfigPatch p;
+  NIMBUS_TRY(read_string(body, "Role", p.role));
+  NIMBUS_TRY(read_string(body, "Handler", p.handler));
+  NIMBUS_TRY(read_string(body, "Description", p.description));
+  NIMBUS_TRY(read_int(body, "Timeout", p.timeout));
+  NIMBUS_TRY(read_int(body, "MemorySize", p.memory_size));
+  NIMBUS_TRY(read_environment(body, p.environment));
+  NIMBUS_TRY(read_string(body, "Runtime", p.runtime));
+  NIMBUS_TRY(read_nested_string(body, "DeadLetterConfig", "TargetArn", p.dead_letter_target));
+  NIMBUS_TRY(read_nested_string(body, "TracingConfig", "Mode", p.tracing_mode));
+  NIMBUS_TRY(read_string(body, "RevisionId", p.revision_id));
+  NIMBUS_TRY(read_nested_int(body, "EphemeralStorage", "Size", p.ephemeral_storage));
+  NIMBUS_TRY(check_unsupported_members(body));
+  return p;
+}
+
+base::Result<registry::Tags> parse_tags(const json& body, std::string_view member) {
+  const auto it = body.find(member);
+  if (it == body.end() || it->is_null()) {
+    return make_error(ErrorCode::kValidation,
+                      fmt::format("1 validation error detected: Value null at '{}' failed to "
+                                  "satisfy constraint: Member must not be null",
+                                  member));
+  }
+  return read_string_map(*it, "tags");
+}
+
+json render_configuration(const registry::FunctionConfig& c, const std::string& arn, ConfigView view) {
+  json out = {
+      {"FunctionName", c.name},
+      {"FunctionArn", arn},
+      {"Runtime", c.runtime},
+      {"Role", c.role},
+      {"Handler", c.handler},
+      {"CodeSize", c.code_size},
+      {"Description", c.description},
+      {"Timeout", c.timeout},
+      {"MemorySize", c.memory_size},
+      {"LastModified", base::format_lambda_time(c.last_modified_ms)},
+      {"CodeSha256", c.code_sha256},
+      {"Version", "$LATEST"},
+      {"TracingConfig", {{"Mode", c.tracing_mode}}},
+      {"RevisionId", c.revision_id},
+      {"PackageType", "Zip"},
+      {"Architectures", c.architectures},
+      {"EphemeralStorage", {{"Size", c.ephemeral_storage}}},
+      {"SnapStart", {{"ApplyOn", "None"}, {"OptimizationStatus", "Off"}}},
+      {"LoggingConfig", {{"LogFormat", "Text"}, {"LogGroup", "/aws/lambda/" + c.name}}},
+  };
+  if (!c.environment.empty()) out["Environment"] = {{"Variables", c.environment}};
+  if (!c.dead_letter_target.empty()) out["DeadLetterConfig"] = {{"TargetArn", c.dead_letter_target}};
+  if (view == ConfigView::kFull) {
+    // nimbus applies changes synchronously: a function is Active and its
+    // last update Successful as soon as the call returns.
+    out["State"] = "Active";
+    out["LastUpdateStatus"] = "Successful";
+  }
+  return out;
+}
+
+}  // namespace nimbus::api

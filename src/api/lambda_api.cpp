@@ -1,0 +1,374 @@
+#include "api/lambda_api.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "api/codec.h"
+#include "base/crypto.h"
+
+namespace nimbus::api {
+
+using base::ErrorCode;
+using base::make_error;
+using nlohmann::json;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+http::Response json_response(http::Status status, const json& body, unsigned version) {
+  http::Response res{status, version};
+  res.set(http::Field::content_type, "application/json");
+  res.body() = body.dump();
+  return res;
+}
+
+http::Response empty_response(http::Status status, unsigned version) {
+  return http::Response{status, version};
+}
+
+std::string query_value(const http::Params& query, std::string_view name) {
+  const std::string* v = http::find_param(query, name);
+  return v ? *v : std::string();
+}
+
+}  // namespace
+
+LambdaApi::LambdaApi(registry::Registry& registry, const base::Clock& clock, ApiConfig config)
+    : registry_(registry), clock_(clock), config_(std::move(config)) {
+  using V = http::Verb;
+  auto bind = [this](auto method) {
+    return Route([this, method](const http::Request& r, const http::Params& p, const http::Params& q) {
+      return (this->*method)(r, p, q);
+    });
+  };
+  router_.add(V::post, "/2015-03-31/functions", bind(&LambdaApi::create_function));
+  router_.add(V::get, "/2015-03-31/functions", bind(&LambdaApi::list_functions));
+  router_.add(V::get, "/2015-03-31/functions/{name}", bind(&LambdaApi::get_function));
+  router_.add(V::delete_, "/2015-03-31/functions/{name}", bind(&LambdaApi::delete_function));
+  router_.add(V::get, "/2015-03-31/functions/{name}/configuration", bind(&LambdaApi::get_configuration));
+  router_.add(V::put, "/2015-03-31/functions/{name}/configuration", bind(&LambdaApi::update_configuration));
+  router_.add(V::put, "/2015-03-31/functions/{name}/code", bind(&LambdaApi::update_code));
+  router_.add(V::post, "/2017-03-31/tags/{arn}", bind(&LambdaApi::tag_resource));
+  router_.add(V::delete_, "/2017-03-31/tags/{arn}", bind(&LambdaApi::untag_resource));
+  router_.add(V::get, "/2017-03-31/tags/{arn}", bind(&LambdaApi::list_tags));
+  router_.add(V::get, "/2016-08-19/account-settings", bind(&LambdaApi::account_settings));
+  router_.add(V::get, "/nimbus/v1/code/{name}", bind(&LambdaApi::download_code));
+  router_.add(V::get, "/nimbus/v1/health", bind(&LambdaApi::health));
+}
+
+http::Response LambdaApi::render_error(const base::Error& error, unsigned version) const {
+  const base::ErrorShape& shape = base::shape_of(error.code);
+  json body = {{"Type", shape.fault}, {std::string(shape.message_key), error.message}};
+  http::Response res = json_response(static_cast<http::Status>(shape.http_status), body, version);
+  res.set("x-amzn-ErrorType", shape.type);
+  res.set("x-amzn-RequestId", base::uuid4());
+  return res;
+}
+
+base::Status LambdaApi::authenticate(const http::Request& request) const {
+  if (config_.auth == AuthMode::kNone) return base::Ok{};
+  const auto lookup = [this](std::string_view akid) -> std::optional<std::string> {
+    if (base::constant_time_equal(akid, config_.credentials.access_key_id)) {
+      return config_.credentials.secret_access_key;
+    }
+    return std::nullopt;
+  };
+  auto identity = verify_sigv4(request, lookup, "lambda", clock_.now_ms(), config_.max_clock_skew_ms);
+  if (!identity.ok()) return std::move(identity).error();
+  return base::Ok{};
+}
+
+http::asio::awaitable<http::Response> LambdaApi::handle(http::Request request) {
+  http::Response res = dispatch(request);
+  if (res[http::Field::content_type].empty() && !res.body().empty()) {
+    res.set(http::Field::content_type, "application/json");
+  }
+  if (res["x-amzn-RequestId"].empty()) res.set("x-amzn-RequestId", base::uuid4());
+  co_return res;
+}
+
+http::Response LambdaApi::dispatch(const http::Request& request) {
+  const auto [path, raw_query] = http::split_target(request.target());
+  const auto found = router_.find(request.method(), path);
+  if (const auto* miss = std::get_if<http::RouteMiss>(&found)) {
+    const bool no_method = *miss == http::RouteMiss::kNoMethod;
+    // Unknown paths still need a valid signature, so nothing leaks to strangers.
+    if (auto auth = authenticate(request); !auth.ok()) return render_error(auth.error(), request.version());
+    return render_error(
+        make_error(ErrorCode::kNotImplemented,
+                   fmt::format("{} {} is not an operation nimbus offers",
+                               std::string(request.method_string()), std::string(path)) +
+                       (no_method ? " (the path exists with another method)" : "")),
+        request.version());
+  }
+  const auto& match = std::get<http::Router<Route>::Match>(found);
+  // The code download link carries its own token; health is public.
+  const bool open = path.starts_with("/nimbus/v1/code/") || path == "/nimbus/v1/health";
+  if (!open) {
+    if (auto auth = authenticate(request); !auth.ok()) return render_error(auth.error(), request.version());
+  }
+  const http::Params query = http::parse_query(raw_query);
+  try {
+    return (*match.handler)(request, match.params, query);
+  } catch (const std::exception& e) {
+    spdlog::error("api: {} {}: {}", std::string(request.method_string()), std::string(path), e.what());
+    return render_error(make_error(ErrorCode::kService, "internal error"), request.version());
+  }
+}
+
+base::Result<std::string> LambdaApi::unqualified_name(std::string_view label, const http::Params& query) const {
+  auto ref = registry_.resolve(label);
+  if (!ref.ok()) return std::move(ref).error();
+  const std::string qualifier_param = query_value(query, "Qualifier");
+  if (!ref->qualifier.empty() && !qualifier_param.empty() && ref->qualifier != qualifier_param) {
+    return make_error(ErrorCode::kInvalidParameterValue,
+                      "The derived qualifier from the function name does not match the specified qualifier.");
+  }
+  const std::string qualifier = ref->qualifier.empty() ? qualifier_param : ref->qualifier;
+  if (!qualifier.empty() && qualifier != "$LATEST") {
+    // Versions and aliases come with the versions feature; none exist yet.
+    return make_error(ErrorCode::kResourceNotFound,
+                      "Function not found: " + registry_.function_arn(ref->name, qualifier));
+  }
+  return ref->name;
+}
+
+std::string LambdaApi::code_token(std::string_view name, std::string_view sha_hex) const {
+  const auto mac = base::hmac_sha256(config_.credentials.secret_access_key,
+                                     fmt::format("code:{}:{}", name, sha_hex));
+  return base::to_hex(mac).substr(0, 32);
+}
+
+#define NIMBUS_API_TRY(result_expr, var)                                       \
+  auto var = (result_expr);                                                    \
+  if (!var.ok()) return render_error(var.error(), req.version())
+
+http::Response LambdaApi::create_function(const http::Request& req, const http::Params&, const http::Params&) {
+  NIMBUS_API_TRY(parse_body(req.body()), body);
+  NIMBUS_API_TRY(parse_create_function(*body), spec);
+  NIMBUS_API_TRY(registry_.create(std::move(*spec)), created);
+  return json_response(http::Status::created,
+                       render_configuration(*created, registry_.function_arn(created->name), ConfigView::kFull),
+                       req.version());
+}
+
+http::Response LambdaApi::get_function(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(registry_.get(*name), config);
+  const std::string qualifier = query_value(query, "Qualifier");
+  const std::string host = std::string(req[http::Field::host].empty() ? "127.0.0.1" : req[http::Field::host]);
+  json out = {
+      {"Configuration", render_configuration(*config, registry_.function_arn(*name, qualifier), ConfigView::kFull)},
+      {"Code",
+       {{"RepositoryType", "S3"},
+        {"Location", fmt::format("http://{}/nimbus/v1/code/{}?sha256={}&token={}", host, *name,
+                                 config->code_sha256_hex, code_token(*name, config->code_sha256_hex))}}},
+  };
+  if (!config->tags.empty()) out["Tags"] = config->tags;
+  return json_response(http::Status::ok, out, req.version());
+}
+
+http::Response LambdaApi::get_configuration(const http::Request& req, const http::Params& path,
+                                            const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(registry_.get(*name), config);
+  return json_response(http::Status::ok,
+                       render_configuration(*config, registry_.function_arn(*name, query_value(query, "Qualifier")),
+                                            ConfigView::kFull),
+                       req.version());
+}
+
+http::Response LambdaApi::list_functions(const http::Request& req, const http::Params&, const http::Params& query) {
+  std::size_t max_items = 50;
+  if (const std::string* m = http::find_param(query, "MaxItems")) {
+    char* end = nullptr;
+    const long v = std::strtol(m->c_str(), &end, 10);
+    if (m->empty() || *end != '\0' || v < 1 || v > 10000) {
+      return render_error(make_error(ErrorCode::kValidation,
+                                     fmt::format("1 validation error detected: Value '{}' at 'maxItems' failed to "
+                                                 "satisfy constraint: Member must have value between 1 and 10000",
+                                                 *m)),
+                          req.version());
+    }
+    max_items = static_cast<std::size_t>(v);
+  }
+  const std::string version = query_value(query, "FunctionVersion");
+  if (!version.empty() && version != "ALL") {
+    return render_error(make_error(ErrorCode::kValidation,
+                                   fmt::format("1 validation error detected: Value '{}' at 'functionVersion' failed "
+                                               "to satisfy constraint: Member must satisfy enum value set: [ALL]",
+                                               version)),
+                        req.version());
+  }
+  NIMBUS_API_TRY(registry_.list(query_value(query, "Marker"), max_items), page);
+  json functions = json::array();
+  for (const auto& f : page->functions) {
+    functions.push_back(render_configuration(
+        f, registry_.function_arn(f.name, version == "ALL" ? "$LATEST" : ""), ConfigView::kListRow));
+  }
+  json out = {{"Functions", std::move(functions)}};
+  if (!page->next_marker.empty()) out["NextMarker"] = page->next_marker;
+  return json_response(http::Status::ok, out, req.version());
+}
+
+http::Response LambdaApi::update_code(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(parse_body(req.body()), body);
+  if (auto s = reject_unknown(*body,
+                              {"ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion", "ImageUri", "Publish",
+                               "DryRun", "RevisionId", "Architectures"},
+                              "UpdateFunctionCode");
+      !s.ok()) {
+    return render_error(s.error(), req.version());
+  }
+  const auto zip_it = body->find("ZipFile");
+  if (body->contains("S3Bucket") || body->contains("ImageUri")) {
+    return render_error(make_error(ErrorCode::kInvalidParameterValue,
+                                   "Only ZipFile code is supported by nimbus (no S3 or image sources)"),
+                        req.version());
+  }
+  if (zip_it == body->end() || !zip_it->is_string()) {
+    return render_error(make_error(ErrorCode::kInvalidParameterValue,
+                                   "Please provide a source for function code: ZipFile"),
+                        req.version());
+  }
+  if (body->value("Publish", false)) {
+    return render_error(make_error(ErrorCode::kInvalidParameterValue,
+                                   "Publish (function versions) is not supported by nimbus"),
+                        req.version());
+  }
+  auto zip = base::base64_decode(zip_it->get<std::string>());
+  if (!zip) {
+    return render_error(make_error(ErrorCode::kInvalidParameterValue,
+                                   "ZipFile is not valid base64 (standard alphabet with padding)"),
+                        req.version());
+  }
+  std::optional<std::string> revision;
+  if (const auto r = body->find("RevisionId"); r != body->end() && r->is_string()) revision = r->get<std::string>();
+  if (body->value("DryRun", false)) {
+    NIMBUS_API_TRY(registry_.get(*name), current);
+    return json_response(http::Status::ok,
+                         render_configuration(*current, registry_.function_arn(*name), ConfigView::kFull),
+                         req.version());
+  }
+  NIMBUS_API_TRY(registry_.update_code(*name, std::move(*zip), revision), updated);
+  return json_response(http::Status::ok,
+                       render_configuration(*updated, registry_.function_arn(*name), ConfigView::kFull),
+                       req.version());
+}
+
+http::Response LambdaApi::update_configuration(const http::Request& req, const http::Params& path,
+                                               const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(parse_body(req.body()), body);
+  NIMBUS_API_TRY(parse_update_configuration(*body), patch);
+  NIMBUS_API_TRY(registry_.update_configuration(*name, *patch), updated);
+  return json_response(http::Status::ok,
+                       render_configuration(*updated, registry_.function_arn(*name), ConfigView::kFull),
+                       req.version());
+}
+
+http::Response LambdaApi::delete_function(const http::Request& req, const http::Params& path, const http::Params& query) {
+  const std::string qualifier = query_value(query, "Qualifier");
+  if (qualifier == "$LATEST") {
+    return render_error(make_error(ErrorCode::kInvalidParameterValue,
+                                   "$LATEST version cannot be deleted without deleting the function."),
+                        req.version());
+  }
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  if (auto s = registry_.remove(*name); !s.ok()) return render_error(s.error(), req.version());
+  return empty_response(http::Status::no_content, req.version());
+}
+
+namespace {
+// Tags apply to unqualified function ARNs only.
+base::Result<std::string> tag_target(const registry::Registry& registry, std::string_view arn) {
+  if (!arn.starts_with("arn:")) {
+    return make_error(ErrorCode::kValidation,
+                      fmt::format("1 validation error detected: Value '{}' at 'resource' failed to satisfy "
+                                  "constraint: Member must satisfy regular expression pattern: "
+                                  "arn:(aws[a-zA-Z-]*):lambda:[a-z]{{2}}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{{1}}:"
+                                  "\\d{{12}}:function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
+                                  arn));
+  }
+  auto ref = registry.resolve(arn);
+  if (!ref.ok()) return std::move(ref).error();
+  if (!ref->qualifier.empty()) {
+    return make_error(ErrorCode::kInvalidParameterValue,
+                      "Tags on function aliases and versions are not supported. Please specify a function ARN.");
+  }
+  return ref->name;
+}
+}  // namespace
+
+http::Response LambdaApi::tag_resource(const http::Request& req, const http::Params& path, const http::Params&) {
+  NIMBUS_API_TRY(tag_target(registry_, *http::find_param(path, "arn")), name);
+  NIMBUS_API_TRY(parse_body(req.body()), body);
+  if (auto s = reject_unknown(*body, {"Tags"}, "TagResource"); !s.ok()) return render_error(s.error(), req.version());
+  NIMBUS_API_TRY(parse_tags(*body, "Tags"), tags);
+  if (auto s = registry_.tag(*name, *tags); !s.ok()) return render_error(s.error(), req.version());
+  return empty_response(http::Status::no_content, req.version());
+}
+
+http::Response LambdaApi::untag_resource(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(tag_target(registry_, *http::find_param(path, "arn")), name);
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : query) {
+    if (k == "tagKeys") keys.push_back(v);
+  }
+  if (keys.empty()) {
+    return render_error(make_error(ErrorCode::kValidation,
+                                   "1 validation error detected: Value null at 'tagKeys' failed to satisfy "
+                                   "constraint: Member must not be null"),
+                        req.version());
+  }
+  if (auto s = registry_.untag(*name, keys); !s.ok()) return render_error(s.error(), req.version());
+  return empty_response(http::Status::no_content, req.version());
+}
+
+http::Response LambdaApi::list_tags(const http::Request& req, const http::Params& path, const http::Params&) {
+  NIMBUS_API_TRY(tag_target(registry_, *http::find_param(path, "arn")), name);
+  NIMBUS_API_TRY(registry_.get(*name), config);
+  return json_response(http::Status::ok, {{"Tags", json(config->tags)}}, req.version());
+}
+
+http::Response LambdaApi::account_settings(const http::Request& req, const http::Params&, const http::Params&) {
+  NIMBUS_API_TRY(registry_.usage(), usage);
+  const auto& rc = registry_.config();
+  json out = {
+      {"AccountLimit",
+       {{"TotalCodeSize", 80530636800LL},
+        {"CodeSizeUnzipped", 262144000},
+        {"CodeSizeZipped", 52428800},
+        {"ConcurrentExecutions", rc.account_concurrency},
+        {"UnreservedConcurrentExecutions", rc.account_concurrency}}},
+      {"AccountUsage", {{"TotalCodeSize", usage->total_code_size}, {"FunctionCount", usage->function_count}}},
+  };
+  return json_response(http::Status::ok, out, req.version());
+}
+
+http::Response LambdaApi::download_code(const http::Request& req, const http::Params& path, const http::Params& query) {
+  const std::string& name = *http::find_param(path, "name");
+  const std::string sha = query_value(query, "sha256");
+  const std::string token = query_value(query, "token");
+  if (sha.empty() || !base::constant_time_equal(token, code_token(name, sha))) {
+    return render_error(make_error(ErrorCode::kAccessDenied, "The code download link is invalid or expired"),
+                        req.version());
+  }
+  NIMBUS_API_TRY(registry_.get(name), config);
+  if (config->code_sha256_hex != sha) {
+    return render_error(make_error(ErrorCode::kResourceNotFound, "That code is no longer the function's code"),
+                        req.version());
+  }
+  NIMBUS_API_TRY(registry_.code_zip(name), zip);
+  http::Response res{http::Status::ok, req.version()};
+  res.set(http::Field::content_type, "application/zip");
+  res.body() = std::move(*zip);
+  return res;
+}
+
+http::Response LambdaApi::health(const http::Request& req, const http::Params&, const http::Params&) {
+  return json_response(http::Status::ok, {{"status", "ok"}}, req.version());
+}
+
+}  // namespace nimbus::api

@@ -1,0 +1,72 @@
+#pragma once
+// LambdaApi: the Lambda-compatible REST API (REST-JSON under /2015-03-31/...,
+// as botocore's Lambda model describes it) plus nimbus's own extensions under
+// /nimbus/v1/. Verifies SigV4, routes, converts JSON to registry calls and
+// back, and writes every error in Lambda's shape from base's one table.
+// Holds no state of its own beyond its configuration.
+//
+// Threads: handle() is a coroutine run on the control listener's executor by
+// any of its threads; it is re-entrant. Owned by the daemon.
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "api/sigv4.h"
+#include "base/clock.h"
+#include "http/router.h"
+#include "http/types.h"
+#include "registry/registry.h"
+
+namespace nimbus::api {
+
+enum class AuthMode { kSigV4, kNone };
+
+struct ApiConfig {
+  AuthMode auth = AuthMode::kSigV4;
+  Credentials credentials;          // the one key pair nimbus accepts
+  std::int64_t max_clock_skew_ms = 5 * 60 * 1000;
+  // Largest request body (CreateFunction with a 50 MB zip in base64).
+  static constexpr std::uint64_t kMaxRequestBytes = 70167211;
+};
+
+class LambdaApi {
+ public:
+  LambdaApi(registry::Registry& registry, const base::Clock& clock, ApiConfig config);
+
+  // Serves one request.
+  [[nodiscard]] http::asio::awaitable<http::Response> handle(http::Request request);
+  // An error in Lambda's shape (for failures found before handle() runs).
+  [[nodiscard]] http::Response render_error(const base::Error& error, unsigned version) const;
+
+ private:
+  using Route = std::function<http::Response(const http::Request&, const http::Params& path,
+                                             const http::Params& query)>;
+  http::Response dispatch(const http::Request& request);
+  [[nodiscard]] base::Status authenticate(const http::Request& request) const;
+
+  http::Response create_function(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response get_function(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response get_configuration(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response list_functions(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response update_code(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response update_configuration(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response delete_function(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response tag_resource(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response untag_resource(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response list_tags(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response account_settings(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response download_code(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response health(const http::Request& req, const http::Params& path, const http::Params& query);
+
+  // The $LATEST name a FunctionName path label refers to, or why none.
+  base::Result<std::string> unqualified_name(std::string_view label, const http::Params& query) const;
+  std::string code_token(std::string_view name, std::string_view sha_hex) const;
+
+  registry::Registry& registry_;
+  const base::Clock& clock_;
+  ApiConfig config_;
+  http::Router<Route> router_;
+};
+
+}  // namespace nimbus::api

@@ -1,0 +1,240 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "base/crypto.h"
+#include "cli/control_client.h"
+#include "cli/package.h"
+#include "daemon/daemon.h"
+#include "http/types.h"
+
+namespace nimbus::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kDefaultRole = "arn:aws:iam::000000000000:role/nimbus-function";
+
+struct DeployOptions {
+  std::string path;
+  std::string name;
+  std::string runtime;
+  std::string handler;
+  std::string description;
+  std::string role = kDefaultRole;
+  int memory = 0;
+  int timeout = 0;
+  std::vector<std::string> env;
+};
+
+int fail(const std::string& message) {
+  fmt::print(stderr, "nimbus: {}\n", message);
+  return 1;
+}
+
+base::Result<json> env_object(const std::vector<std::string>& pairs) {
+  json vars = json::object();
+  for (const auto& p : pairs) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return base::make_error(base::ErrorCode::kInvalidParameterValue,
+                              fmt::format("--env '{}': expected KEY=VALUE", p));
+    }
+    vars[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+  return vars;
+}
+
+std::string function_path(const std::string& name) {
+  return "/2015-03-31/functions/" + http::percent_encode(name);
+}
+
+int deploy(ControlClient& client, const DeployOptions& o) {
+  auto zip = load_package(o.path);
+  if (!zip.ok()) return fail(zip.error().message);
+  auto vars = env_object(o.env);
+  if (!vars.ok()) return fail(vars.error().message);
+
+  json config = json::object();
+  if (!o.runtime.empty()) config["Runtime"] = o.runtime;
+  if (!o.handler.empty()) config["Handler"] = o.handler;
+  if (!o.description.empty()) config["Description"] = o.description;
+  if (o.memory != 0) config["MemorySize"] = o.memory;
+  if (o.timeout != 0) config["Timeout"] = o.timeout;
+  if (!o.env.empty()) config["Environment"] = {{"Variables", *vars}};
+
+  const std::string zip_b64 = base::base64_encode(*zip);
+  json create = config;
+  create["FunctionName"] = o.name;
+  create["Role"] = o.role;
+  create["Code"] = {{"ZipFile", zip_b64}};
+  auto created = client.call(http::Verb::post, "/2015-03-31/functions", create);
+  json result;
+  std::string verb = "created";
+  if (created.ok()) {
+    result = created->body;
+  } else if (created.error().code == base::ErrorCode::kResourceConflict) {
+    // Exists: new code, then the configuration that was given.
+    auto code = client.call(http::Verb::put, function_path(o.name) + "/code", json{{"ZipFile", zip_b64}});
+    if (!code.ok()) return fail(code.error().message);
+    result = code->body;
+    if (!config.empty()) {
+      auto updated = client.call(http::Verb::put, function_path(o.name) + "/configuration", config);
+      if (!updated.ok()) return fail(updated.error().message);
+      result = updated->body;
+    }
+    verb = "updated";
+  } else {
+    return fail(created.error().message);
+  }
+  fmt::print("{} {} ({}, handler {}, {} MB, {} s, code {} bytes, sha256 {})\n", verb,
+             result.value("FunctionName", o.name), result.value("Runtime", ""), result.value("Handler", ""),
+             result.value("MemorySize", 0), result.value("Timeout", 0), result.value("CodeSize", 0),
+             result.value("CodeSha256", ""));
+  fmt::print("  arn: {}\n", result.value("FunctionArn", ""));
+  return 0;
+}
+
+int list(ControlClient& client) {
+  std::string marker;
+  std::vector<json> rows;
+  for (;;) {
+    std::string target = "/2015-03-31/functions/?MaxItems=50";
+    if (!marker.empty()) target += "&Marker=" + http::percent_encode(marker);
+    auto page = client.call(http::Verb::get, target);
+    if (!page.ok()) return fail(page.error().message);
+    for (const auto& f : page->body.value("Functions", json::array())) rows.push_back(f);
+    marker = page->body.value("NextMarker", "");
+    if (marker.empty()) break;
+  }
+  if (rows.empty()) {
+    fmt::print("no functions (deploy one with `nimbus deploy DIR --name N --runtime R --handler H`)\n");
+    return 0;
+  }
+  fmt::print("{:<32} {:<16} {:>7} {:>8} {:>10}  {}\n", "NAME", "RUNTIME", "MEMORY", "TIMEOUT", "CODE", "LAST MODIFIED");
+  for (const auto& f : rows) {
+    fmt::print("{:<32} {:<16} {:>5}MB {:>7}s {:>10}  {}\n", f.value("FunctionName", ""), f.value("Runtime", ""),
+               f.value("MemorySize", 0), f.value("Timeout", 0), f.value("CodeSize", 0),
+               f.value("LastModified", ""));
+  }
+  return 0;
+}
+
+int describe(ControlClient& client, const std::string& name) {
+  auto reply = client.call(http::Verb::get, function_path(name));
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("{}\n", reply->body.dump(2));
+  return 0;
+}
+
+int remove(ControlClient& client, const std::string& name) {
+  auto reply = client.call(http::Verb::delete_, function_path(name));
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("deleted {}\n", name);
+  return 0;
+}
+
+bool parse_listen(const std::string& text, std::string& host, std::uint16_t& port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = text.substr(0, colon);
+  try {
+    const int p = std::stoi(text.substr(colon + 1));
+    if (p < 0 || p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return !host.empty();
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  CLI::App app{"nimbus: a self-hosted, Lambda-compatible serverless platform in one binary"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+  ClientOptions client_options;
+  std::string data_dir;
+  app.add_option("--endpoint", client_options.endpoint,
+                 "URL of the nimbus API (default: $NIMBUS_ENDPOINT, else the running daemon's "
+                 "endpoints.json in the data directory, else http://127.0.0.1:9000)");
+  app.add_option("--data-dir", data_dir,
+                 "data directory (default ~/.local/share/nimbus, /var/lib/nimbus as root)");
+  app.add_option("--region", client_options.region, "region the API signs for")->capture_default_str();
+
+  // serve
+  daemon::DaemonConfig serve_config;
+  std::string listen = "127.0.0.1:9000";
+  bool no_auth = false;
+  auto* serve = app.add_subcommand("serve", "Run the nimbus daemon (Lambda API on --listen)");
+  serve->add_option("--listen", listen, "address:port of the Lambda API (port 0 picks a free one)")
+      ->capture_default_str();
+  serve->add_option("--threads", serve_config.threads, "io threads")->capture_default_str()->check(CLI::Range(1, 64));
+  serve->add_flag("--insecure-no-auth", no_auth,
+                  "accept unsigned requests (throw-away local setups only: anyone who can reach the "
+                  "port can manage functions)");
+  serve->add_option("--account-id", serve_config.registry.account_id, "12-digit account id in ARNs")
+      ->capture_default_str();
+  serve->add_option("--log-level", "trace|debug|info|warn|error (default info)");
+
+  // deploy
+  DeployOptions deploy_options;
+  auto* deploy_cmd = app.add_subcommand("deploy", "Create a function, or update its code and configuration");
+  deploy_cmd->add_option("path", deploy_options.path, "directory (zipped for you) or .zip file")->required();
+  deploy_cmd->add_option("--name,-n", deploy_options.name, "function name")->required();
+  deploy_cmd->add_option("--runtime,-r", deploy_options.runtime,
+                         "python3.11|python3.12|python3.13|nodejs18.x|nodejs20.x|nodejs22.x|provided.al2|"
+                         "provided.al2023 (required on create)");
+  deploy_cmd->add_option("--handler", deploy_options.handler, "module.function, file.export (required on create)");
+  deploy_cmd->add_option("--memory,-m", deploy_options.memory, "memory in MB, 128-10240 (default 128)");
+  deploy_cmd->add_option("--timeout,-t", deploy_options.timeout, "timeout in seconds, 1-900 (default 3)");
+  deploy_cmd->add_option("--env,-e", deploy_options.env, "environment variable KEY=VALUE (repeatable)");
+  deploy_cmd->add_option("--description", deploy_options.description, "description");
+  deploy_cmd->add_option("--role", deploy_options.role, "execution role ARN (stored, not enforced)")
+      ->capture_default_str();
+
+  auto* ls = app.add_subcommand("ls", "List functions");
+  std::string target_name;
+  auto* describe_cmd = app.add_subcommand("describe", "Show a function's configuration and code location");
+  describe_cmd->add_option("name", target_name, "function name or ARN")->required();
+  auto* rm = app.add_subcommand("rm", "Delete a function");
+  rm->add_option("name", target_name, "function name or ARN")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!data_dir.empty()) client_options.data_dir = data_dir;
+
+  if (serve->parsed()) {
+    serve_config.data_dir = data_dir;
+    if (!parse_listen(listen, serve_config.api_host, serve_config.api_port)) {
+      return fail(fmt::format("--listen '{}': expected ADDRESS:PORT", listen));
+    }
+    serve_config.auth = no_auth ? api::AuthMode::kNone : api::AuthMode::kSigV4;
+    serve_config.registry.region = client_options.region;
+    if (auto* level = serve->get_option("--log-level"); level->count() > 0) {
+      spdlog::set_level(spdlog::level::from_str(level->as<std::string>()));
+    }
+    daemon::Daemon d(serve_config);
+    if (auto started = d.start(); !started.ok()) return fail(started.error().message);
+    d.run_until_signal();
+    return 0;
+  }
+
+  auto client = ControlClient::connect(client_options);
+  if (!client.ok()) return fail(client.error().message);
+  if (deploy_cmd->parsed()) return deploy(*client, deploy_options);
+  if (ls->parsed()) return list(*client);
+  if (describe_cmd->parsed()) return describe(*client, target_name);
+  if (rm->parsed()) return remove(*client, target_name);
+  return fail("no command given (see nimbus --help)");
+}
+
+}  // namespace nimbus::cli

@@ -1,0 +1,204 @@
+#include "daemon/daemon.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cstdlib>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "base/crypto.h"
+#include "base/files.h"
+
+namespace nimbus::daemon {
+
+using base::ErrorCode;
+using base::make_error;
+
+std::filesystem::path default_data_dir() {
+  if (::geteuid() == 0) return "/var/lib/nimbus";
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg != '\0') {
+    return std::filesystem::path(xdg) / "nimbus";
+  }
+  const char* home = std::getenv("HOME");
+  return std::filesystem::path(home != nullptr ? home : "/tmp") / ".local/share/nimbus";
+}
+
+namespace {
+constexpr const char* kCredentialsFile = "credentials";
+
+// Reads `key = value` from an AWS shared-credentials style file.
+std::string ini_value(const std::string& text, std::string_view key) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const auto end = text.find('\n', pos);
+    std::string_view line(text.data() + pos, (end == std::string::npos ? text.size() : end) - pos);
+    pos = end == std::string::npos ? text.size() : end + 1;
+    const auto eq = line.find('=');
+    if (eq == std::string_view::npos) continue;
+    auto trim = [](std::string_view s) {
+      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+      while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+      return s;
+    };
+    if (trim(line.substr(0, eq)) == key) return std::string(trim(line.substr(eq + 1)));
+  }
+  return {};
+}
+}  // namespace
+
+base::Result<api::Credentials> read_credentials(const std::filesystem::path& data_dir) {
+  auto text = base::read_file(data_dir / kCredentialsFile);
+  if (!text.ok()) return std::move(text).error();
+  api::Credentials c{ini_value(*text, "aws_access_key_id"), ini_value(*text, "aws_secret_access_key")};
+  if (c.access_key_id.empty() || c.secret_access_key.empty()) {
+    return make_error(ErrorCode::kService,
+                      fmt::format("{}: missing aws_access_key_id or aws_secret_access_key",
+                                  (data_dir / kCredentialsFile).string()));
+  }
+  return c;
+}
+
+base::Result<LoadedCredentials> load_or_create_credentials(const std::filesystem::path& data_dir) {
+  const auto path = data_dir / kCredentialsFile;
+  if (std::filesystem::exists(path)) {
+    auto c = read_credentials(data_dir);
+    if (!c.ok()) return std::move(c).error();
+    return LoadedCredentials{std::move(*c), false};
+  }
+  // AKIA-style id: 20 upper-case characters; secret: 40 base64 characters.
+  static constexpr char kUpper[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  std::string id = "NIMB";
+  for (unsigned char b : base::random_bytes(16)) id.push_back(kUpper[b % 32]);
+  std::string secret = base::base64_encode(base::random_bytes(30));
+  const std::string text = fmt::format(
+      "# nimbus credentials: use with AWS_SHARED_CREDENTIALS_FILE={} or the AWS_* variables\n"
+      "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+      path.string(), id, secret);
+  NIMBUS_TRY(base::write_file_atomic(path, text, 0600));
+  return LoadedCredentials{api::Credentials{id, secret}, true};
+}
+
+Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {
+  if (config_.data_dir.empty()) config_.data_dir = default_data_dir();
+  if (config_.threads == 0) config_.threads = 1;
+}
+
+Daemon::~Daemon() { shutdown(); }
+
+base::Status Daemon::start() {
+  std::error_code ec;
+  std::filesystem::create_directories(config_.data_dir, ec);
+  if (ec) {
+    return make_error(ErrorCode::kService,
+                      fmt::format("create data directory {}: {}", config_.data_dir.string(), ec.message()));
+  }
+  ::chmod(config_.data_dir.c_str(), 0700);
+
+  auto creds = load_or_create_credentials(config_.data_dir);
+  if (!creds.ok()) return std::move(creds).error();
+
+  store_ = std::make_unique<store::SqliteStore>(config_.data_dir / "nimbus.db");
+  NIMBUS_TRY(store_->open());
+  blobs_ = std::make_unique<store::BlobStore>(config_.data_dir);
+  NIMBUS_TRY(blobs_->open());
+  registry_ = std::make_unique<registry::Registry>(*store_, *blobs_, clock_, config_.registry);
+
+  api::ApiConfig api_config;
+  api_config.auth = config_.auth;
+  api_config.credentials = creds->credentials;
+  api_ = std::make_unique<api::LambdaApi>(*registry_, clock_, api_config);
+
+  http::ServerConfig server_config;
+  server_config.host = config_.api_host;
+  server_config.port = config_.api_port;
+  server_config.body_limit = api::ApiConfig::kMaxRequestBytes;
+  server_config.name = "api";
+  api_server_ = std::make_unique<http::Server>(
+      io_.get_executor(), server_config,
+      [api = api_.get()](http::Request r) { return api->handle(std::move(r)); },
+      [api = api_.get()](const base::Error& e, unsigned v) { return api->render_error(e, v); });
+  auto endpoint = api_server_->listen();
+  if (!endpoint.ok()) return std::move(endpoint).error();
+  api_port_ = endpoint->port();
+  api_server_->start();
+
+  const std::string api_url = fmt::format("http://{}:{}", config_.api_host, api_port_);
+  const nlohmann::json endpoints = {{"api", api_url}, {"pid", ::getpid()}};
+  NIMBUS_TRY(base::write_file_atomic(config_.data_dir / "endpoints.json", endpoints.dump() + "\n", 0644));
+
+  spdlog::info("nimbus: data directory {}", config_.data_dir.string());
+  spdlog::info("nimbus: Lambda API listening on {}", api_url);
+  if (config_.auth == api::AuthMode::kNone) {
+    spdlog::warn("nimbus: request signing is OFF (--insecure-no-auth): anyone who can reach {} can "
+                 "manage functions",
+                 api_url);
+  }
+  if (creds->created) {
+    // Printed once, when the keys are made; they stay in the credentials file.
+    fmt::print(stderr,
+               "nimbus: created credentials in {}\n"
+               "  AWS_ACCESS_KEY_ID={}\n  AWS_SECRET_ACCESS_KEY={}\n",
+               (config_.data_dir / kCredentialsFile).string(), creds->credentials.access_key_id,
+               creds->credentials.secret_access_key);
+  }
+  return base::Ok{};
+}
+
+void Daemon::run() {
+  auto guard = boost::asio::make_work_guard(io_);
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < config_.threads; ++i) threads.emplace_back([this] { io_.run(); });
+  io_.run();
+  for (auto& t : threads) t.join();
+  if (stopper_.joinable()) stopper_.join();
+  // Let the connections that stop() cancelled unwind while the server lives.
+  io_.restart();
+  io_.run_for(std::chrono::milliseconds(200));
+  shutdown();
+}
+
+void Daemon::run_until_signal() {
+  boost::asio::signal_set signals(io_, SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("nimbus: signal {} received, shutting down", sig);
+    request_stop();
+  });
+  run();
+}
+
+void Daemon::request_stop() {
+  // Runs the shutdown sequence on a helper thread so the io threads keep
+  // serving requests that are still in flight while we wait for them.
+  if (stop_requested_.exchange(true)) return;
+  stopper_ = std::thread([this] {
+    if (api_server_) {
+      api_server_->stop();
+      if (!api_server_->drain(config_.drain_timeout)) {
+        spdlog::warn("nimbus: requests still in flight after {} ms; stopping anyway",
+                     config_.drain_timeout.count());
+      }
+    }
+    io_.stop();
+  });
+}
+
+void Daemon::shutdown() {
+  if (api_server_ == nullptr && store_ == nullptr) return;
+  api_server_.reset();
+  api_.reset();
+  registry_.reset();
+  blobs_.reset();
+  if (store_) store_->close();
+  store_.reset();
+  std::error_code ec;
+  std::filesystem::remove(config_.data_dir / "endpoints.json", ec);
+  spdlog::info("nimbus: stopped");
+}
+
+}  // namespace nimbus::daemon

@@ -1,0 +1,85 @@
+#pragma once
+// Daemon: the composition root of `nimbus serve`. Builds every part from one
+// DaemonConfig, passes each the references it needs, owns the threads and the
+// listeners, and shuts down cleanly: stop accepting, drain requests in flight,
+// close the store.
+//
+// Threads: construct, start() and run() from the main thread. run() blocks
+// until request_stop() (any thread, or SIGINT/SIGTERM via run_until_signal()).
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "api/lambda_api.h"
+#include "base/clock.h"
+#include "http/server.h"
+#include "registry/registry.h"
+#include "store/blob_store.h"
+#include "store/sqlite_store.h"
+
+namespace nimbus::daemon {
+
+struct DaemonConfig {
+  std::filesystem::path data_dir;     // empty: default_data_dir()
+  std::string api_host = "127.0.0.1";
+  std::uint16_t api_port = 9000;      // 0 picks a free port
+  unsigned threads = 2;
+  api::AuthMode auth = api::AuthMode::kSigV4;
+  registry::RegistryConfig registry;
+  std::chrono::milliseconds drain_timeout{10000};
+};
+
+// ~/.local/share/nimbus (or $XDG_DATA_HOME/nimbus); /var/lib/nimbus as root.
+[[nodiscard]] std::filesystem::path default_data_dir();
+
+// The access key pair in <data-dir>/credentials (AWS shared-credentials
+// format, mode 0600), created with fresh random keys on first use.
+struct LoadedCredentials {
+  api::Credentials credentials;
+  bool created = false;
+};
+[[nodiscard]] base::Result<LoadedCredentials> load_or_create_credentials(const std::filesystem::path& data_dir);
+// Reads an existing credentials file (the CLI uses this).
+[[nodiscard]] base::Result<api::Credentials> read_credentials(const std::filesystem::path& data_dir);
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonConfig config);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Opens the store, binds the listeners, writes <data-dir>/endpoints.json.
+  [[nodiscard]] base::Status start();
+  // Serves until a stop is requested, then shuts down.
+  void run();
+  // Installs SIGINT/SIGTERM handlers that request a stop, then run().
+  void run_until_signal();
+  void request_stop();
+
+  [[nodiscard]] const std::filesystem::path& data_dir() const { return config_.data_dir; }
+  [[nodiscard]] std::uint16_t api_port() const { return api_port_; }
+
+ private:
+  void shutdown();
+
+  DaemonConfig config_;
+  base::SystemClock clock_;
+  boost::asio::io_context io_;
+  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<store::BlobStore> blobs_;
+  std::unique_ptr<registry::Registry> registry_;
+  std::unique_ptr<api::LambdaApi> api_;
+  std::unique_ptr<http::Server> api_server_;
+  std::uint16_t api_port_ = 0;
+  std::atomic<bool> stop_requested_{false};
+  std::thread stopper_;  // runs the drain sequence
+};
+
+}  // namespace nimbus::daemon

@@ -1,0 +1,76 @@
+#pragma once
+// Server: one HTTP/1.1 listener (keep-alive, sequential pipelining) that hands
+// each complete request to a Handler coroutine and writes its response.
+// Shared by the control API, the gateway and the runtime API.
+//
+// Threads: the accept loop and every connection run as coroutines on the
+// executor given to the constructor (typically an io_context run by several
+// threads); each connection is sequential, so a handler is never entered twice
+// for one connection at a time. start()/stop() may be called from any thread.
+// Lifetime: owned by the daemon; stop() and drain() before destruction.
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+#include "base/result.h"
+#include "http/types.h"
+
+namespace nimbus::http {
+
+using Handler = std::function<asio::awaitable<Response>(Request)>;
+// Renders a failure found before a handler ran (body too large, malformed
+// request) in the listener owner's error shape.
+using ErrorRenderer = std::function<Response(const base::Error&, unsigned version)>;
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;                       // 0 picks a free port
+  std::uint64_t body_limit = 6 * 1024 * 1024;   // larger bodies get 413
+  std::chrono::seconds idle_timeout{75};
+  std::string name = "http";                    // for logs
+};
+
+class Server {
+ public:
+  Server(asio::any_io_executor executor, ServerConfig config, Handler handler,
+         ErrorRenderer render_error);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens; returns the bound endpoint (port filled in).
+  [[nodiscard]] base::Result<asio::ip::tcp::endpoint> listen();
+  // Starts accepting (after listen()).
+  void start();
+  // Stops accepting and closes idle connections; requests in flight finish.
+  void stop();
+  // Waits until no request is in flight or the deadline passes; true if drained.
+  bool drain(std::chrono::milliseconds deadline);
+
+  [[nodiscard]] std::uint64_t requests_served() const { return served_.load(); }
+
+ private:
+  struct Connection;
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> serve(std::shared_ptr<Connection> conn);
+
+  asio::any_io_executor executor_;
+  ServerConfig config_;
+  Handler handler_;
+  ErrorRenderer render_error_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> in_flight_{0};
+  std::atomic<std::uint64_t> served_{0};
+  std::mutex mu_;
+  std::unordered_set<std::shared_ptr<Connection>> connections_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace nimbus::http

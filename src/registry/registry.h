@@ -1,0 +1,88 @@
+#pragma once
+// Registry: the functions nimbus knows — their full Lambda configuration, code
+// and tags — with Lambda's validation. It persists through store::Store and
+// keeps code in store::BlobStore; it never starts processes.
+//
+// Threads: every method may be called from any thread (the store serialises).
+// Calls block on the store; the control API calls them, the invoke path
+// will read a cached snapshot instead. Owned by the daemon.
+
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "registry/function.h"
+#include "store/blob_store.h"
+#include "store/store.h"
+
+namespace nimbus::registry {
+
+struct RegistryConfig {
+  std::string region = "us-east-1";
+  std::string account_id = "000000000000";  // stable local account (12 digits)
+  std::int64_t account_concurrency = 1000;
+};
+
+struct FunctionPage {
+  std::vector<FunctionConfig> functions;
+  std::string next_marker;  // empty on the last page
+};
+
+struct AccountUsage {
+  std::int64_t function_count = 0;
+  std::int64_t total_code_size = 0;
+};
+
+class Registry {
+ public:
+  Registry(store::Store& store, store::BlobStore& blobs, const base::Clock& clock,
+           RegistryConfig config);
+
+  [[nodiscard]] const RegistryConfig& config() const { return config_; }
+
+  // Validates, stores the code blob, then the function row (atomically: a
+  // failure leaves nothing behind but an unreferenced, content-addressed blob).
+  [[nodiscard]] base::Result<FunctionConfig> create(FunctionSpec spec);
+  [[nodiscard]] base::Result<FunctionConfig> get(std::string_view name);
+  // ListFunctions: at most `max_items` (capped at 50), after `marker`.
+  [[nodiscard]] base::Result<FunctionPage> list(std::string_view marker, std::size_t max_items);
+  [[nodiscard]] base::Result<FunctionConfig> update_code(std::string_view name, std::string zip,
+                                                         const std::optional<std::string>& revision_id);
+  [[nodiscard]] base::Result<FunctionConfig> update_configuration(std::string_view name,
+                                                                  const ConfigPatch& patch);
+  [[nodiscard]] base::Status remove(std::string_view name);
+
+  [[nodiscard]] base::Status tag(std::string_view name, const Tags& tags);
+  [[nodiscard]] base::Status untag(std::string_view name, const std::vector<std::string>& keys);
+
+  [[nodiscard]] base::Result<AccountUsage> usage();
+  // The read-only directory holding the function's unpacked code.
+  [[nodiscard]] base::Result<std::filesystem::path> code_directory(std::string_view name);
+  // The zip of a function's current code.
+  [[nodiscard]] base::Result<std::string> code_zip(std::string_view name);
+
+  // Resolves a FunctionName as callers may write it (name, ARN, name:qualifier).
+  [[nodiscard]] base::Result<FunctionRef> resolve(std::string_view function_name) const;
+  // arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
+  [[nodiscard]] std::string function_arn(std::string_view name, std::string_view qualifier = {}) const;
+
+ private:
+  // Checks the package, stores it, fills the code fields of `config`.
+  base::Status store_code(FunctionConfig& config, const std::string& zip);
+  base::Result<FunctionConfig> load(std::string_view name);
+  base::Status save(const FunctionConfig& config, std::string_view expected_revision);
+  void collect_garbage(const std::string& code_sha256_hex);
+
+  store::Store& store_;
+  store::BlobStore& blobs_;
+  const base::Clock& clock_;
+  RegistryConfig config_;
+  // Serialises writers, so code garbage collection never races an upload of
+  // the same package. Readers do not take it.
+  std::mutex write_mu_;
+};
+
+}  // namespace nimbus::registry

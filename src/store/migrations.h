@@ -1,0 +1,26 @@
+#pragma once
+// The numbered schema migrations of the embedded store. Migration N (1-based)
+// brings the schema from version N-1 to N; PRAGMA user_version records N.
+// Never edit a released migration: append a new one.
+
+#include <array>
+
+namespace nimbus::store {
+
+inline constexpr std::array<const char*, 1> kMigrations = {
+    // 1: functions ($LATEST configuration as a document).
+    R"sql(
+    CREATE TABLE functions (
+      name         TEXT PRIMARY KEY,
+      document     TEXT NOT NULL,
+      revision_id  TEXT NOT NULL,
+      code_sha256  TEXT NOT NULL,
+      code_size    INTEGER NOT NULL,
+      created_ms   INTEGER NOT NULL,
+      updated_ms   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX functions_code ON functions(code_sha256);
+    )sql",
+};
+
+}  // namespace nimbus::store

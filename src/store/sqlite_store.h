@@ -1,0 +1,49 @@
+#pragma once
+// SqliteStore: the embedded Store. One SQLite database in WAL mode
+// (<data-dir>/nimbus.db), schema brought up to date by numbered migrations at
+// open(), synchronous=FULL so a committed write survives a crash.
+// Threads: one connection, serialised by a mutex; safe from any thread.
+
+#include <filesystem>
+#include <mutex>
+
+#include "store/store.h"
+
+struct sqlite3;
+
+namespace nimbus::store {
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(std::filesystem::path db_path);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // Opens (creating if needed) and migrates. Errors name the path.
+  [[nodiscard]] base::Status open();
+  void close();
+  // Schema version after open() (number of migrations applied).
+  [[nodiscard]] int schema_version();
+
+  base::Status insert_function(const FunctionRow& row) override;
+  base::Result<FunctionRow> get_function(std::string_view name) override;
+  base::Result<std::vector<FunctionRow>> list_functions(std::string_view after,
+                                                        std::size_t limit) override;
+  base::Status update_function(const FunctionRow& row, std::string_view expected_revision) override;
+  base::Status delete_function(std::string_view name) override;
+  base::Result<bool> code_in_use(std::string_view code_sha256) override;
+  base::Result<UsageTotals> usage() override;
+
+ private:
+  class Statement;
+  base::Status migrate();
+  base::Status exec(const char* sql);
+  base::Error sqlite_error(std::string_view what) const;
+
+  std::filesystem::path path_;
+  std::mutex mu_;
+  sqlite3* db_ = nullptr;  // GUARDED_BY(mu_)
+};
+
+}  // namespace nimbus::store
