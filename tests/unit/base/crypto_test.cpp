@@ -1,0 +1,62 @@
+#include "base/crypto.h"
+
+#include <gtest/gtest.h>
+
+#include "base/clock.h"
+
+namespace nimbus::base {
+namespace {
+
+TEST(Crypto, Sha256KnownVectors) {
+  EXPECT_EQ(to_hex(sha256("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(to_hex(sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Crypto, HmacRfc4231Case2) {
+  EXPECT_EQ(to_hex(hmac_sha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(Crypto, Base64RoundTripAndPadding) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  for (std::string s : {"", "a", "ab", "abc", "abcd", "\x00\xff\x10"}) {
+    auto back = base64_decode(base64_encode(s));
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(*back, s);
+  }
+}
+
+TEST(Crypto, Base64RejectsMalformedInput) {
+  EXPECT_FALSE(base64_decode("Zg=").has_value());     // bad length
+  EXPECT_FALSE(base64_decode("Z!==").has_value());    // bad character
+  EXPECT_FALSE(base64_decode("Zg==Zg==").has_value()); // data after padding
+  EXPECT_FALSE(base64_decode("Zh==").has_value());    // non-zero leftover bits
+  EXPECT_TRUE(base64_decode("Zm9v\nYmFy").has_value());
+}
+
+TEST(Crypto, DigestFromHex) {
+  const auto d = sha256("x");
+  EXPECT_EQ(digest_from_hex(to_hex(d)), d);
+  EXPECT_FALSE(digest_from_hex("abc").has_value());
+  EXPECT_FALSE(digest_from_hex(std::string(64, 'g')).has_value());
+}
+
+TEST(Crypto, Uuid4Shape) {
+  const std::string a = uuid4();
+  ASSERT_EQ(a.size(), 36u);
+  EXPECT_EQ(a[14], '4');
+  EXPECT_NE(a, uuid4());
+}
+
+TEST(Clock, LambdaTimeFormat) {
+  EXPECT_EQ(format_lambda_time(1586545592563), "2020-04-10T19:06:32.563+0000");
+  EXPECT_EQ(format_amz_date(1672531200000), "20230101T000000Z");
+  EXPECT_EQ(parse_amz_date("20230101T000000Z"), 1672531200000);
+  EXPECT_EQ(parse_amz_date("2023-01-01"), -1);
+}
+
+}  // namespace
+}  // namespace nimbus::base

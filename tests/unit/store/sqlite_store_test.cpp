@@ -1,0 +1,114 @@
+#include "store/sqlite_store.h"
+
+#include <gtest/gtest.h>
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "store/migrations.h"
+
+namespace nimbus::store {
+namespace {
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("nimbus-store-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static FunctionRow row(const std::string& name, const std::string& rev = "r1") {
+    return FunctionRow{name, R"({"name":")" + name + "\"}", rev, "abcd", 10, 1, 2};
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(SqliteStoreTest, MigratesAndReopens) {
+  {
+    SqliteStore s(dir_ / "n.db");
+    ASSERT_TRUE(s.open().ok());
+    EXPECT_EQ(s.schema_version(), static_cast<int>(kMigrations.size()));
+    ASSERT_TRUE(s.insert_function(row("a")).ok());
+  }
+  SqliteStore again(dir_ / "n.db");
+  ASSERT_TRUE(again.open().ok());
+  auto got = again.get_function("a");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->document, R"({"name":"a"})");
+}
+
+TEST_F(SqliteStoreTest, RefusesNewerSchema) {
+  {
+    SqliteStore s(dir_ / "n.db");
+    ASSERT_TRUE(s.open().ok());
+  }
+  // Pretend a later nimbus migrated further.
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "n.db").c_str(), &raw), 0);
+  ASSERT_EQ(sqlite3_exec(raw, "PRAGMA user_version=999", nullptr, nullptr, nullptr), 0);
+  sqlite3_close(raw);
+  SqliteStore s(dir_ / "n.db");
+  auto opened = s.open();
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.error().message.find("newer"), std::string::npos);
+}
+
+TEST_F(SqliteStoreTest, InsertConflictGetMissingDeleteMissing) {
+  SqliteStore s(dir_ / "n.db");
+  ASSERT_TRUE(s.open().ok());
+  ASSERT_TRUE(s.insert_function(row("a")).ok());
+  auto dup = s.insert_function(row("a"));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code, base::ErrorCode::kResourceConflict);
+  EXPECT_EQ(s.get_function("zz").error().code, base::ErrorCode::kResourceNotFound);
+  EXPECT_EQ(s.delete_function("zz").error().code, base::ErrorCode::kResourceNotFound);
+  EXPECT_TRUE(s.delete_function("a").ok());
+  EXPECT_FALSE(s.get_function("a").ok());
+}
+
+TEST_F(SqliteStoreTest, UpdateIsCompareAndSwapOnRevision) {
+  SqliteStore s(dir_ / "n.db");
+  ASSERT_TRUE(s.open().ok());
+  ASSERT_TRUE(s.insert_function(row("a", "r1")).ok());
+  EXPECT_TRUE(s.update_function(row("a", "r2"), "r1").ok());
+  auto stale = s.update_function(row("a", "r3"), "r1");
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, base::ErrorCode::kPreconditionFailed);
+  EXPECT_EQ(s.get_function("a")->revision_id, "r2");
+  EXPECT_EQ(s.update_function(row("gone", "r2"), "r1").error().code, base::ErrorCode::kResourceNotFound);
+}
+
+TEST_F(SqliteStoreTest, ListsInNameOrderAfterMarker) {
+  SqliteStore s(dir_ / "n.db");
+  ASSERT_TRUE(s.open().ok());
+  for (const char* n : {"c", "a", "e", "b", "d"}) ASSERT_TRUE(s.insert_function(row(n)).ok());
+  auto first = s.list_functions("", 2);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].name, "a");
+  EXPECT_EQ((*first)[1].name, "b");
+  auto rest = s.list_functions("b", 10);
+  ASSERT_EQ(rest->size(), 3u);
+  EXPECT_EQ((*rest)[2].name, "e");
+  auto usage = s.usage();
+  EXPECT_EQ(usage->function_count, 5);
+  EXPECT_EQ(usage->total_code_size, 50);
+  EXPECT_TRUE(*s.code_in_use("abcd"));
+  EXPECT_FALSE(*s.code_in_use("ffff"));
+}
+
+TEST_F(SqliteStoreTest, OpenFailsWithPathInMessage) {
+  SqliteStore s(dir_ / "missing-dir" / "n.db");
+  auto opened = s.open();
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.error().message.find("missing-dir"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nimbus::store
