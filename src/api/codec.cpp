@@ -1,6 +1,7 @@
 #include "api/codec.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include <fmt/format.h>
 
@@ -15,9 +16,21 @@ using nlohmann::json;
 
 namespace {
 
-base::Error wrong_type(std::string_view member, std::string_view expected, const json& value) {
-  std::string shown = value.dump();
-  if (shown.size() > 60) shown = shown.substr(0, 60) + "...";
+// Lambda names members in camelCase in validation messages ("timeout").
+std::string member_name(std::string_view key) {
+  std::string out(key);
+  if (!out.empty()) out[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(out[0])));
+  return out;
+}
+
+base::Error wrong_type(std::string_view key, std::string_view expected, const json& value) {
+  const std::string member = member_name(key);
+  std::string shown = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (shown.size() > 60) {
+    std::size_t cut = 60;
+    while (cut > 0 && (static_cast<unsigned char>(shown[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+    shown = shown.substr(0, cut) + "...";
+  }
   return make_error(ErrorCode::kValidation,
                     fmt::format("1 validation error detected: Value '{}' at '{}' failed to satisfy "
                                 "constraint: Member must be {}",

@@ -18,7 +18,8 @@ namespace {
 http::Response json_response(http::Status status, const json& body, unsigned version) {
   http::Response res{status, version};
   res.set(http::Field::content_type, "application/json");
-  res.body() = body.dump();
+  // Error messages may quote what the client sent; never fail on bad UTF-8.
+  res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
   return res;
 }
 
@@ -33,14 +34,15 @@ std::string query_value(const http::Params& query, std::string_view name) {
 
 }  // namespace
 
-LambdaApi::LambdaApi(registry::Registry& registry, const base::Clock& clock, ApiConfig config)
-    : registry_(registry), clock_(clock), config_(std::move(config)) {
+LambdaApi::LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config)
+    : registry_(parts.registry),
+      invoker_(parts.invoker),
+      metrics_(parts.metrics),
+      logs_(parts.logs),
+      clock_(clock),
+      config_(std::move(config)) {
   using V = http::Verb;
-  auto bind = [this](auto method) {
-    return Route([this, method](const http::Request& r, const http::Params& p, const http::Params& q) {
-      return (this->*method)(r, p, q);
-    });
-  };
+  auto bind = [](auto method) { return Route(method); };
   router_.add(V::post, "/2015-03-31/functions", bind(&LambdaApi::create_function));
   router_.add(V::get, "/2015-03-31/functions", bind(&LambdaApi::list_functions));
   router_.add(V::get, "/2015-03-31/functions/{name}", bind(&LambdaApi::get_function));
@@ -54,6 +56,12 @@ LambdaApi::LambdaApi(registry::Registry& registry, const base::Clock& clock, Api
   router_.add(V::get, "/2016-08-19/account-settings", bind(&LambdaApi::account_settings));
   router_.add(V::get, "/nimbus/v1/code/{name}", bind(&LambdaApi::download_code));
   router_.add(V::get, "/nimbus/v1/health", bind(&LambdaApi::health));
+  router_.add(V::post, "/2015-03-31/functions/{name}/invocations", bind(&LambdaApi::invoke));
+  router_.add(V::put, "/2017-10-31/functions/{name}/concurrency", bind(&LambdaApi::put_concurrency));
+  router_.add(V::delete_, "/2017-10-31/functions/{name}/concurrency", bind(&LambdaApi::delete_concurrency));
+  router_.add(V::get, "/2019-09-30/functions/{name}/concurrency", bind(&LambdaApi::get_concurrency));
+  router_.add(V::get, "/metrics", bind(&LambdaApi::metrics));
+  router_.add(V::get, "/nimbus/v1/functions/{name}/logs", bind(&LambdaApi::function_logs));
 }
 
 http::Response LambdaApi::render_error(const base::Error& error, unsigned version) const {
@@ -79,7 +87,7 @@ base::Status LambdaApi::authenticate(const http::Request& request) const {
 }
 
 http::asio::awaitable<http::Response> LambdaApi::handle(http::Request request) {
-  http::Response res = dispatch(request);
+  http::Response res = co_await dispatch(std::move(request));
   if (res[http::Field::content_type].empty() && !res.body().empty()) {
     res.set(http::Field::content_type, "application/json");
   }
@@ -87,14 +95,14 @@ http::asio::awaitable<http::Response> LambdaApi::handle(http::Request request) {
   co_return res;
 }
 
-http::Response LambdaApi::dispatch(const http::Request& request) {
+http::asio::awaitable<http::Response> LambdaApi::dispatch(http::Request request) {
   const auto [path, raw_query] = http::split_target(request.target());
   const auto found = router_.find(request.method(), path);
   if (const auto* miss = std::get_if<http::RouteMiss>(&found)) {
     const bool no_method = *miss == http::RouteMiss::kNoMethod;
     // Unknown paths still need a valid signature, so nothing leaks to strangers.
-    if (auto auth = authenticate(request); !auth.ok()) return render_error(auth.error(), request.version());
-    return render_error(
+    if (auto auth = authenticate(request); !auth.ok()) co_return render_error(auth.error(), request.version());
+    co_return render_error(
         make_error(ErrorCode::kNotImplemented,
                    fmt::format("{} {} is not an operation nimbus offers",
                                std::string(request.method_string()), std::string(path)) +
@@ -103,17 +111,21 @@ http::Response LambdaApi::dispatch(const http::Request& request) {
   }
   const auto& match = std::get<http::Router<Route>::Match>(found);
   // The code download link carries its own token; health is public.
-  const bool open = path.starts_with("/nimbus/v1/code/") || path == "/nimbus/v1/health";
+  const bool open = path.starts_with("/nimbus/v1/code/") || path == "/nimbus/v1/health" || path == "/metrics";
   if (!open) {
-    if (auto auth = authenticate(request); !auth.ok()) return render_error(auth.error(), request.version());
+    if (auto auth = authenticate(request); !auth.ok()) co_return render_error(auth.error(), request.version());
   }
   const http::Params query = http::parse_query(raw_query);
+  const std::string where = std::string(request.method_string()) + " " + std::string(path);
   try {
-    return (*match.handler)(request, match.params, query);
+    if (const auto* sync = std::get_if<SyncRoute>(match.handler)) {
+      co_return (this->*(*sync))(request, match.params, query);
+    }
+    co_return co_await (this->*std::get<AsyncRoute>(*match.handler))(request, match.params, query);
   } catch (const std::exception& e) {
-    spdlog::error("api: {} {}: {}", std::string(request.method_string()), std::string(path), e.what());
-    return render_error(make_error(ErrorCode::kService, "internal error"), request.version());
+    spdlog::error("api: {}: {}", where, e.what());
   }
+  co_return render_error(make_error(ErrorCode::kService, "internal error"), request.version());
 }
 
 base::Result<std::string> LambdaApi::unqualified_name(std::string_view label, const http::Params& query) const {
@@ -165,6 +177,9 @@ http::Response LambdaApi::get_function(const http::Request& req, const http::Par
                                  config->code_sha256_hex, code_token(*name, config->code_sha256_hex))}}},
   };
   if (!config->tags.empty()) out["Tags"] = config->tags;
+  if (config->reserved_concurrency) {
+    out["Concurrency"] = {{"ReservedConcurrentExecutions", *config->reserved_concurrency}};
+  }
   return json_response(http::Status::ok, out, req.version());
 }
 
@@ -252,6 +267,7 @@ http::Response LambdaApi::update_code(const http::Request& req, const http::Para
                          req.version());
   }
   NIMBUS_API_TRY(registry_.update_code(*name, std::move(*zip), revision), updated);
+  if (invoker_) invoker_->retire(*name);
   return json_response(http::Status::ok,
                        render_configuration(*updated, registry_.function_arn(*name), ConfigView::kFull),
                        req.version());
@@ -263,6 +279,7 @@ http::Response LambdaApi::update_configuration(const http::Request& req, const h
   NIMBUS_API_TRY(parse_body(req.body()), body);
   NIMBUS_API_TRY(parse_update_configuration(*body), patch);
   NIMBUS_API_TRY(registry_.update_configuration(*name, *patch), updated);
+  if (invoker_) invoker_->retire(*name);
   return json_response(http::Status::ok,
                        render_configuration(*updated, registry_.function_arn(*name), ConfigView::kFull),
                        req.version());
@@ -277,6 +294,8 @@ http::Response LambdaApi::delete_function(const http::Request& req, const http::
   }
   NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
   if (auto s = registry_.remove(*name); !s.ok()) return render_error(s.error(), req.version());
+  if (invoker_) invoker_->retire(*name);
+  if (logs_) logs_->remove(*name);
   return empty_response(http::Status::no_content, req.version());
 }
 
@@ -341,7 +360,7 @@ http::Response LambdaApi::account_settings(const http::Request& req, const http:
         {"CodeSizeUnzipped", 262144000},
         {"CodeSizeZipped", 52428800},
         {"ConcurrentExecutions", rc.account_concurrency},
-        {"UnreservedConcurrentExecutions", rc.account_concurrency}}},
+        {"UnreservedConcurrentExecutions", rc.account_concurrency - registry_.reserved_total()}}},
       {"AccountUsage", {{"TotalCodeSize", usage->total_code_size}, {"FunctionCount", usage->function_count}}},
   };
   return json_response(http::Status::ok, out, req.version());
@@ -369,6 +388,204 @@ http::Response LambdaApi::download_code(const http::Request& req, const http::Pa
 
 http::Response LambdaApi::health(const http::Request& req, const http::Params&, const http::Params&) {
   return json_response(http::Status::ok, {{"status", "ok"}}, req.version());
+}
+
+namespace {
+constexpr std::size_t kMaxSyncPayload = 6291456;
+constexpr std::size_t kMaxClientContext = 3583;
+}  // namespace
+
+http::asio::awaitable<http::Response> LambdaApi::invoke(const http::Request& req, const http::Params& path,
+                                                        const http::Params& query) {
+  const unsigned version = req.version();
+  if (invoker_ == nullptr) {
+    co_return render_error(make_error(ErrorCode::kService, "this nimbus runs without an execution core"), version);
+  }
+  if (req.body().size() > kMaxSyncPayload) {
+    co_return render_error(make_error(ErrorCode::kRequestTooLarge,
+                                      fmt::format("Request must be smaller than {} bytes for the InvokeFunction operation",
+                                                  kMaxSyncPayload)),
+                           version);
+  }
+  auto name = unqualified_name(*http::find_param(path, "name"), query);
+  if (!name.ok()) {
+    base::Error e = std::move(name).error();
+    co_return render_error(e, version);
+  }
+  auto config = registry_.get(*name);
+  if (!config.ok()) {
+    // Lambda names the version it looked for.
+    co_return render_error(make_error(ErrorCode::kResourceNotFound,
+                                      "Function not found: " + registry_.function_arn(*name, "$LATEST")),
+                           version);
+  }
+  const std::string type = req["X-Amz-Invocation-Type"].empty() ? "RequestResponse" : std::string(req["X-Amz-Invocation-Type"]);
+  const std::string log_type = req["X-Amz-Log-Type"].empty() ? "None" : std::string(req["X-Amz-Log-Type"]);
+  if (type != "RequestResponse" && type != "Event" && type != "DryRun") {
+    co_return render_error(make_error(ErrorCode::kValidation,
+                                      fmt::format("1 validation error detected: Value '{}' at 'invocationType' failed to "
+                                                  "satisfy constraint: Member must satisfy enum value set: "
+                                                  "[Event, RequestResponse, DryRun]",
+                                                  type)),
+                           version);
+  }
+  if (log_type != "None" && log_type != "Tail") {
+    co_return render_error(make_error(ErrorCode::kValidation,
+                                      fmt::format("1 validation error detected: Value '{}' at 'logType' failed to satisfy "
+                                                  "constraint: Member must satisfy enum value set: [None, Tail]",
+                                                  log_type)),
+                           version);
+  }
+  std::string payload = req.body();
+  if (!payload.empty()) {
+    const auto parsed = json::parse(payload, nullptr, false);
+    if (parsed.is_discarded()) {
+      std::string detail = "malformed JSON";
+      try {
+        const json reparsed = json::parse(payload);
+        detail = "unexpected " + std::string(reparsed.type_name());
+      } catch (const json::parse_error& e) {
+        detail = e.what();
+      }
+      co_return render_error(make_error(ErrorCode::kInvalidRequestContent,
+                                        "Could not parse request body into json: Could not parse payload into json: " +
+                                            detail),
+                             version);
+    }
+  }
+  std::string client_context;
+  if (const auto cc = req["X-Amz-Client-Context"]; !cc.empty()) {
+    if (cc.size() > kMaxClientContext) {
+      co_return render_error(make_error(ErrorCode::kInvalidParameterValue,
+                                        fmt::format("Client context must be smaller than {} bytes", kMaxClientContext)),
+                             version);
+    }
+    auto decoded = base::base64_decode(cc);
+    if (!decoded || json::parse(*decoded, nullptr, false).is_discarded()) {
+      co_return render_error(make_error(ErrorCode::kInvalidParameterValue,
+                                        "X-Amz-Client-Context must be base64-encoded JSON"),
+                             version);
+    }
+    client_context = std::move(*decoded);
+  }
+  if (type == "DryRun") {
+    http::Response res{http::Status::no_content, version};
+    co_return res;
+  }
+  if (type == "Event") {
+    // Never answer 202 for work that would not be kept: durable async
+    // invocation arrives with the events part.
+    co_return render_error(make_error(ErrorCode::kInvalidParameterValue,
+                                      "InvocationType Event (asynchronous invocation) is not supported by this nimbus "
+                                      "yet; use RequestResponse"),
+                           version);
+  }
+  invoker::InvokeRequest request;
+  request.function = *name;
+  request.payload = std::move(payload);
+  request.client_context = std::move(client_context);
+  const std::string qualifier = query_value(query, "Qualifier");
+  request.invoked_arn = registry_.function_arn(*name, qualifier);
+  auto result = co_await invoker_->invoke(std::move(request));
+  http::Response res{http::Status::ok, version};
+  res.set("x-amzn-RequestId", result.request_id);
+  switch (result.status) {
+    case invoker::InvokeStatus::kThrottled: {
+      http::Response throttled = render_error(result.error, version);
+      json body = {{"Reason", result.throttle_reason}, {"Type", "User"}, {"message", result.error.message}};
+      throttled.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
+      co_return throttled;
+    }
+    case invoker::InvokeStatus::kFailed:
+      co_return render_error(result.error, version);
+    case invoker::InvokeStatus::kFunctionError:
+      res.set("X-Amz-Function-Error", "Unhandled");
+      break;
+    case invoker::InvokeStatus::kSuccess:
+      break;
+  }
+  res.set("X-Amz-Executed-Version", "$LATEST");
+  res.set(http::Field::content_type, "application/json");
+  if (log_type == "Tail") res.set("X-Amz-Log-Result", base::base64_encode(result.log));
+  res.body() = std::move(result.payload);
+  co_return res;
+}
+
+namespace {
+base::Error functions_only() {
+  return make_error(ErrorCode::kInvalidParameterValue,
+                    "This operation is permitted on Lambda functions only. Aliases and versions do not support this "
+                    "operation. Please specify either a function name or an unqualified function ARN.");
+}
+}  // namespace
+
+http::Response LambdaApi::put_concurrency(const http::Request& req, const http::Params& path, const http::Params&) {
+  NIMBUS_API_TRY(registry_.resolve(*http::find_param(path, "name")), ref);
+  if (!ref->qualifier.empty()) return render_error(functions_only(), req.version());
+  NIMBUS_API_TRY(parse_body(req.body()), body);
+  if (auto s = reject_unknown(*body, {"ReservedConcurrentExecutions"}, "PutFunctionConcurrency"); !s.ok()) {
+    return render_error(s.error(), req.version());
+  }
+  const auto it = body->find("ReservedConcurrentExecutions");
+  if (it == body->end() || !it->is_number_integer()) {
+    return render_error(make_error(ErrorCode::kValidation,
+                                   "1 validation error detected: Value null at 'reservedConcurrentExecutions' failed to "
+                                   "satisfy constraint: Member must not be null"),
+                        req.version());
+  }
+  const auto value = it->get<std::int64_t>();
+  NIMBUS_API_TRY(registry_.set_reserved_concurrency(
+                     ref->name, static_cast<int>(std::clamp<std::int64_t>(value, -1, 1 << 30))),
+                 updated);
+  return json_response(http::Status::ok, {{"ReservedConcurrentExecutions", *updated->reserved_concurrency}},
+                       req.version());
+}
+
+http::Response LambdaApi::get_concurrency(const http::Request& req, const http::Params& path, const http::Params&) {
+  NIMBUS_API_TRY(registry_.resolve(*http::find_param(path, "name")), ref);
+  if (!ref->qualifier.empty()) return render_error(functions_only(), req.version());
+  NIMBUS_API_TRY(registry_.get(ref->name), config);
+  json out = json::object();
+  if (config->reserved_concurrency) out["ReservedConcurrentExecutions"] = *config->reserved_concurrency;
+  return json_response(http::Status::ok, out, req.version());
+}
+
+http::Response LambdaApi::delete_concurrency(const http::Request& req, const http::Params& path, const http::Params&) {
+  NIMBUS_API_TRY(registry_.resolve(*http::find_param(path, "name")), ref);
+  if (!ref->qualifier.empty()) return render_error(functions_only(), req.version());
+  NIMBUS_API_TRY(registry_.set_reserved_concurrency(ref->name, std::nullopt), updated);
+  return empty_response(http::Status::no_content, req.version());
+}
+
+http::Response LambdaApi::metrics(const http::Request& req, const http::Params&, const http::Params&) {
+  http::Response res{http::Status::ok, req.version()};
+  res.set(http::Field::content_type, "text/plain; version=0.0.4");
+  if (metrics_) res.body() = metrics_->render();
+  return res;
+}
+
+http::Response LambdaApi::function_logs(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(registry_.get(*name), config);
+  auto number = [&query](std::string_view key, std::int64_t fallback) {
+    const std::string* v = http::find_param(query, key);
+    if (v == nullptr || v->empty()) return fallback;
+    char* end = nullptr;
+    const long long n = std::strtoll(v->c_str(), &end, 10);
+    return *end == '\0' ? static_cast<std::int64_t>(n) : fallback;
+  };
+  const auto after = static_cast<std::uint64_t>(std::max<std::int64_t>(0, number("after", 0)));
+  const std::int64_t since = number("since", 0);
+  const auto limit = static_cast<std::size_t>(std::clamp<std::int64_t>(number("limit", 1000), 1, 10000));
+  json lines = json::array();
+  std::uint64_t last = after;
+  if (logs_) {
+    for (const auto& line : logs_->read(*name, after, since, limit)) {
+      lines.push_back({{"seq", line.seq}, {"time", line.time_ms}, {"text", line.text}});
+      last = line.seq;
+    }
+  }
+  return json_response(http::Status::ok, {{"lines", std::move(lines)}, {"next", last}}, req.version());
 }
 
 }  // namespace nimbus::api

@@ -10,13 +10,17 @@
 
 #include <functional>
 #include <optional>
+#include <variant>
 #include <string>
 
 #include "api/sigv4.h"
 #include "base/clock.h"
 #include "http/router.h"
 #include "http/types.h"
+#include "invoker/invoker.h"
 #include "registry/registry.h"
+#include "telemetry/logs.h"
+#include "telemetry/metrics.h"
 
 namespace nimbus::api {
 
@@ -30,9 +34,17 @@ struct ApiConfig {
   static constexpr std::uint64_t kMaxRequestBytes = 70167211;
 };
 
+// The parts the API calls; invoker/metrics/logs may be null (control only).
+struct ApiParts {
+  registry::Registry& registry;
+  invoker::Invoker* invoker = nullptr;
+  telemetry::Registry* metrics = nullptr;
+  telemetry::LogStore* logs = nullptr;
+};
+
 class LambdaApi {
  public:
-  LambdaApi(registry::Registry& registry, const base::Clock& clock, ApiConfig config);
+  LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config);
 
   // Serves one request.
   [[nodiscard]] http::asio::awaitable<http::Response> handle(http::Request request);
@@ -40,9 +52,13 @@ class LambdaApi {
   [[nodiscard]] http::Response render_error(const base::Error& error, unsigned version) const;
 
  private:
-  using Route = std::function<http::Response(const http::Request&, const http::Params& path,
-                                             const http::Params& query)>;
-  http::Response dispatch(const http::Request& request);
+  using SyncRoute = http::Response (LambdaApi::*)(const http::Request&, const http::Params& path,
+                                                  const http::Params& query);
+  using AsyncRoute = http::asio::awaitable<http::Response> (LambdaApi::*)(const http::Request&,
+                                                                          const http::Params& path,
+                                                                          const http::Params& query);
+  using Route = std::variant<SyncRoute, AsyncRoute>;
+  http::asio::awaitable<http::Response> dispatch(http::Request request);
   [[nodiscard]] base::Status authenticate(const http::Request& request) const;
 
   http::Response create_function(const http::Request& req, const http::Params& path, const http::Params& query);
@@ -58,12 +74,22 @@ class LambdaApi {
   http::Response account_settings(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response download_code(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response health(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::asio::awaitable<http::Response> invoke(const http::Request& req, const http::Params& path,
+                                               const http::Params& query);
+  http::Response put_concurrency(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response get_concurrency(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response delete_concurrency(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response metrics(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response function_logs(const http::Request& req, const http::Params& path, const http::Params& query);
 
   // The $LATEST name a FunctionName path label refers to, or why none.
   base::Result<std::string> unqualified_name(std::string_view label, const http::Params& query) const;
   std::string code_token(std::string_view name, std::string_view sha_hex) const;
 
   registry::Registry& registry_;
+  invoker::Invoker* invoker_;
+  telemetry::Registry* metrics_;
+  telemetry::LogStore* logs_;
   const base::Clock& clock_;
   ApiConfig config_;
   http::Router<Route> router_;

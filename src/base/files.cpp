@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -36,7 +37,10 @@ Result<std::string> read_file(const std::filesystem::path& path) {
 }
 
 Status write_file_atomic(const std::filesystem::path& path, std::string_view data, unsigned mode) {
-  const std::filesystem::path tmp = path.string() + ".tmp";
+  // A unique temporary name, so concurrent writers of one path never share it.
+  static std::atomic<unsigned> counter{0};
+  const std::filesystem::path tmp =
+      path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return make_error(ErrorCode::kService, errno_message("create", tmp, errno));
   std::size_t done = 0;
@@ -51,7 +55,13 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view dat
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
+  if (::fchmod(fd, mode) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return make_error(ErrorCode::kService, errno_message("chmod", tmp, err));
+  }
+  if (::fsync(fd) != 0) {
     const int err = errno;
     ::close(fd);
     ::unlink(tmp.c_str());

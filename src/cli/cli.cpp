@@ -1,12 +1,15 @@
 #include "cli/cli.h"
 
 #include <CLI/CLI.hpp>
-#include <iostream>
+#include <chrono>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "base/clock.h"
 #include "base/crypto.h"
+#include "base/files.h"
 #include "cli/control_client.h"
 #include "cli/package.h"
 #include "daemon/daemon.h"
@@ -68,16 +71,10 @@ int deploy(ControlClient& client, const DeployOptions& o) {
   if (!o.env.empty()) config["Environment"] = {{"Variables", *vars}};
 
   const std::string zip_b64 = base::base64_encode(*zip);
-  json create = config;
-  create["FunctionName"] = o.name;
-  create["Role"] = o.role;
-  create["Code"] = {{"ZipFile", zip_b64}};
-  auto created = client.call(http::Verb::post, "/2015-03-31/functions", create);
   json result;
-  std::string verb = "created";
-  if (created.ok()) {
-    result = created->body;
-  } else if (created.error().code == base::ErrorCode::kResourceConflict) {
+  std::string verb;
+  auto existing = client.call(http::Verb::get, function_path(o.name) + "/configuration");
+  if (existing.ok()) {
     // Exists: new code, then the configuration that was given.
     auto code = client.call(http::Verb::put, function_path(o.name) + "/code", json{{"ZipFile", zip_b64}});
     if (!code.ok()) return fail(code.error().message);
@@ -88,8 +85,17 @@ int deploy(ControlClient& client, const DeployOptions& o) {
       result = updated->body;
     }
     verb = "updated";
+  } else if (existing.error().code == base::ErrorCode::kResourceNotFound) {
+    json create = config;
+    create["FunctionName"] = o.name;
+    create["Role"] = o.role;
+    create["Code"] = {{"ZipFile", zip_b64}};
+    auto created = client.call(http::Verb::post, "/2015-03-31/functions", create);
+    if (!created.ok()) return fail(created.error().message);
+    result = created->body;
+    verb = "created";
   } else {
-    return fail(created.error().message);
+    return fail(existing.error().message);
   }
   fmt::print("{} {} ({}, handler {}, {} MB, {} s, code {} bytes, sha256 {})\n", verb,
              result.value("FunctionName", o.name), result.value("Runtime", ""), result.value("Handler", ""),
@@ -138,6 +144,76 @@ int remove(ControlClient& client, const std::string& name) {
   return 0;
 }
 
+int invoke(ControlClient& client, const std::string& name, const std::string& payload_arg) {
+  std::string payload = payload_arg;
+  if (!payload.empty() && payload[0] == '@') {
+    auto data = base::read_file(payload.substr(1));
+    if (!data.ok()) return fail("--payload " + payload + ": " + data.error().message);
+    payload = std::move(*data);
+  }
+  if (payload.empty()) payload = "{}";
+  auto parsed = json::parse(payload, nullptr, false);
+  if (parsed.is_discarded()) return fail("--payload is not valid JSON: " + payload.substr(0, 80));
+  auto reply = client.call_raw(http::Verb::post, function_path(name) + "/invocations", payload,
+                               {{"X-Amz-Log-Type", "Tail"}});
+  if (!reply.ok()) return fail(reply.error().message);
+  // The result on stdout; the platform's report lines on stderr.
+  fmt::print("{}\n", reply->raw);
+  const std::string log = reply->headers.count("X-Amz-Log-Result") ? reply->headers.at("X-Amz-Log-Result") : "";
+  if (auto decoded = base::base64_decode(log); decoded) {
+    std::size_t pos = 0;
+    while (pos < decoded->size()) {
+      const auto end = decoded->find('\n', pos);
+      const std::string line = decoded->substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+      if (line.starts_with("REPORT ")) fmt::print(stderr, "{}\n", line);
+      if (end == std::string::npos) break;
+      pos = end + 1;
+    }
+  }
+  const bool function_error = reply->headers.count("X-Amz-Function-Error") > 0;
+  return function_error ? 2 : 0;
+}
+
+// "10m", "2h", "30s", "1d" -> milliseconds; -1 if malformed.
+std::int64_t parse_duration_ms(const std::string& text) {
+  if (text.size() < 2) return -1;
+  char* end = nullptr;
+  const long long n = std::strtoll(text.c_str(), &end, 10);
+  if (end != text.c_str() + text.size() - 1 || n < 0) return -1;
+  switch (text.back()) {
+    case 's': return n * 1000;
+    case 'm': return n * 60 * 1000;
+    case 'h': return n * 3600 * 1000;
+    case 'd': return n * 86400 * 1000;
+    default: return -1;
+  }
+}
+
+int logs(ControlClient& client, const std::string& name, bool follow, const std::string& since) {
+  std::int64_t since_ms = 0;
+  if (!since.empty()) {
+    const std::int64_t ago = parse_duration_ms(since);
+    if (ago < 0) return fail("--since '" + since + "': expected a duration like 30s, 10m, 2h or 1d");
+    base::SystemClock clock;
+    since_ms = clock.now_ms() - ago;
+  }
+  std::uint64_t after = 0;
+  for (;;) {
+    auto reply = client.call(http::Verb::get, fmt::format("{}/logs?after={}&since={}&limit=1000",
+                                                          "/nimbus/v1/functions/" + http::percent_encode(name), after,
+                                                          since_ms));
+    if (!reply.ok()) return fail(reply.error().message);
+    for (const auto& line : reply->body.value("lines", json::array())) fmt::print("{}\n", line.value("text", ""));
+    std::fflush(stdout);
+    const auto next = reply->body.value("next", std::uint64_t{0});
+    const bool more = next != after && reply->body.value("lines", json::array()).size() == 1000;
+    after = next;
+    if (more) continue;
+    if (!follow) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+}
+
 bool parse_listen(const std::string& text, std::string& host, std::uint16_t& port) {
   const auto colon = text.rfind(':');
   if (colon == std::string::npos) return false;
@@ -181,6 +257,15 @@ int run(int argc, char** argv) {
   serve->add_option("--account-id", serve_config.registry.account_id, "12-digit account id in ARNs")
       ->capture_default_str();
   serve->add_option("--log-level", "trace|debug|info|warn|error (default info)");
+  int keep_alive_s = 600;
+  serve->add_option("--keep-alive", keep_alive_s, "seconds an idle instance stays warm")->capture_default_str()
+      ->check(CLI::Range(1, 86400));
+  serve->add_option("--concurrency", serve_config.registry.account_concurrency,
+                    "account-wide concurrent executions")->capture_default_str()->check(CLI::Range(1, 100000));
+  bool process_only = false;
+  serve->add_flag("--no-isolation", process_only,
+                  "run instances as plain processes (no namespaces, cgroups or uid switch); for hosts that "
+                  "cannot isolate, printed loudly at start");
 
   // deploy
   DeployOptions deploy_options;
@@ -204,6 +289,16 @@ int run(int argc, char** argv) {
   describe_cmd->add_option("name", target_name, "function name or ARN")->required();
   auto* rm = app.add_subcommand("rm", "Delete a function");
   rm->add_option("name", target_name, "function name or ARN")->required();
+  std::string payload;
+  auto* invoke_cmd = app.add_subcommand("invoke", "Invoke a function and print its result (REPORT line on stderr)");
+  invoke_cmd->add_option("name", target_name, "function name or ARN")->required();
+  invoke_cmd->add_option("--payload,-p", payload, "event JSON, or @file to read it from a file (default {})");
+  bool follow = false;
+  std::string since;
+  auto* logs_cmd = app.add_subcommand("logs", "Print a function's log (START/END/REPORT and its output)");
+  logs_cmd->add_option("name", target_name, "function name")->required();
+  logs_cmd->add_flag("--follow,-f", follow, "keep printing new lines");
+  logs_cmd->add_option("--since", since, "only lines newer than this: 30s, 10m, 2h, 1d");
 
   try {
     app.parse(argc, argv);
@@ -219,6 +314,8 @@ int run(int argc, char** argv) {
     }
     serve_config.auth = no_auth ? api::AuthMode::kNone : api::AuthMode::kSigV4;
     serve_config.registry.region = client_options.region;
+    serve_config.keep_alive = std::chrono::seconds(keep_alive_s);
+    if (process_only) serve_config.isolation = sandbox::LauncherMode::kProcessOnly;
     if (auto* level = serve->get_option("--log-level"); level->count() > 0) {
       spdlog::set_level(spdlog::level::from_str(level->as<std::string>()));
     }
@@ -234,6 +331,8 @@ int run(int argc, char** argv) {
   if (ls->parsed()) return list(*client);
   if (describe_cmd->parsed()) return describe(*client, target_name);
   if (rm->parsed()) return remove(*client, target_name);
+  if (invoke_cmd->parsed()) return invoke(*client, target_name, payload);
+  if (logs_cmd->parsed()) return logs(*client, target_name, follow, since);
   return fail("no command given (see nimbus --help)");
 }
 

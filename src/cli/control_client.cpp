@@ -50,13 +50,17 @@ base::Result<ControlClient> ControlClient::connect(const ClientOptions& options)
 
 base::Result<ApiReply> ControlClient::call(http::Verb method, const std::string& target,
                                            const std::optional<nlohmann::json>& body) {
+  if (!body) return call_raw(method, target, {}, {});
+  return call_raw(method, target, body->dump(), {{"Content-Type", "application/json"}});
+}
+
+base::Result<ApiReply> ControlClient::call_raw(http::Verb method, const std::string& target, std::string body,
+                                               const std::map<std::string, std::string>& headers) {
   http::Request req{method, target, 11};
   req.set(http::Field::host, fmt::format("{}:{}", endpoint_.host, endpoint_.port));
   req.set(http::Field::user_agent, "nimbus-cli");
-  if (body) {
-    req.set(http::Field::content_type, "application/json");
-    req.body() = body->dump();
-  }
+  for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = std::move(body);
   req.prepare_payload();
   if (credentials_) {
     base::SystemClock clock;
@@ -70,6 +74,7 @@ base::Result<ApiReply> ControlClient::call(http::Verb method, const std::string&
   ApiReply reply;
   reply.status = res->result_int();
   reply.raw = res->body();
+  for (const auto& field : *res) reply.headers[std::string(field.name_string())] = std::string(field.value());
   if (!reply.raw.empty()) {
     reply.body = nlohmann::json::parse(reply.raw, nullptr, false);
     if (reply.body.is_discarded()) reply.body = nullptr;

@@ -4,6 +4,7 @@
 // request with SigV4 and turns Lambda error bodies into readable errors.
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -25,6 +26,7 @@ struct ApiReply {
   unsigned status = 0;
   nlohmann::json body;  // null when the response had no JSON body
   std::string raw;
+  std::map<std::string, std::string> headers;
 };
 
 class ControlClient {
@@ -35,6 +37,9 @@ class ControlClient {
   // whose message is "<ErrorType>: <message>".
   [[nodiscard]] base::Result<ApiReply> call(http::Verb method, const std::string& target,
                                             const std::optional<nlohmann::json>& body = std::nullopt);
+  // The same with a raw body and extra headers (Invoke).
+  [[nodiscard]] base::Result<ApiReply> call_raw(http::Verb method, const std::string& target, std::string body,
+                                                const std::map<std::string, std::string>& headers);
 
   [[nodiscard]] const std::string& endpoint_url() const { return endpoint_url_; }
 

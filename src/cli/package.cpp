@@ -51,7 +51,7 @@ base::Result<std::string> zip_directory(const std::filesystem::path& dir) {
     return make_error(ErrorCode::kService, fmt::format("zip: {}", archive_error_string(a.get())));
   }
   for (const auto& file : files) {
-    const std::string rel = std::filesystem::relative(file, dir).generic_string();
+    const std::string rel = file.lexically_relative(dir).generic_string();  // never follows symlinks
     struct stat st {};
     if (::lstat(file.c_str(), &st) != 0) {
       return make_error(ErrorCode::kInvalidParameterValue, base::errno_message("stat", file, errno));

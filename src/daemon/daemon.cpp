@@ -99,6 +99,16 @@ base::Status Daemon::start() {
   }
   ::chmod(config_.data_dir.c_str(), 0700);
 
+  // First: the launcher must be forked while this process has one thread.
+  sandbox::LauncherConfig launcher_config;
+  launcher_config.mode = config_.isolation;
+  auto launcher = sandbox::Launcher::start(launcher_config);
+  if (!launcher.ok()) return std::move(launcher).error();
+  launcher_ = std::move(*launcher);
+  for (const auto& lost : launcher_->isolation().lost) {
+    spdlog::warn("nimbus: REDUCED ISOLATION: {}", lost);
+  }
+
   auto creds = load_or_create_credentials(config_.data_dir);
   if (!creds.ok()) return std::move(creds).error();
 
@@ -108,10 +118,28 @@ base::Status Daemon::start() {
   NIMBUS_TRY(blobs_->open());
   registry_ = std::make_unique<registry::Registry>(*store_, *blobs_, clock_, config_.registry);
 
+  auto runtimes = invoker::install_runtime_files(config_.data_dir / "runtimes");
+  if (!runtimes.ok()) return std::move(runtimes).error();
+  metrics_ = std::make_unique<telemetry::Registry>();
+  telemetry::LogStoreConfig log_config;
+  log_config.dir = config_.data_dir / "logs";
+  logs_ = std::make_unique<telemetry::LogStore>(log_config);
+  logs_->start();
+  runtime_api_ = std::make_unique<runtime_api::RuntimeApi>(io_.get_executor(), runtime_api::RuntimeApiConfig{});
+  invoker::InvokerConfig invoker_config;
+  invoker_config.runtimes_dir = *runtimes;
+  invoker_config.keep_alive = config_.keep_alive;
+  invoker_config.account_concurrency = static_cast<int>(config_.registry.account_concurrency);
+  invoker_config.region = config_.registry.region;
+  invoker_ = std::make_unique<invoker::Invoker>(io_.get_executor(), *registry_, *launcher_, *runtime_api_, *metrics_,
+                                                *logs_, clock_, invoker_config);
+  invoker_->start();
+
   api::ApiConfig api_config;
   api_config.auth = config_.auth;
   api_config.credentials = creds->credentials;
-  api_ = std::make_unique<api::LambdaApi>(*registry_, clock_, api_config);
+  api_ = std::make_unique<api::LambdaApi>(api::ApiParts{*registry_, invoker_.get(), metrics_.get(), logs_.get()},
+                                          clock_, api_config);
 
   http::ServerConfig server_config;
   server_config.host = config_.api_host;
@@ -120,7 +148,7 @@ base::Status Daemon::start() {
   server_config.name = "api";
   api_server_ = std::make_unique<http::Server>(
       io_.get_executor(), server_config,
-      [api = api_.get()](http::Request r) { return api->handle(std::move(r)); },
+      [api = api_.get()](http::Request r, http::RequestContext) { return api->handle(std::move(r)); },
       [api = api_.get()](const base::Error& e, unsigned v) { return api->render_error(e, v); });
   auto endpoint = api_server_->listen();
   if (!endpoint.ok()) return std::move(endpoint).error();
@@ -149,11 +177,26 @@ base::Status Daemon::start() {
   return base::Ok{};
 }
 
+namespace {
+// Runs the io_context until it is stopped; a handler that throws is logged
+// and the loop goes on (nothing a request does may end the daemon).
+void run_io(boost::asio::io_context& io) {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& e) {
+      spdlog::error("nimbus: unhandled exception in an io handler: {}", e.what());
+    }
+  }
+}
+}  // namespace
+
 void Daemon::run() {
   auto guard = boost::asio::make_work_guard(io_);
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < config_.threads; ++i) threads.emplace_back([this] { io_.run(); });
-  io_.run();
+  for (unsigned i = 1; i < config_.threads; ++i) threads.emplace_back([this] { run_io(io_); });
+  run_io(io_);
   for (auto& t : threads) t.join();
   if (stopper_.joinable()) stopper_.join();
   // Let the connections that stop() cancelled unwind while the server lives.
@@ -184,14 +227,23 @@ void Daemon::request_stop() {
                      config_.drain_timeout.count());
       }
     }
+    if (invoker_) invoker_->stop();
+    if (runtime_api_) runtime_api_->stop();
     io_.stop();
   });
 }
 
 void Daemon::shutdown() {
-  if (api_server_ == nullptr && store_ == nullptr) return;
+  if (api_server_ == nullptr && store_ == nullptr && launcher_ == nullptr) return;
   api_server_.reset();
   api_.reset();
+  if (invoker_) invoker_->stop();
+  invoker_.reset();
+  runtime_api_.reset();
+  if (logs_) logs_->stop();
+  logs_.reset();
+  metrics_.reset();
+  launcher_.reset();  // kills what is left and removes the cgroups
   registry_.reset();
   blobs_.reset();
   if (store_) store_->close();

@@ -19,7 +19,13 @@
 #include "api/lambda_api.h"
 #include "base/clock.h"
 #include "http/server.h"
+#include "invoker/invoker.h"
+#include "invoker/runtime_files.h"
 #include "registry/registry.h"
+#include "runtime_api/runtime_api.h"
+#include "sandbox/launcher.h"
+#include "telemetry/logs.h"
+#include "telemetry/metrics.h"
 #include "store/blob_store.h"
 #include "store/sqlite_store.h"
 
@@ -33,6 +39,8 @@ struct DaemonConfig {
   api::AuthMode auth = api::AuthMode::kSigV4;
   registry::RegistryConfig registry;
   std::chrono::milliseconds drain_timeout{10000};
+  std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this
+  sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
 };
 
 // ~/.local/share/nimbus (or $XDG_DATA_HOME/nimbus); /var/lib/nimbus as root.
@@ -55,7 +63,8 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
-  // Opens the store, binds the listeners, writes <data-dir>/endpoints.json.
+  // Forks the sandbox launcher (so call it before any thread exists), opens
+  // the store, binds the listeners, writes <data-dir>/endpoints.json.
   [[nodiscard]] base::Status start();
   // Serves until a stop is requested, then shuts down.
   void run();
@@ -72,9 +81,14 @@ class Daemon {
   DaemonConfig config_;
   base::SystemClock clock_;
   boost::asio::io_context io_;
+  std::unique_ptr<sandbox::Launcher> launcher_;
   std::unique_ptr<store::SqliteStore> store_;
   std::unique_ptr<store::BlobStore> blobs_;
   std::unique_ptr<registry::Registry> registry_;
+  std::unique_ptr<telemetry::Registry> metrics_;
+  std::unique_ptr<telemetry::LogStore> logs_;
+  std::unique_ptr<runtime_api::RuntimeApi> runtime_api_;
+  std::unique_ptr<invoker::Invoker> invoker_;
   std::unique_ptr<api::LambdaApi> api_;
   std::unique_ptr<http::Server> api_server_;
   std::uint16_t api_port_ = 0;

@@ -19,9 +19,18 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 }
 
 struct Server::Connection {
-  explicit Connection(asio::ip::tcp::socket s) : stream(std::move(s)) {}
+  Connection(asio::ip::tcp::socket s, std::uint64_t tag, asio::ip::tcp::endpoint from)
+      : stream(std::move(s)), listener(tag), peer(std::move(from)) {}
   beast::tcp_stream stream;
+  std::uint64_t listener;
+  asio::ip::tcp::endpoint peer;
   std::atomic<bool> busy{false};
+};
+
+struct Server::Listener {
+  Listener(asio::any_io_executor ex, std::uint64_t t) : acceptor(asio::make_strand(ex)), tag(t) {}
+  asio::ip::tcp::acceptor acceptor;
+  std::uint64_t tag;
 };
 
 Server::Server(asio::any_io_executor executor, ServerConfig config, Handler handler,
@@ -29,33 +38,79 @@ Server::Server(asio::any_io_executor executor, ServerConfig config, Handler hand
     : executor_(std::move(executor)),
       config_(std::move(config)),
       handler_(std::move(handler)),
-      render_error_(std::move(render_error)),
-      acceptor_(asio::make_strand(executor_)) {}
+      render_error_(std::move(render_error)) {}
 
 Server::~Server() = default;
 
-base::Result<asio::ip::tcp::endpoint> Server::listen() {
+base::Result<std::shared_ptr<Server::Listener>> Server::bind(const std::string& host, std::uint16_t port,
+                                                             std::uint64_t tag) {
   boost::system::error_code ec;
-  const auto address = asio::ip::make_address(config_.host, ec);
+  const auto address = asio::ip::make_address(host, ec);
   if (ec) {
     return base::make_error(base::ErrorCode::kInvalidParameterValue,
-                            "invalid listen address '" + config_.host + "': " + ec.message());
+                            "invalid listen address '" + host + "': " + ec.message());
   }
-  const asio::ip::tcp::endpoint endpoint(address, config_.port);
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  auto listener = std::make_shared<Listener>(executor_, tag);
+  auto& acceptor = listener->acceptor;
+  const asio::ip::tcp::endpoint endpoint(address, port);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return base::make_error(base::ErrorCode::kService,
-                            "listen on " + config_.host + ":" + std::to_string(config_.port) +
-                                " (" + config_.name + "): " + ec.message());
+    return base::make_error(base::ErrorCode::kService, "listen on " + host + ":" + std::to_string(port) +
+                                                           " (" + config_.name + "): " + ec.message());
   }
-  return acceptor_.local_endpoint();
+  std::lock_guard lock(mu_);
+  listeners_[tag] = listener;
+  return listener;
+}
+
+base::Result<asio::ip::tcp::endpoint> Server::listen() {
+  auto listener = bind(config_.host, config_.port, 0);
+  if (!listener.ok()) return std::move(listener).error();
+  return (*listener)->acceptor.local_endpoint();
 }
 
 void Server::start() {
-  asio::co_spawn(acceptor_.get_executor(), accept_loop(), [name = config_.name](std::exception_ptr e) {
+  std::shared_ptr<Listener> main;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = listeners_.find(0);
+    if (it == listeners_.end()) return;
+    main = it->second;
+  }
+  start_accepting(std::move(main));
+}
+
+base::Result<asio::ip::tcp::endpoint> Server::add_listener(const std::string& host, std::uint16_t port,
+                                                           std::uint64_t tag) {
+  auto listener = bind(host, port, tag);
+  if (!listener.ok()) return std::move(listener).error();
+  auto endpoint = (*listener)->acceptor.local_endpoint();
+  start_accepting(std::move(*listener));
+  return endpoint;
+}
+
+void Server::remove_listener(std::uint64_t tag) {
+  std::lock_guard lock(mu_);
+  if (const auto it = listeners_.find(tag); it != listeners_.end()) {
+    auto listener = it->second;
+    asio::post(listener->acceptor.get_executor(), [listener] {
+      boost::system::error_code ignored;
+      listener->acceptor.close(ignored);
+    });
+    listeners_.erase(it);
+  }
+  for (const auto& conn : connections_) {
+    if (conn->listener != tag) continue;
+    asio::post(conn->stream.get_executor(), [conn] { conn->stream.socket().close(); });
+  }
+}
+
+void Server::start_accepting(std::shared_ptr<Listener> listener) {
+  auto executor = listener->acceptor.get_executor();
+  asio::co_spawn(executor, accept_loop(std::move(listener)), [name = config_.name](std::exception_ptr e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);
@@ -65,16 +120,22 @@ void Server::start() {
   });
 }
 
-asio::awaitable<void> Server::accept_loop() {
+asio::awaitable<void> Server::accept_loop(std::shared_ptr<Listener> listener) {
   while (!stopping_) {
-    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(executor_), kUseTuple);
+    auto [ec, socket] = co_await listener->acceptor.async_accept(asio::make_strand(executor_), kUseTuple);
     if (ec) {
-      if (stopping_ || ec == asio::error::operation_aborted) break;
+      if (stopping_ || ec == asio::error::operation_aborted || !listener->acceptor.is_open()) break;
       spdlog::warn("{}: accept: {}", config_.name, ec.message());
       continue;  // EMFILE and friends: keep serving the connections we have
     }
+    auto peer = socket.remote_endpoint(ec);
+    if (config_.accept_filter && !config_.accept_filter(listener->tag, socket.local_endpoint(ec), peer)) {
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
     socket.set_option(asio::ip::tcp::no_delay(true), ec);
-    auto conn = std::make_shared<Connection>(std::move(socket));
+    auto conn = std::make_shared<Connection>(std::move(socket), listener->tag, peer);
     {
       std::lock_guard lock(mu_);
       connections_.insert(conn);
@@ -97,7 +158,9 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Connection> conn) {
   beast::flat_buffer buffer;
   for (;;) {
     beast::http::request_parser<beast::http::string_body> parser;
-    parser.body_limit(config_.body_limit);
+    // No limit while reading the header, so an oversize Content-Length is
+    // answered with a 413 below instead of a dropped connection.
+    parser.body_limit(boost::none);
     parser.header_limit(64 * 1024);
     conn->stream.expires_after(config_.idle_timeout);
     auto [ec, n] = co_await beast::http::async_read_header(conn->stream, buffer, parser, kUseTuple);
@@ -124,6 +187,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Connection> conn) {
                                version);
       keep_alive = false;  // the unread body makes the stream unusable
     } else {
+      parser.body_limit(config_.body_limit);
       if (parser.get()[Field::expect] == "100-continue") {
         beast::http::response<beast::http::empty_body> cont{Status::continue_, version};
         auto [wec, wn] = co_await beast::http::async_write(conn->stream, cont, kUseTuple);
@@ -142,7 +206,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Connection> conn) {
       } else {
         conn->stream.expires_never();
         try {
-          response = co_await handler_(parser.release());
+          response = co_await handler_(parser.release(), RequestContext{conn->listener, conn->peer});
         } catch (const std::exception& ex) {
           spdlog::error("{}: handler threw: {}", config_.name, ex.what());
           response = render_error_(base::Error{base::ErrorCode::kService, "internal error"}, version);
@@ -166,11 +230,13 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Connection> conn) {
 
 void Server::stop() {
   if (stopping_.exchange(true)) return;
-  asio::post(acceptor_.get_executor(), [this] {
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-  });
   std::lock_guard lock(mu_);
+  for (const auto& [tag, listener] : listeners_) {
+    asio::post(listener->acceptor.get_executor(), [listener = listener] {
+      boost::system::error_code ignored;
+      listener->acceptor.close(ignored);
+    });
+  }
   for (const auto& conn : connections_) {
     if (conn->busy) continue;  // closes itself after its response
     asio::post(conn->stream.get_executor(), [conn] { conn->stream.cancel(); });

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "base/result.h"
@@ -24,7 +25,17 @@
 
 namespace nimbus::http {
 
-using Handler = std::function<asio::awaitable<Response>(Request)>;
+// Which listener a request arrived on and from where.
+struct RequestContext {
+  std::uint64_t listener = 0;   // the tag given to add_listener (0: the main one)
+  asio::ip::tcp::endpoint peer;
+};
+
+using Handler = std::function<asio::awaitable<Response>(Request, RequestContext)>;
+// Decides whether to keep a freshly accepted connection (e.g. verify the
+// peer); false closes it before anything is read.
+using AcceptFilter = std::function<bool(std::uint64_t listener, const asio::ip::tcp::endpoint& local,
+                                        const asio::ip::tcp::endpoint& peer)>;
 // Renders a failure found before a handler ran (body too large, malformed
 // request) in the listener owner's error shape.
 using ErrorRenderer = std::function<Response(const base::Error&, unsigned version)>;
@@ -35,6 +46,7 @@ struct ServerConfig {
   std::uint64_t body_limit = 6 * 1024 * 1024;   // larger bodies get 413
   std::chrono::seconds idle_timeout{75};
   std::string name = "http";                    // for logs
+  AcceptFilter accept_filter;                   // optional
 };
 
 class Server {
@@ -45,10 +57,17 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds and listens; returns the bound endpoint (port filled in).
+  // Binds config.host:config.port as listener 0; returns the bound endpoint.
   [[nodiscard]] base::Result<asio::ip::tcp::endpoint> listen();
-  // Starts accepting (after listen()).
+  // Starts accepting on listener 0 (after listen()).
   void start();
+  // Binds another listener with its own tag (non-zero) and starts accepting
+  // on it at once; requests from it carry the tag in RequestContext.
+  [[nodiscard]] base::Result<asio::ip::tcp::endpoint> add_listener(const std::string& host,
+                                                                   std::uint16_t port,
+                                                                   std::uint64_t tag);
+  // Closes a listener and every connection accepted on it, busy or not.
+  void remove_listener(std::uint64_t tag);
   // Stops accepting and closes idle connections; requests in flight finish.
   void stop();
   // Waits until no request is in flight or the deadline passes; true if drained.
@@ -58,19 +77,23 @@ class Server {
 
  private:
   struct Connection;
-  asio::awaitable<void> accept_loop();
+  struct Listener;
+  base::Result<std::shared_ptr<Listener>> bind(const std::string& host, std::uint16_t port,
+                                               std::uint64_t tag);
+  void start_accepting(std::shared_ptr<Listener> listener);
+  asio::awaitable<void> accept_loop(std::shared_ptr<Listener> listener);
   asio::awaitable<void> serve(std::shared_ptr<Connection> conn);
 
   asio::any_io_executor executor_;
   ServerConfig config_;
   Handler handler_;
   ErrorRenderer render_error_;
-  asio::ip::tcp::acceptor acceptor_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> in_flight_{0};
   std::atomic<std::uint64_t> served_{0};
   std::mutex mu_;
   std::unordered_set<std::shared_ptr<Connection>> connections_;  // GUARDED_BY(mu_)
+  std::unordered_map<std::uint64_t, std::shared_ptr<Listener>> listeners_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace nimbus::http

@@ -22,6 +22,7 @@ nlohmann::json to_document(const FunctionConfig& c) {
       {"last_modified_ms", c.last_modified_ms},
       {"revision_id", c.revision_id},
       {"tags", c.tags},
+      {"reserved_concurrency", c.reserved_concurrency ? nlohmann::json(*c.reserved_concurrency) : nlohmann::json()},
   };
 }
 
@@ -45,6 +46,9 @@ FunctionConfig from_document(const nlohmann::json& d) {
   c.last_modified_ms = d.value("last_modified_ms", std::int64_t{0});
   c.revision_id = d.value("revision_id", "");
   c.tags = d.value("tags", Tags{});
+  if (const auto it = d.find("reserved_concurrency"); it != d.end() && it->is_number_integer()) {
+    c.reserved_concurrency = it->get<int>();
+  }
   return c;
 }
 

@@ -35,6 +35,7 @@ struct FunctionConfig {
   std::int64_t last_modified_ms = 0;
   std::string revision_id;
   Tags tags;
+  std::optional<int> reserved_concurrency;  // PutFunctionConcurrency
 };
 
 // CreateFunction's input, already parsed from JSON (the api part does that).

@@ -82,11 +82,26 @@ base::Result<FunctionConfig> Registry::create(FunctionSpec spec) {
   store::FunctionRow row{c.name,      to_document(c).dump(), c.revision_id,      c.code_sha256_hex,
                          c.code_size, c.last_modified_ms,    c.last_modified_ms};
   NIMBUS_TRY(store_.insert_function(row));
+  cache_put(c);
   spdlog::info("registry: created function {} ({}, {} bytes of code)", c.name, c.runtime, c.code_size);
   return c;
 }
 
+void Registry::cache_put(const FunctionConfig& config) {
+  std::lock_guard lock(cache_mu_);
+  cache_[config.name] = config;
+}
+
+void Registry::cache_erase(std::string_view name) {
+  std::lock_guard lock(cache_mu_);
+  if (const auto it = cache_.find(name); it != cache_.end()) cache_.erase(it);
+}
+
 base::Result<FunctionConfig> Registry::load(std::string_view name) {
+  {
+    std::lock_guard lock(cache_mu_);
+    if (const auto it = cache_.find(name); it != cache_.end()) return it->second;
+  }
   auto row = store_.get_function(name);
   if (!row.ok()) {
     if (row.error().code == ErrorCode::kResourceNotFound) return not_found(*this, name);
@@ -96,14 +111,20 @@ base::Result<FunctionConfig> Registry::load(std::string_view name) {
   if (doc.is_discarded()) {
     return make_error(ErrorCode::kService, "stored document of function " + std::string(name) + " is corrupt");
   }
-  return from_document(doc);
+  FunctionConfig config = from_document(doc);
+  cache_put(config);
+  return config;
 }
 
 base::Status Registry::save(const FunctionConfig& c, std::string_view expected_revision) {
   store::FunctionRow row{c.name,      to_document(c).dump(), c.revision_id, c.code_sha256_hex,
                          c.code_size, 0,                     c.last_modified_ms};
   auto status = store_.update_function(row, expected_revision);
-  if (status.ok()) return status;
+  if (status.ok()) {
+    cache_put(c);
+    return status;
+  }
+  cache_erase(c.name);  // whatever happened, re-read from the store next time
   if (status.error().code == ErrorCode::kResourceNotFound) return not_found(*this, c.name);
   if (status.error().code == ErrorCode::kPreconditionFailed) {
     // The caller's RevisionId was checked before; another writer got there first.
@@ -186,6 +207,7 @@ base::Status Registry::remove(std::string_view name) {
   auto current = load(name);
   if (!current.ok()) return std::move(current).error();
   auto status = store_.delete_function(name);
+  cache_erase(name);
   if (!status.ok()) {
     if (status.error().code == ErrorCode::kResourceNotFound) return not_found(*this, name);
     return status;
@@ -223,6 +245,45 @@ base::Status Registry::untag(std::string_view name, const std::vector<std::strin
   for (const auto& k : keys) c.tags.erase(k);
   c.revision_id = base::uuid4();
   return save(c, current->revision_id);
+}
+
+std::int64_t Registry::reserved_total() {
+  std::int64_t total = 0;
+  std::string marker;
+  for (;;) {
+    auto page = list(marker, kMaxPage);
+    if (!page.ok()) break;
+    for (const auto& f : page->functions) total += f.reserved_concurrency.value_or(0);
+    if (page->next_marker.empty()) break;
+    marker = page->next_marker;
+  }
+  return total;
+}
+
+base::Result<FunctionConfig> Registry::set_reserved_concurrency(std::string_view name, std::optional<int> reserved) {
+  std::lock_guard lock(write_mu_);
+  auto current = load(name);
+  if (!current.ok()) return std::move(current).error();
+  FunctionConfig c = *current;
+  if (reserved) {
+    if (*reserved < 0) {
+      return make_error(ErrorCode::kValidation,
+                        fmt::format("1 validation error detected: Value '{}' at 'reservedConcurrentExecutions' "
+                                    "failed to satisfy constraint: Member must have value greater than or equal to 0",
+                                    *reserved));
+    }
+    const std::int64_t others = reserved_total() - c.reserved_concurrency.value_or(0);
+    if (others + *reserved > config_.account_concurrency - kMinUnreserved) {
+      return make_error(ErrorCode::kInvalidParameterValue,
+                        fmt::format("Specified ReservedConcurrentExecutions for function decreases account's "
+                                    "UnreservedConcurrentExecution below its minimum value of [{}].",
+                                    kMinUnreserved));
+    }
+  }
+  c.reserved_concurrency = reserved;
+  c.revision_id = base::uuid4();
+  NIMBUS_TRY(save(c, current->revision_id));
+  return c;
 }
 
 base::Result<AccountUsage> Registry::usage() {

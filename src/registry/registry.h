@@ -8,6 +8,7 @@
 // will read a cached snapshot instead. Owned by the daemon.
 
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -58,6 +59,14 @@ class Registry {
   [[nodiscard]] base::Status tag(std::string_view name, const Tags& tags);
   [[nodiscard]] base::Status untag(std::string_view name, const std::vector<std::string>& keys);
 
+  // PutFunctionConcurrency / DeleteFunctionConcurrency (nullopt). Leaves at
+  // least kMinUnreserved of the account's concurrency unreserved.
+  [[nodiscard]] base::Result<FunctionConfig> set_reserved_concurrency(std::string_view name,
+                                                                      std::optional<int> reserved);
+  // Sum of every function's reserved concurrency.
+  [[nodiscard]] std::int64_t reserved_total();
+  static constexpr int kMinUnreserved = 100;
+
   [[nodiscard]] base::Result<AccountUsage> usage();
   // The read-only directory holding the function's unpacked code.
   [[nodiscard]] base::Result<std::filesystem::path> code_directory(std::string_view name);
@@ -80,6 +89,12 @@ class Registry {
   store::BlobStore& blobs_;
   const base::Clock& clock_;
   RegistryConfig config_;
+  // Read-through cache of documents by name, so the invoke path does not
+  // query SQLite; every write goes through this class and updates it.
+  std::mutex cache_mu_;
+  std::map<std::string, FunctionConfig, std::less<>> cache_;  // GUARDED_BY(cache_mu_)
+  void cache_put(const FunctionConfig& config);
+  void cache_erase(std::string_view name);
   // Serialises writers, so code garbage collection never races an upload of
   // the same package. Readers do not take it.
   std::mutex write_mu_;

@@ -110,9 +110,25 @@ base::Status validate_role(std::string_view role) {
   return base::Ok{};
 }
 
+namespace {
+// Length in characters (UTF-8 code points), as Lambda counts.
+std::size_t utf8_length(std::string_view s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+// The first `n` characters of `s`, never cutting one in half.
+std::string_view utf8_prefix(std::string_view s, std::size_t n) {
+  std::size_t i = 0;
+  for (std::size_t chars = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && chars++ == n) break;
+  }
+  return s.substr(0, i);
+}
+}  // namespace
+
 base::Status validate_description(std::string_view description) {
-  if (description.size() > 256) {
-    return constraint(description.substr(0, 40), "description",
+  if (utf8_length(description) > 256) {
+    return constraint(utf8_prefix(description, 40), "description",
                       "Member must have length less than or equal to 256");
   }
   return base::Ok{};

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
@@ -28,6 +29,7 @@ using base::ErrorCode;
 constexpr std::string_view kNotAZip =
     "Could not unzip uploaded file. Please check your file, then try to upload again.";
 constexpr std::size_t kMaxComponentBytes = 255;  // NAME_MAX
+constexpr std::size_t kMaxSymlinkBytes = 4095;   // PATH_MAX without the NUL
 constexpr int kMaxSymlinkHops = 40;              // the kernel's MAXSYMLINKS
 constexpr std::size_t kReadChunk = 64 * 1024;
 
@@ -102,8 +104,7 @@ std::string join_path(const std::vector<std::string>& parts, std::size_t count) 
 }
 
 // Why a name cannot be used as a path inside the package, or nullopt.
-std::optional<std::string_view> unsafe_name(std::string_view name,
-                                            const std::vector<std::string>& parts) {
+std::optional<std::string_view> unsafe_name(std::string_view name, const std::vector<std::string>& parts) {
   if (!name.empty() && name.front() == '/') return "escapes the package root";
   for (const std::string& part : parts) {
     if (part == "..") return "escapes the package root";
@@ -119,8 +120,7 @@ enum class LinkVerdict { kInside, kOutside, kLoop };
 // Where a symlink of the package leads, followed through the package's other
 // symlinks the way the kernel would: kOutside if it leaves the root at any
 // step. `links` maps normalised symlink paths to their targets.
-LinkVerdict resolve_link(const std::map<std::string, std::string>& links,
-                         const std::string& link_path) {
+LinkVerdict resolve_link(const std::map<std::string, std::string>& links, const std::string& link_path) {
   std::vector<std::string> dir = split_path(link_path);
   dir.pop_back();  // a link's target is relative to the directory holding it
   const std::vector<std::string> first = split_path(links.at(link_path));
@@ -262,8 +262,7 @@ using ArchivePtr = std::unique_ptr<archive, decltype(&archive_read_free)>;
 // `writer` is set, writes each entry as soon as it passed its own checks.
 // Checks that need the whole package (where symlinks lead) run at the end, so
 // a failed walk must discard what `writer` wrote.
-base::Result<ZipInfo> walk_zip(std::string_view bytes, std::uint64_t max_unzipped,
-                               TreeWriter* writer) {
+base::Result<ZipInfo> walk_zip(std::string_view bytes, std::uint64_t max_unzipped, TreeWriter* writer) {
   if (bytes.empty()) return not_a_zip();
   ArchivePtr a(archive_read_new(), archive_read_free);
   if (a == nullptr) return base::make_error(ErrorCode::kService, "archive_read_new failed");
@@ -278,8 +277,8 @@ base::Result<ZipInfo> walk_zip(std::string_view bytes, std::uint64_t max_unzippe
 
   ZipInfo info;
   info.zipped_size = bytes.size();
-  std::map<std::string, EntryKind> kinds;   // every path so far, parents included
-  std::map<std::string, std::string> links;  // symlink path -> target
+  std::map<std::string, EntryKind> kinds;                       // every path so far, parents included
+  std::map<std::string, std::string> links;                     // symlink path -> target
   std::vector<std::pair<std::string, std::string>> link_names;  // path, name in the zip
   std::string buf(kReadChunk, '\0');
 
@@ -297,9 +296,7 @@ base::Result<ZipInfo> walk_zip(std::string_view bytes, std::uint64_t max_unzippe
     const char* hardlink = archive_entry_hardlink(entry);
     const unsigned type = archive_entry_filetype(entry);
     EntryKind kind = EntryKind::kFile;
-    if (hardlink != nullptr) {
-      kind = EntryKind::kFile;
-    } else if (type == AE_IFREG) {
+    if (hardlink != nullptr || type == AE_IFREG) {
       kind = EntryKind::kFile;
     } else if (type == AE_IFDIR) {
       kind = EntryKind::kDirectory;
@@ -351,6 +348,9 @@ base::Result<ZipInfo> walk_zip(std::string_view bytes, std::uint64_t max_unzippe
         const char* target = archive_entry_symlink(entry);
         if (target == nullptr || *target == '\0') return bad_entry(name, "is an empty symlink");
         if (*target == '/') return bad_entry(name, "is a symlink that points outside the package");
+        if (std::strlen(target) > kMaxSymlinkBytes) {
+          return bad_entry(name, "is a symlink with a target longer than 4095 bytes");
+        }
         links.emplace(path, target);
         link_names.emplace_back(path, name);
         if (writer != nullptr) NIMBUS_TRY(writer->symlink(parts, target));
@@ -367,9 +367,8 @@ base::Result<ZipInfo> walk_zip(std::string_view bytes, std::uint64_t max_unzippe
           if (n == 0) break;
           info.unzipped_size += static_cast<std::uint64_t>(n);
           if (info.unzipped_size > max_unzipped) {
-            return base::make_error(
-                ErrorCode::kInvalidParameterValue,
-                fmt::format("Unzipped size must be smaller than {} bytes", max_unzipped));
+            return base::make_error(ErrorCode::kInvalidParameterValue,
+                                    fmt::format("Unzipped size must be smaller than {} bytes", max_unzipped));
           }
           if (writer != nullptr) {
             NIMBUS_TRY(writer->file_data({buf.data(), static_cast<std::size_t>(n)}));

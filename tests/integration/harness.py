@@ -25,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import unittest
+import unittest.mock
 import urllib.parse
 import zipfile
 
@@ -164,7 +166,8 @@ class Daemon:
             try:
                 with open(self.endpoints_path) as f:
                     info = json.load(f)
-                if info.get("api"):
+                # A stale file left by a killed daemon names another pid.
+                if info.get("api") and info.get("pid") == self.proc.pid:
                     break
             except (FileNotFoundError, json.JSONDecodeError):
                 pass  # not written yet, or mid-write
@@ -279,17 +282,26 @@ class Daemon:
             raise AssertionError(f"aws {' '.join(args)} exited {rc}\nstdout: {out}\nstderr: {err}")
         return json.loads(out) if out.strip() else None
 
-    def cli(self, *args, data_dir=True):
-        """Runs `nimbus <args> --data-dir <dir>`; returns (rc, stdout, stderr)."""
+    def cli(self, *args, data_dir=True, env=None):
+        """Runs `nimbus <args> --data-dir <dir>`; returns (rc, stdout, stderr).
+
+        The environment has no AWS_* or NIMBUS_* variables except those in `env`."""
         cmd = [NIMBUS_BIN, *args]
         if data_dir:
             cmd += ["--data-dir", self.data_dir]
-        p = subprocess.run(cmd, env=_clean_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        full_env = _clean_env()
+        full_env.update(env or {})
+        p = subprocess.run(cmd, env=full_env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=SUBPROCESS_TIMEOUT_S)
         return p.returncode, p.stdout, p.stderr
 
-    def request(self, method, path, body=b"", headers=None, sign=True, credentials=None, query=None):
-        """One raw HTTP request; SigV4-signed (botocore's signer) unless sign=False."""
+    def request(self, method, path, body=b"", headers=None, sign=True, credentials=None, query=None,
+                signed_at=None, send_body=None):
+        """One raw HTTP request; SigV4-signed (botocore's signer) unless sign=False.
+
+        signed_at: a naive UTC datetime to sign with instead of now.
+        send_body: bytes sent instead of the signed body (to tamper with it).
+        """
         if isinstance(body, str):
             body = body.encode("utf-8")
         url = self.endpoint + path
@@ -301,8 +313,16 @@ class Daemon:
         if sign:
             key, secret = credentials or self.credentials
             req = botocore.awsrequest.AWSRequest(method=method, url=url, data=body, headers=hdrs)
-            botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda", REGION).add_auth(req)
+            signer = botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "lambda", REGION)
+            if signed_at is None:
+                signer.add_auth(req)
+            else:
+                shim = types.SimpleNamespace(datetime=types.SimpleNamespace(utcnow=lambda: signed_at))
+                with unittest.mock.patch.object(botocore.auth, "datetime", shim):
+                    signer.add_auth(req)
             hdrs = dict(req.headers.items())
+        if send_body is not None:
+            body = send_body
         parsed = urllib.parse.urlsplit(url)
         conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
         try:
@@ -370,6 +390,7 @@ class DaemonTestCase(unittest.TestCase):
 
     daemon_args = ()
     daemon = None
+    client = None  # a boto3 Lambda client for `daemon`
 
     @classmethod
     def setUpClass(cls):
@@ -381,11 +402,16 @@ class DaemonTestCase(unittest.TestCase):
         except BaseException:
             cls.daemon.kill()
             sys.stderr.write(cls.daemon.log_text() + "\n")
+            cls.daemon.remove_data_dir()
+            shutil.rmtree(cls.workdir, ignore_errors=True)
             raise
+        cls.client = cls.daemon.boto3_client("lambda")
 
     @classmethod
     def tearDownClass(cls):
         try:
+            if getattr(cls, "client", None) is not None:
+                cls.client.close()
             if cls.daemon is not None:
                 try:
                     cls.daemon.stop()
@@ -434,6 +460,8 @@ def running_daemon(data_dir=None, extra_args=()):
     except BaseException:
         d.kill()
         sys.stderr.write(d.log_text() + "\n")
+        if data_dir is None:
+            d.remove_data_dir()
         raise
     ok = False
     try:

@@ -2,7 +2,6 @@
 
 import hashlib
 import base64
-import json
 import unittest
 import urllib.request
 

@@ -1,0 +1,615 @@
+#include "invoker/invoker.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cctype>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "base/crypto.h"
+#include "invoker/policy.h"
+#include "registry/runtimes.h"
+
+namespace nimbus::invoker {
+
+using base::ErrorCode;
+using base::make_error;
+using nlohmann::json;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr unsigned kUidBase = 800000;  // instance uids: kUidBase + slot
+constexpr std::size_t kLogTailBytes = 4096;
+
+double ms_since(SteadyClock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
+}
+
+std::string error_body(std::string_view type, std::string_view message) {
+  return json{{"errorType", type}, {"errorMessage", message}}.dump();
+}
+
+void log_spawn_failure(const std::string& what) { spdlog::warn("invoker: {}", what); }
+}  // namespace
+
+enum class InstanceState { kStarting, kIdle, kBusy, kDraining, kDead };
+
+struct Invoker::Instance {
+  std::string id;
+  std::string function;
+  std::string revision;  // the configuration it was started with
+  InstanceState state = InstanceState::kStarting;  // GUARDED_BY(Invoker::mu_)
+  int pid = 0;
+  unsigned uid = 0;
+  std::uint64_t session_id = 0;
+  std::shared_ptr<runtime_api::RuntimeSession> session;
+  SteadyClock::time_point idle_since;               // GUARDED_BY(Invoker::mu_)
+  std::optional<double> init_ms;                    // shown once, in the first REPORT
+  std::optional<sandbox::ExitEvent> exit;           // GUARDED_BY(Invoker::mu_)
+  std::unique_ptr<asio::posix::stream_descriptor> output;  // read end of stdout+stderr
+  std::mutex output_mu;
+  std::string output_buffer;  // GUARDED_BY(output_mu)
+};
+
+struct Invoker::Pool {
+  std::vector<std::shared_ptr<Instance>> instances;
+  int in_flight = 0;
+};
+
+Invoker::Invoker(asio::any_io_executor executor, registry::Registry& registry, sandbox::Launcher& launcher,
+                 runtime_api::RuntimeApi& runtime_api, telemetry::Registry& metrics, telemetry::LogStore& logs,
+                 const base::Clock& clock, InvokerConfig config)
+    : executor_(std::move(executor)),
+      registry_(registry),
+      launcher_(launcher),
+      runtime_api_(runtime_api),
+      metrics_(metrics),
+      logs_(logs),
+      clock_(clock),
+      config_(std::move(config)) {}
+
+Invoker::~Invoker() { stop(); }
+
+void Invoker::start() {
+  const int fd = ::dup(launcher_.exit_event_fd());
+  exit_events_ = std::make_unique<asio::posix::stream_descriptor>(executor_, fd);
+  asio::co_spawn(executor_, read_exit_events(), [](std::exception_ptr e) {
+    if (e) spdlog::error("invoker: exit event reader ended with an exception");
+  });
+  reaper_ = std::make_unique<asio::steady_timer>(executor_);
+  asio::co_spawn(executor_, reap_idle(), [](std::exception_ptr e) {
+    if (e) spdlog::error("invoker: reaper ended with an exception");
+  });
+}
+
+void Invoker::stop() {
+  std::vector<std::shared_ptr<Instance>> all;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    for (auto& [name, pool] : pools_) {
+      for (auto& inst : pool->instances) all.push_back(inst);
+    }
+  }
+  for (auto& inst : all) destroy(inst);
+  if (reaper_) reaper_->cancel();
+  if (exit_events_) {
+    boost::system::error_code ignored;
+    exit_events_->cancel(ignored);
+  }
+}
+
+Invoker::PoolCounts Invoker::counts(const std::string& function) {
+  std::lock_guard lock(mu_);
+  PoolCounts c;
+  const auto it = pools_.find(function);
+  if (it == pools_.end()) return c;
+  for (const auto& inst : it->second->instances) {
+    if (inst->state == InstanceState::kStarting) ++c.starting;
+    if (inst->state == InstanceState::kIdle) ++c.idle;
+    if (inst->state == InstanceState::kBusy || inst->state == InstanceState::kDraining) ++c.busy;
+  }
+  return c;
+}
+
+void Invoker::retire(const std::string& function) {
+  std::vector<std::shared_ptr<Instance>> idle;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = pools_.find(function);
+    if (it == pools_.end()) return;
+    for (auto& inst : it->second->instances) {
+      if (inst->state == InstanceState::kIdle) idle.push_back(inst);
+      else if (inst->state == InstanceState::kBusy || inst->state == InstanceState::kStarting) inst->state = InstanceState::kDraining;
+    }
+  }
+  for (auto& inst : idle) destroy(inst);
+}
+
+void Invoker::destroy(const std::shared_ptr<Instance>& inst) {
+  {
+    std::lock_guard lock(mu_);
+    if (inst->state == InstanceState::kDead) return;
+    inst->state = InstanceState::kDead;
+    const auto it = pools_.find(inst->function);
+    if (it != pools_.end()) {
+      auto& v = it->second->instances;
+      v.erase(std::remove(v.begin(), v.end(), inst), v.end());
+      metrics_.gauge("nimbus_instances", "Live instances per function", inst->function).set(static_cast<std::int64_t>(v.size()));
+    }
+  }
+  if (inst->pid > 0) (void)launcher_.kill(inst->pid);
+  if (inst->session_id != 0) runtime_api_.close(inst->session_id);
+}
+
+asio::awaitable<void> Invoker::read_exit_events() {
+  for (;;) {
+    auto [ec] = co_await exit_events_->async_wait(asio::posix::stream_descriptor::wait_read, kUseTuple);
+    if (ec) co_return;
+    while (auto event = launcher_.read_exit_event()) {
+      std::shared_ptr<Instance> inst;
+      {
+        std::lock_guard lock(mu_);
+        const auto it = by_pid_.find(event->pid);
+        if (it == by_pid_.end()) continue;
+        inst = it->second;
+        by_pid_.erase(it);
+        inst->exit = *event;
+      }
+      if (event->oom_killed) metrics_.counter("nimbus_oom_kills_total", "Instances killed for exceeding their memory", inst->function).add();
+      inst->session->fail();  // wakes a waiting invoke(), which reads inst->exit
+      bool was_idle;
+      {
+        std::lock_guard lock(mu_);
+        was_idle = inst->state == InstanceState::kIdle;
+      }
+      if (was_idle) destroy(inst);  // died between invocations
+    }
+    if (!launcher_.launcher_alive()) {
+      spdlog::error("invoker: the sandbox launcher is gone; no instance can start");
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> Invoker::reap_idle() {
+  const auto period = std::clamp<std::chrono::milliseconds>(config_.keep_alive / 10, std::chrono::milliseconds(50),
+                                                            std::chrono::milliseconds(1000));
+  for (;;) {
+    reaper_->expires_after(period);
+    auto [ec] = co_await reaper_->async_wait(kUseTuple);
+    if (ec) co_return;
+    std::vector<std::shared_ptr<Instance>> expired;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) co_return;
+      const auto now = SteadyClock::now();
+      for (auto& [name, pool] : pools_) {
+        for (auto& inst : pool->instances) {
+          if (inst->state == InstanceState::kIdle && should_evict(inst->idle_since, now, config_.keep_alive)) {
+            expired.push_back(inst);
+          }
+        }
+      }
+    }
+    for (auto& inst : expired) destroy(inst);
+  }
+}
+
+asio::awaitable<void> Invoker::read_output(std::shared_ptr<Instance> inst) {
+  for (;;) {
+    auto [ec] = co_await inst->output->async_wait(asio::posix::stream_descriptor::wait_read, kUseTuple);
+    if (ec) co_return;
+    std::lock_guard lock(inst->output_mu);
+    char buf[16384];
+    for (;;) {
+      const ssize_t n = ::read(inst->output->native_handle(), buf, sizeof buf);
+      if (n > 0) {
+        inst->output_buffer.append(buf, static_cast<std::size_t>(n));
+        // Bound what a chatty function can make us hold between invocations.
+        if (inst->output_buffer.size() > (4u << 20)) inst->output_buffer.erase(0, inst->output_buffer.size() - (2u << 20));
+        continue;
+      }
+      if (n == 0) {
+        boost::system::error_code ignored;
+        inst->output->close(ignored);
+        co_return;  // every writer is gone
+      }
+      break;  // EAGAIN
+    }
+  }
+}
+
+std::string Invoker::drain_output(Instance& inst) {
+  std::lock_guard lock(inst.output_mu);
+  if (inst.output && inst.output->is_open()) {
+    char buf[16384];
+    for (;;) {
+      const ssize_t n = ::read(inst.output->native_handle(), buf, sizeof buf);
+      if (n <= 0) break;
+      inst.output_buffer.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+  std::string out = std::move(inst.output_buffer);
+  inst.output_buffer.clear();
+  return out;
+}
+
+base::Result<std::vector<std::string>> Invoker::command_for(const registry::FunctionConfig& config,
+                                                            const std::filesystem::path& code_dir) const {
+  const auto* runtime = registry::find_runtime(config.runtime);
+  if (runtime == nullptr) {
+    return make_error(ErrorCode::kInvalidParameterValue, "unsupported runtime " + config.runtime);
+  }
+  switch (runtime->family) {
+    case registry::RuntimeFamily::kPython: {
+      auto python = registry::resolve_interpreter(runtime->family);
+      if (!python) return make_error(ErrorCode::kService, "python3 is not installed on this machine");
+      return std::vector<std::string>{*python, "-u", "/var/runtime/python/bootstrap.py"};
+    }
+    case registry::RuntimeFamily::kNode: {
+      auto node = registry::resolve_interpreter(runtime->family);
+      if (!node) return make_error(ErrorCode::kService, "node is not installed on this machine");
+      return std::vector<std::string>{*node, "/var/runtime/node/index.mjs"};
+    }
+    case registry::RuntimeFamily::kProvided: {
+      const auto bootstrap = code_dir / "bootstrap";
+      if (::access(bootstrap.c_str(), X_OK) != 0) {
+        return make_error(ErrorCode::kInvalidParameterValue,
+                          "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]");
+      }
+      return std::vector<std::string>{"/var/task/bootstrap"};
+    }
+  }
+  return make_error(ErrorCode::kService, "unreachable");
+}
+
+std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c, std::uint16_t port) const {
+  std::vector<std::string> env;
+  for (const auto& [k, v] : c.environment) env.push_back(k + "=" + v);
+  const auto* runtime = registry::find_runtime(c.runtime);
+  const std::int64_t now = clock_.now_ms();
+  const std::string date = base::format_lambda_time(now).substr(0, 10);
+  std::string stream = fmt::format("{}/{}/{}/[$LATEST]{}", date.substr(0, 4), date.substr(5, 2), date.substr(8, 2),
+                                   base::to_hex(base::random_bytes(16)));
+  // Reserved variables come last and were refused at configuration time, so
+  // a user can never override them.
+  env.push_back(fmt::format("AWS_LAMBDA_RUNTIME_API={}:{}", runtime_api_.host(), port));
+  env.push_back("_HANDLER=" + c.handler);
+  env.push_back("LAMBDA_TASK_ROOT=/var/task");
+  env.push_back("LAMBDA_RUNTIME_DIR=/var/runtime");
+  env.push_back("AWS_LAMBDA_FUNCTION_NAME=" + c.name);
+  env.push_back("AWS_LAMBDA_FUNCTION_VERSION=$LATEST");
+  env.push_back(fmt::format("AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}", c.memory_size));
+  env.push_back("AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + c.name);
+  env.push_back("AWS_LAMBDA_LOG_STREAM_NAME=" + stream);
+  env.push_back("AWS_LAMBDA_INITIALIZATION_TYPE=on-demand");
+  env.push_back("AWS_REGION=" + config_.region);
+  env.push_back("AWS_DEFAULT_REGION=" + config_.region);
+  if (runtime != nullptr && runtime->family != registry::RuntimeFamily::kProvided) {
+    env.push_back("AWS_EXECUTION_ENV=AWS_Lambda_" + c.runtime);
+  }
+  auto set_default = [&env, &c](const std::string& key, const std::string& value) {
+    if (c.environment.count(key) == 0) env.push_back(key + "=" + value);
+  };
+  set_default("TZ", ":UTC");
+  set_default("LANG", "en_US.UTF-8");
+  set_default("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin");
+  set_default("LD_LIBRARY_PATH",
+              "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib");
+  if (runtime != nullptr && runtime->family == registry::RuntimeFamily::kNode) {
+    set_default("NODE_PATH", "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task");
+  }
+  return env;
+}
+
+namespace {
+struct StartOutcome {
+  bool ok = false;
+  double init_ms = 0;
+  std::string error_type;
+  std::string error_body;
+};
+}  // namespace
+
+asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<Instance> inst,
+                                                              const registry::FunctionConfig& config) {
+  auto code_dir = registry_.code_directory(config.name);
+  if (!code_dir.ok()) co_return std::move(code_dir).error();
+  auto command = command_for(config, *code_dir);
+  if (!command.ok()) co_return std::move(command).error();
+
+  const bool private_uids = launcher_.isolation().uid_switch;
+  auto opened = runtime_api_.open(private_uids ? std::optional<unsigned>(inst->uid) : std::nullopt);
+  if (!opened.ok()) co_return std::move(opened).error();
+  inst->session_id = opened->id;
+  inst->session = opened->session;
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) co_return make_error(ErrorCode::kService, "pipe for instance output failed");
+  ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
+  ::fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
+  inst->output = std::make_unique<asio::posix::stream_descriptor>(executor_, fds[0]);
+
+  sandbox::InstanceSpec spec;
+  spec.instance_id = inst->id;
+  spec.argv = std::move(*command);
+  spec.env = environment(config, opened->port);
+  spec.code_dir = *code_dir;
+  spec.runtime_dir = config_.runtimes_dir;
+  spec.memory_bytes = static_cast<std::uint64_t>(config.memory_size) << 20;
+  spec.tmp_bytes = static_cast<std::uint64_t>(config.ephemeral_storage) << 20;
+  spec.uid = private_uids ? inst->uid : 0;
+  spec.gid = private_uids ? inst->uid : 0;
+  spec.output_fd = fds[1];
+  const auto t0 = SteadyClock::now();
+  auto spawned = launcher_.spawn(spec);
+  ::close(fds[1]);
+  if (!spawned.ok()) co_return std::move(spawned).error();
+  {
+    std::lock_guard lock(mu_);
+    inst->pid = spawned->pid;
+    by_pid_[inst->pid] = inst;
+  }
+  asio::co_spawn(executor_, read_output(inst), asio::detached);
+  metrics_.counter("nimbus_cold_starts_total", "Instances started", config.name).add();
+
+  const auto ready = co_await inst->session->wait_ready(t0 + config_.init_timeout);
+  const double init_ms = ms_since(t0);
+  metrics_.histogram("nimbus_init_duration_ms", "Instance init duration (spawn to first /next)", config.name).observe(init_ms);
+  switch (ready.status) {
+    case runtime_api::InitStatus::kReady:
+      co_return init_ms;
+    case runtime_api::InitStatus::kInitError:
+      co_return make_error(ErrorCode::kService, ready.body);
+    case runtime_api::InitStatus::kTimeout:
+      co_return make_error(ErrorCode::kService,
+                           error_body("Sandbox.Timedout", fmt::format("Init timed out after {:.2f} seconds",
+                                                                      config_.init_timeout.count() / 1000.0)));
+    case runtime_api::InitStatus::kExited: {
+      std::optional<sandbox::ExitEvent> exit;
+      {
+        std::lock_guard lock(mu_);
+        exit = inst->exit;
+      }
+      const std::string reason = exit ? exit_reason(exit->wait_status) : "unknown";
+      const bool oom = exit && exit->oom_killed;
+      co_return make_error(ErrorCode::kService,
+                           error_body(oom ? "Runtime.OutOfMemory" : "Runtime.ExitError",
+                                      "Runtime exited with error: " + reason));
+    }
+  }
+  co_return make_error(ErrorCode::kService, "unreachable");
+}
+
+asio::awaitable<InvokeResult> Invoker::invoke(InvokeRequest request) {
+  auto config = registry_.get(request.function);
+  if (!config.ok()) {
+    InvokeResult r;
+    r.status = InvokeStatus::kFailed;
+    r.error = std::move(config).error();
+    co_return r;
+  }
+  co_return co_await run(std::move(request), std::move(*config));
+}
+
+asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::FunctionConfig config) {
+  InvokeResult result;
+  result.request_id = base::uuid4();
+  const std::string& fn = config.name;
+  const bool reserved = config.reserved_concurrency.has_value();
+
+  // Place the invocation.
+  std::shared_ptr<Instance> inst;
+  bool cold = false;
+  std::vector<std::shared_ptr<Instance>> stale;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      result.status = InvokeStatus::kFailed;
+      result.error = make_error(ErrorCode::kService, "nimbus is shutting down");
+      co_return result;
+    }
+    auto& pool_ptr = pools_[fn];
+    if (!pool_ptr) pool_ptr = std::make_unique<Pool>();
+    Pool& pool = *pool_ptr;
+    int idle = 0;
+    for (auto& i : pool.instances) {
+      if (i->revision != config.revision_id) {
+        if (i->state == InstanceState::kIdle) stale.push_back(i);
+        else if (i->state != InstanceState::kDead) i->state = InstanceState::kDraining;
+      } else if (i->state == InstanceState::kIdle) {
+        ++idle;
+      }
+    }
+    ConcurrencySnapshot snap;
+    snap.idle = idle;
+    snap.in_flight = pool.in_flight;
+    snap.reserved = config.reserved_concurrency;
+    snap.unreserved_in_flight = unreserved_in_flight_;
+    snap.account_limit = config_.account_concurrency;
+    snap.reserved_total = static_cast<int>(registry_.reserved_total());
+    const Placement placement = place(snap);
+    if (placement == Placement::kThrottleReserved || placement == Placement::kThrottleAccount) {
+      result.status = InvokeStatus::kThrottled;
+      result.throttle_reason = placement == Placement::kThrottleReserved
+                                   ? "ReservedFunctionConcurrentInvocationLimitExceeded"
+                                   : "ConcurrentInvocationLimitExceeded";
+      result.error = make_error(ErrorCode::kTooManyRequests, "Rate Exceeded.");
+      metrics_.counter("nimbus_throttles_total", "Invocations refused for concurrency", fn).add();
+    } else {
+      ++pool.in_flight;
+      if (!reserved) ++unreserved_in_flight_;
+      if (placement == Placement::kUseIdle) {
+        // The most recently used instance: its caches are warmest.
+        for (auto it = pool.instances.rbegin(); it != pool.instances.rend(); ++it) {
+          if ((*it)->state == InstanceState::kIdle && (*it)->revision == config.revision_id) {
+            inst = *it;
+            break;
+          }
+        }
+        inst->state = InstanceState::kBusy;
+      } else {
+        cold = true;
+        inst = std::make_shared<Instance>();
+        const std::uint64_t n = next_instance_++;
+        std::string slug;
+        for (char c : fn) slug.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
+        inst->id = fmt::format("{}-{}", slug.substr(0, 40), n);
+        inst->uid = kUidBase + static_cast<unsigned>(n % 100000);
+        inst->function = fn;
+        inst->revision = config.revision_id;
+        pool.instances.push_back(inst);
+        metrics_.gauge("nimbus_instances", "Live instances per function", fn).set(static_cast<std::int64_t>(pool.instances.size()));
+      }
+      metrics_.gauge("nimbus_concurrent_executions", "Invocations in flight", fn).set(pool.in_flight);
+    }
+  }
+  for (auto& s : stale) destroy(s);
+  if (result.status == InvokeStatus::kThrottled) co_return result;
+
+  auto release = [this, &fn, reserved](const std::shared_ptr<Instance>& i, bool keep) {
+    bool kill = !keep;
+    {
+      std::lock_guard lock(mu_);
+      auto& pool = *pools_[fn];
+      --pool.in_flight;
+      if (!reserved) --unreserved_in_flight_;
+      metrics_.gauge("nimbus_concurrent_executions", "Invocations in flight", fn).set(pool.in_flight);
+      if (i->state == InstanceState::kDraining || stopping_) kill = true;
+      if (!kill && i->state != InstanceState::kDead) {
+        i->state = InstanceState::kIdle;
+        i->idle_since = SteadyClock::now();
+      }
+    }
+    if (kill) destroy(i);
+  };
+
+  const std::int64_t start_ms = clock_.now_ms();
+  std::string log;
+  auto log_line = [&log](const std::string& line) {
+    log += line;
+    log += '\n';
+  };
+
+  if (cold) {
+    auto started = co_await start_instance(inst, config);
+    if (!started.ok()) {
+      // The invocation fails as Lambda reports init failures: 200 with the
+      // error payload and X-Amz-Function-Error.
+      std::string body = started.error().message;
+      auto parsed = json::parse(body, nullptr, false);
+      if (!parsed.is_object()) body = error_body("Runtime.Unknown", body);
+      const std::string type = parsed.is_object() ? parsed.value("errorType", "Runtime.Unknown") : "Runtime.Unknown";
+      log_spawn_failure(fmt::format("{}: instance failed to start: {}", fn, body));
+      std::string output = inst->output ? drain_output(*inst) : std::string();
+      log_line(fmt::format("START RequestId: {} Version: $LATEST", result.request_id));
+      if (!output.empty()) log += output.back() == '\n' ? output : output + "\n";
+      log_line(fmt::format("END RequestId: {}", result.request_id));
+      log_line(report_line({result.request_id, 0, config.memory_size, 0, std::nullopt, "error", type}));
+      logs_.append(fn, start_ms, log);
+      metrics_.counter("nimbus_invocations_total", "Invocations", fn).add();
+      metrics_.counter("nimbus_invocation_errors_total", "Invocations that failed", fn).add();
+      release(inst, false);
+      result.status = InvokeStatus::kFunctionError;
+      result.payload = std::move(body);
+      result.log = std::move(log);
+      co_return result;
+    }
+    inst->init_ms = *started;
+    // What the runtime printed while initialising comes before START, as on Lambda.
+    const std::string init_output = drain_output(*inst);
+    if (!init_output.empty()) log += init_output.back() == '\n' ? init_output : init_output + "\n";
+  }
+
+  log_line(fmt::format("START RequestId: {} Version: $LATEST", result.request_id));
+  runtime_api::Event event;
+  event.request_id = result.request_id;
+  event.payload = std::move(request.payload);
+  const auto t0 = SteadyClock::now();
+  event.deadline_ms = clock_.now_ms() + config.timeout * 1000LL;
+  event.invoked_arn = request.invoked_arn;
+  event.trace_id = fmt::format("Root=1-{:08x}-{};Parent={};Sampled=0", static_cast<std::uint32_t>(start_ms / 1000),
+                               base::to_hex(base::random_bytes(12)), base::to_hex(base::random_bytes(8)));
+  event.client_context = std::move(request.client_context);
+  const auto outcome = co_await inst->session->invoke(std::move(event), t0 + std::chrono::seconds(config.timeout));
+  const double duration = ms_since(t0);
+  const std::string output = drain_output(*inst);
+  if (!output.empty()) log += output.back() == '\n' ? output : output + "\n";
+
+  ReportFields report{result.request_id, duration, config.memory_size, 0, std::nullopt, {}, {}};
+  bool keep = true;
+  switch (outcome.status) {
+    case runtime_api::InvokeStatus::kResponse:
+      result.status = InvokeStatus::kSuccess;
+      result.payload = outcome.body;
+      if (!outcome.content_type.empty()) result.content_type = outcome.content_type;
+      break;
+    case runtime_api::InvokeStatus::kFunctionError:
+      result.status = InvokeStatus::kFunctionError;
+      result.payload = outcome.body;
+      break;
+    case runtime_api::InvokeStatus::kResponseTooLarge:
+      result.status = InvokeStatus::kFunctionError;
+      result.payload = error_body("Function.ResponseSizeTooLarge",
+                                  "Response payload size exceeded maximum allowed payload size (6291556 bytes).");
+      report.status = "error";
+      report.error_type = "Function.ResponseSizeTooLarge";
+      break;
+    case runtime_api::InvokeStatus::kTimeout: {
+      const std::string message = timeout_message(config.timeout);
+      log_line(fmt::format("{} {} {}", base::format_lambda_time(clock_.now_ms()).substr(0, 23) + "Z", result.request_id, message));
+      result.status = InvokeStatus::kFunctionError;
+      result.payload = error_body("Sandbox.Timedout", fmt::format("RequestId: {} Error: {}", result.request_id, message));
+      report.status = "timeout";
+      keep = false;
+      metrics_.counter("nimbus_timeouts_total", "Invocations that timed out", fn).add();
+      break;
+    }
+    case runtime_api::InvokeStatus::kExited: {
+      std::optional<sandbox::ExitEvent> exit;
+      {
+        std::lock_guard lock(mu_);
+        exit = inst->exit;
+      }
+      const bool oom = exit && exit->oom_killed;
+      const std::string reason = exit ? exit_reason(exit->wait_status) : "unknown";
+      const std::string type = oom ? "Runtime.OutOfMemory" : "Runtime.ExitError";
+      result.status = InvokeStatus::kFunctionError;
+      result.payload = error_body(type, fmt::format("RequestId: {} Error: Runtime exited with error: {}", result.request_id, reason));
+      report.status = "error";
+      report.error_type = type;
+      keep = false;
+      metrics_.counter("nimbus_runtime_exits_total", "Instances that exited during an invocation", fn).add();
+      break;
+    }
+  }
+  report.max_memory_used_mb = static_cast<int>((launcher_.peak_memory(inst->id) + (1u << 20) - 1) >> 20);
+  if (inst->init_ms) {
+    report.init_duration_ms = inst->init_ms;
+    inst->init_ms.reset();
+  }
+  log_line(fmt::format("END RequestId: {}", result.request_id));
+  log_line(report_line(report));
+  logs_.append(fn, start_ms, log);
+  result.log = log.size() > kLogTailBytes ? log.substr(log.size() - kLogTailBytes) : std::move(log);
+
+  metrics_.counter("nimbus_invocations_total", "Invocations", fn).add();
+  if (result.status != InvokeStatus::kSuccess) {
+    metrics_.counter("nimbus_invocation_errors_total", "Invocations that failed", fn).add();
+  }
+  metrics_.histogram("nimbus_invocation_duration_ms", "Invocation duration", fn).observe(duration);
+  release(inst, keep);
+  co_return result;
+}
+
+}  // namespace nimbus::invoker

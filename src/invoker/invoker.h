@@ -1,0 +1,125 @@
+#pragma once
+// Invoker: turns an invocation into a result. Keeps a pool of instances per
+// function, takes an idle warm one or starts a new one (scale from zero) when
+// the concurrency limits allow, hands the event over through the instance's
+// RuntimeSession, enforces the timeout, reports crashes and OOM kills, writes
+// START/END/REPORT with the function's output to the LogStore, and stops
+// instances idle for longer than the keep-alive.
+//
+// Threads: invoke() is a coroutine callable from any io thread; pool state is
+// guarded by one mutex, never held across co_await. Exit events from the
+// launcher are read on the executor. Owned by the daemon; stop() before
+// destruction kills every instance.
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "base/clock.h"
+#include "registry/registry.h"
+#include "runtime_api/runtime_api.h"
+#include "sandbox/launcher.h"
+#include "telemetry/logs.h"
+#include "telemetry/metrics.h"
+
+namespace nimbus::invoker {
+
+namespace asio = boost::asio;
+
+struct InvokerConfig {
+  std::filesystem::path runtimes_dir;            // installed runtime clients (/var/runtime)
+  std::chrono::milliseconds keep_alive{10 * 60 * 1000};
+  std::chrono::milliseconds init_timeout{10000};  // Lambda's on-demand init limit
+  int account_concurrency = 1000;
+  std::string region = "us-east-1";
+};
+
+struct InvokeRequest {
+  std::string function;          // name (already resolved)
+  std::string payload;           // JSON text
+  std::string client_context;    // decoded JSON text or empty
+  std::string invoked_arn;       // as the caller named it
+};
+
+enum class InvokeStatus {
+  kSuccess,        // payload is the function's result
+  kFunctionError,  // payload is the error JSON (X-Amz-Function-Error: Unhandled)
+  kThrottled,      // error holds TooManyRequests and reason
+  kFailed,         // error holds the platform failure
+};
+
+struct InvokeResult {
+  InvokeStatus status = InvokeStatus::kSuccess;
+  std::string request_id;
+  std::string payload;
+  std::string content_type = "application/json";
+  std::string log;                 // this invocation's log lines (for X-Amz-Log-Result)
+  std::string throttle_reason;     // kThrottled
+  base::Error error;               // kThrottled / kFailed
+};
+
+class Invoker {
+ public:
+  Invoker(asio::any_io_executor executor, registry::Registry& registry, sandbox::Launcher& launcher,
+          runtime_api::RuntimeApi& runtime_api, telemetry::Registry& metrics, telemetry::LogStore& logs,
+          const base::Clock& clock, InvokerConfig config);
+  ~Invoker();
+
+  void start();
+  void stop();
+
+  [[nodiscard]] asio::awaitable<InvokeResult> invoke(InvokeRequest request);
+
+  // Instances per state, for tests and `nimbus ps`-like views.
+  struct PoolCounts {
+    int starting = 0, idle = 0, busy = 0;
+  };
+  [[nodiscard]] PoolCounts counts(const std::string& function);
+  // Stops every instance of a function (after delete or update).
+  void retire(const std::string& function);
+
+ private:
+  struct Instance;
+  struct Pool;
+  struct Lease;
+
+  asio::awaitable<void> read_exit_events();
+  asio::awaitable<void> reap_idle();
+  asio::awaitable<void> read_output(std::shared_ptr<Instance> instance);
+  asio::awaitable<InvokeResult> run(InvokeRequest request, registry::FunctionConfig config);
+  // Spawns an instance and waits for its runtime to ask for work.
+  asio::awaitable<base::Result<double>> start_instance(std::shared_ptr<Instance> instance,
+                                                       const registry::FunctionConfig& config);
+  base::Result<std::vector<std::string>> command_for(const registry::FunctionConfig& config,
+                                                     const std::filesystem::path& code_dir) const;
+  std::vector<std::string> environment(const registry::FunctionConfig& config, std::uint16_t port) const;
+  void destroy(const std::shared_ptr<Instance>& instance);
+  std::string drain_output(Instance& instance);
+
+  asio::any_io_executor executor_;
+  registry::Registry& registry_;
+  sandbox::Launcher& launcher_;
+  runtime_api::RuntimeApi& runtime_api_;
+  telemetry::Registry& metrics_;
+  telemetry::LogStore& logs_;
+  const base::Clock& clock_;
+  InvokerConfig config_;
+
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Pool>> pools_;          // GUARDED_BY(mu_)
+  std::map<int, std::shared_ptr<Instance>> by_pid_;             // GUARDED_BY(mu_)
+  int unreserved_in_flight_ = 0;                                // GUARDED_BY(mu_)
+  std::uint64_t next_instance_ = 1;                             // GUARDED_BY(mu_)
+  bool stopping_ = false;                                       // GUARDED_BY(mu_)
+
+  std::unique_ptr<asio::posix::stream_descriptor> exit_events_;
+  std::unique_ptr<asio::steady_timer> reaper_;
+};
+
+}  // namespace nimbus::invoker

@@ -1,0 +1,110 @@
+#pragma once
+// The child side of a spawn (internal to the sandbox part). The launcher
+// builds a ChildPlan — every path, string, argument array and flag the child
+// needs — before clone(); the child then runs run_child(), which uses only
+// async-signal-safe system calls (no allocation, no locks, no stdio) until
+// execve. A failing step is written to the error pipe as a ChildFailure.
+
+#include <linux/filter.h>
+#include <sys/resource.h>
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "sandbox/launcher.h"
+
+namespace nimbus::sandbox::detail {
+
+// What the host offers to build an instance's root from; probed once.
+struct HostLayout {
+  std::string scratch_root;  // empty directory where each child mounts its new root
+  // Top-level entries beside /usr: usrmerge symlinks (name, target) or real
+  // directories bound read-only.
+  std::vector<std::pair<std::string, std::string>> top_symlinks;
+  std::vector<std::string> top_dirs;
+  // /etc essentials that exist: bound files, bound directories, symlinks
+  // recreated as they are (their targets lie under /usr).
+  std::vector<std::string> etc_files, etc_dirs;
+  std::vector<std::pair<std::string, std::string>> etc_symlinks;
+  std::vector<std::string> dev_nodes;  // null, zero, full, random, urandom (those that exist)
+};
+
+// Looks at the host's / and /etc. `scratch_root` must exist.
+[[nodiscard]] HostLayout probe_host_layout(std::string scratch_root);
+
+// One file-system step of the child, run before pivot_root.
+struct ChildOp {
+  enum class Kind : std::uint8_t {
+    kMkdir,         // mkdir(target, mode)
+    kTouch,         // create an empty file at target (a bind-mount point)
+    kSymlink,       // symlink(source, target)
+    kMount,         // mount(source, target, fstype, flags, data)
+    kBindReadOnly,  // bind source on target (recursive), then remount read-only with `flags` added
+    kBind,          // bind source on target
+    kRemountReadOnly,  // remount the mount at target read-only with `flags` added
+  };
+  Kind kind = Kind::kMkdir;
+  const char* source = nullptr;
+  const char* target = nullptr;
+  const char* fstype = nullptr;
+  unsigned long flags = 0;
+  const char* data = nullptr;
+  unsigned mode = 0755;
+  const char* step = nullptr;        // "mount /var/task"
+  const char* shown_path = nullptr;  // the path named in an error (the host path for binds)
+};
+
+// Written by a failing child to the error pipe (one atomic write).
+struct ChildFailure {
+  char step[64];
+  char path[1024];
+  int error;
+};
+
+// Everything the child needs, prepared before clone(). Owns its strings.
+struct ChildPlan {
+  bool namespaces = false;
+  bool network_none = false;
+  bool switch_uid = false;
+  bool seccomp = false;
+  std::vector<ChildOp> ops;          // run in order, before pivot_root
+  const char* new_root = nullptr;    // where ops built the root
+  const char* put_old = nullptr;     // new_root/.old
+  const char* workdir = nullptr;     // "/var/task", or the host code_dir without namespaces
+  const char* exec_path = nullptr;   // argv[0]
+  std::vector<char*> argv;           // NUL-terminated arrays
+  std::vector<char*> envp;
+  int sync_fd = -1;                  // read end: one byte = go (cgroup joined); EOF = abort
+  int sync_write_fd = -1;            // the launcher's end, closed in the child
+  int error_fd = -1;                 // write end, O_CLOEXEC: EOF at the launcher = exec succeeded
+  int error_read_fd = -1;            // the launcher's end, closed in the child
+  int output_fd = -1;                // -1: /dev/null
+  std::vector<int> inherit_fds;      // to fds 3, 4, ...
+  mutable std::vector<int> scratch_fds;  // room for the fd shuffle (no allocation in the child)
+  unsigned uid = 0, gid = 0;
+  rlim_t nofile = 1024;
+  rlim_t nproc = 0;                  // 0: leave RLIMIT_NPROC alone
+  sock_fprog seccomp_program{};      // valid when seccomp
+  std::deque<std::string> strings;   // storage behind every const char* above
+
+  const char* keep(std::string s) { return strings.emplace_back(std::move(s)).c_str(); }
+};
+
+struct ChildOptions {
+  bool namespaces = false;
+  bool switch_uid = false;
+  const std::vector<sock_filter>* seccomp_program = nullptr;  // null: no filter
+};
+
+// Builds the plan for `spec`; uid/gid are the final ids. The fds are filled
+// in by the caller (sync/error pipes).
+[[nodiscard]] ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host,
+                                         const ChildOptions& options, unsigned uid, unsigned gid);
+
+// The child after clone(): never returns; execs or _exits (127 after
+// reporting a failure, 126 when the launcher went away).
+[[noreturn]] void run_child(const ChildPlan& plan) noexcept;
+
+}  // namespace nimbus::sandbox::detail

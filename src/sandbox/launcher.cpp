@@ -1,0 +1,233 @@
+#include "sandbox/launcher.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "base/files.h"
+#include "sandbox/cgroups.h"
+#include "sandbox/launcher_process.h"
+#include "sandbox/protocol.h"
+
+namespace nimbus::sandbox {
+
+using base::ErrorCode;
+using base::make_error;
+using detail::ReceiveOutcome;
+using nlohmann::json;
+
+namespace {
+
+// Threads of this process, from /proc/self/status; 0 if unknown.
+int thread_count() {
+  const auto status = base::read_file("/proc/self/status");
+  if (!status.ok()) return 0;
+  const std::size_t at = status->find("\nThreads:");
+  if (at == std::string::npos) return 0;
+  return std::atoi(status->c_str() + at + 9);
+}
+
+base::Status validate_config(const LauncherConfig& config) {
+  const auto bad = [](std::string message) { return make_error(ErrorCode::kInvalidParameterValue, std::move(message)); };
+  if (config.cgroup_name.empty() || config.cgroup_name == "." || config.cgroup_name == ".." ||
+      config.cgroup_name.size() > 64) {
+    return bad("sandbox: cgroup_name must be 1 to 64 characters");
+  }
+  for (const char c : config.cgroup_name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.';
+    if (!ok) return bad(fmt::format("sandbox: cgroup_name '{}' must match [A-Za-z0-9._-]+", config.cgroup_name));
+  }
+  if (config.uid_base == 0 || config.uid_count == 0 || config.uid_base + std::uint64_t{config.uid_count} > 0xfffffffeu) {
+    return bad("sandbox: the uid pool must be non-empty and lie within 1..4294967294");
+  }
+  if (config.spawn_timeout.count() <= 0) return bad("sandbox: spawn_timeout must be positive");
+  return base::Ok{};
+}
+
+ErrorCode code_of(const std::string& code) {
+  if (code == "conflict") return ErrorCode::kResourceConflict;
+  if (code == "throttled") return ErrorCode::kTooManyRequests;
+  if (code == "not_found") return ErrorCode::kResourceNotFound;
+  return ErrorCode::kService;
+}
+
+}  // namespace
+
+base::Result<std::unique_ptr<Launcher>> Launcher::start(LauncherConfig config) {
+  NIMBUS_TRY(validate_config(config));
+  if (const int threads = thread_count(); threads > 1) {
+    spdlog::warn("sandbox: Launcher::start() forks while this process runs {} threads; call it before any "
+                 "thread starts",
+                 threads);
+  }
+  int request[2];
+  int events[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, request) != 0) {
+    return make_error(ErrorCode::kService, base::errno_message("socketpair", "launcher", errno));
+  }
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, events) != 0) {
+    const int err = errno;
+    ::close(request[0]);
+    ::close(request[1]);
+    return make_error(ErrorCode::kService, base::errno_message("socketpair", "launcher", err));
+  }
+  const int daemon_pid = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(request[0]);
+    ::close(events[0]);
+    detail::LauncherProcess process(config, request[1], events[1], daemon_pid);
+    process.run();  // never returns
+  }
+  const int fork_errno = errno;
+  ::close(request[1]);
+  ::close(events[1]);
+  if (pid < 0) {
+    ::close(request[0]);
+    ::close(events[0]);
+    return make_error(ErrorCode::kService, base::errno_message("fork", "launcher", fork_errno));
+  }
+  const int flags = ::fcntl(events[0], F_GETFL);
+  ::fcntl(events[0], F_SETFL, flags | O_NONBLOCK);
+
+  std::unique_ptr<Launcher> launcher(new Launcher(pid, request[0], events[0]));
+  launcher->reply_timeout_ = config.spawn_timeout + std::chrono::seconds(5);
+  NIMBUS_TRY(launcher->receive_hello(std::chrono::seconds(15)));
+  return launcher;
+}
+
+Launcher::Launcher(int launcher_pid, int request_fd, int event_fd)
+    : launcher_pid_(launcher_pid), request_fd_(request_fd), event_fd_(event_fd), reply_timeout_(15000) {}
+
+base::Status Launcher::receive_hello(std::chrono::milliseconds timeout) {
+  detail::Received hello = detail::receive_message(request_fd_, timeout);
+  for (const int fd : hello.fds) ::close(fd);
+  if (hello.outcome != ReceiveOutcome::kMessage || hello.message.value("op", "") != "hello") {
+    alive_ = false;
+    return make_error(ErrorCode::kService,
+                      fmt::format("sandbox launcher did not start (no greeting within {} ms{})", timeout.count(),
+                                  hello.error.empty() ? "" : ": " + hello.error));
+  }
+  if (hello.message.contains("error")) {
+    alive_ = false;
+    return make_error(ErrorCode::kService,
+                      fmt::format("sandbox launcher failed: {}", hello.message.value("error", "")));
+  }
+  report_ = detail::report_from_json(hello.message.value("report", json::object()));
+  memory_dir_ = hello.message.value("memory_dir", "");
+  cgroup_version_ = report_.cgroup_version;
+  return base::Ok{};
+}
+
+Launcher::~Launcher() {
+  // EOF on its socket makes the launcher kill every instance, remove the
+  // cgroups and exit.
+  ::close(request_fd_);
+  int status = 0;
+  bool reaped = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const pid_t r = ::waitpid(launcher_pid_, &status, WNOHANG);
+    if (r == launcher_pid_ || (r < 0 && errno == ECHILD)) {
+      reaped = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (!reaped) {
+    spdlog::error("sandbox: the launcher (pid {}) did not stop within 10 s; killing it", launcher_pid_);
+    ::kill(launcher_pid_, SIGKILL);
+    while (::waitpid(launcher_pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  ::close(event_fd_);
+}
+
+base::Result<SpawnedInstance> Launcher::spawn(const InstanceSpec& spec) {
+  NIMBUS_TRY(detail::validate_spec(spec));
+  std::vector<int> fds;
+  if (spec.output_fd >= 0) fds.push_back(spec.output_fd);
+  fds.insert(fds.end(), spec.inherit_fds.begin(), spec.inherit_fds.end());
+
+  std::lock_guard lock(request_mutex_);
+  auto reply = round_trip(json{{"op", "spawn"}, {"spec", detail::spec_to_json(spec)}}, fds);
+  if (!reply.ok()) return std::move(reply).error();
+  if (!reply->value("ok", false)) {
+    return make_error(code_of(reply->value("code", "")), reply->value("error", "sandbox: spawn failed"));
+  }
+  return SpawnedInstance{reply->value("pid", 0), reply->value("uid", 0u)};
+}
+
+base::Status Launcher::kill(int pid) {
+  std::lock_guard lock(request_mutex_);
+  auto reply = round_trip(json{{"op", "kill"}, {"pid", pid}}, {});
+  if (!reply.ok()) return std::move(reply).error();
+  if (!reply->value("ok", false)) {
+    return make_error(code_of(reply->value("code", "")), reply->value("error", "sandbox: kill failed"));
+  }
+  return base::Ok{};
+}
+
+base::Result<json> Launcher::round_trip(json request, const std::vector<int>& fds) {
+  if (!alive_) return make_error(ErrorCode::kService, "sandbox launcher is not running");
+  const std::uint64_t seq = ++seq_;
+  request["seq"] = seq;
+  NIMBUS_TRY(detail::send_message(request_fd_, request, fds));
+  const auto deadline = std::chrono::steady_clock::now() + reply_timeout_;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return make_error(ErrorCode::kService,
+                        fmt::format("sandbox launcher did not answer within {} ms", reply_timeout_.count()));
+    }
+    detail::Received reply = detail::receive_message(request_fd_, left);
+    for (const int fd : reply.fds) ::close(fd);
+    switch (reply.outcome) {
+      case ReceiveOutcome::kMessage:
+        // A late answer to a request that timed out earlier is skipped.
+        if (reply.message.value("seq", std::uint64_t{0}) == seq) return std::move(reply.message);
+        continue;
+      case ReceiveOutcome::kClosed:
+        alive_ = false;
+        spdlog::error("sandbox: the launcher process (pid {}) is gone", launcher_pid_);
+        return make_error(ErrorCode::kService, "sandbox launcher is gone");
+      case ReceiveOutcome::kTimeout:
+      case ReceiveOutcome::kWouldBlock:
+        continue;
+      case ReceiveOutcome::kError:
+        return make_error(ErrorCode::kService, fmt::format("sandbox launcher reply: {}", reply.error));
+    }
+  }
+}
+
+std::uint64_t Launcher::peak_memory(const std::string& instance_id) const {
+  if (memory_dir_.empty() || detail::validate_instance_id(instance_id).ok() == false) return 0;
+  return detail::read_peak_memory(memory_dir_ / instance_id, cgroup_version_);
+}
+
+std::optional<ExitEvent> Launcher::read_exit_event() {
+  std::lock_guard lock(event_mutex_);
+  detail::Received received = detail::receive_message(event_fd_, std::chrono::milliseconds(0));
+  for (const int fd : received.fds) ::close(fd);
+  if (received.outcome == ReceiveOutcome::kClosed) {
+    alive_ = false;
+    return std::nullopt;
+  }
+  if (received.outcome != ReceiveOutcome::kMessage) return std::nullopt;
+  return detail::event_from_json(received.message);
+}
+
+bool Launcher::launcher_alive() const { return alive_; }
+
+}  // namespace nimbus::sandbox

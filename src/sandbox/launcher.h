@@ -1,0 +1,174 @@
+#pragma once
+// The sandbox part's public interface: the Launcher, a handle on the
+// single-threaded launcher process that creates and destroys isolated
+// function instances (namespaces, cgroups, seccomp, mounts, rlimits, uids).
+//
+// The multi-threaded daemon never forks. Launcher::start() forks the launcher
+// process once, early in main(), before any thread exists; from then on the
+// daemon asks it for instances over a Unix socketpair and learns about their
+// exits over a second one. See docs/isolation.md for what an instance gets.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "base/result.h"
+
+namespace nimbus::sandbox {
+
+enum class NetworkMode {
+  kHost,  // the host's network namespace
+  kNone,  // a new network namespace holding only the loopback interface (up)
+};
+
+enum class CgroupVersion { kNone, kV1, kV2 };
+
+// What the launcher may use. kAuto takes every isolation the host allows;
+// kProcessOnly never uses namespaces, cgroups or uid switching even as root
+// (what an unprivileged daemon gets; tests use it to exercise that path).
+enum class LauncherMode { kAuto, kProcessOnly };
+
+// One function instance to create. Validated by spawn() before it reaches
+// the launcher (kInvalidParameterValue on a bad field).
+struct InstanceSpec {
+  std::string instance_id;                    // unique among live instances, [a-z0-9-]{1,64}; names the cgroup
+  std::vector<std::string> argv;              // argv[0]: absolute path as seen inside the sandbox
+  std::vector<std::string> env;               // "KEY=VALUE", the complete environment
+  std::filesystem::path code_dir;             // host dir, mounted read-only at /var/task (the cwd)
+  std::filesystem::path runtime_dir;          // host dir, mounted read-only at /var/runtime (empty: none)
+  std::uint64_t memory_bytes = 128ull << 20;  // hard limit, swap off
+  std::uint64_t tmp_bytes = 512ull << 20;     // size of the private tmpfs /tmp
+  // Relative CPU weight in cgroup v1 cpu.shares units (1024 = one vCPU, as
+  // Lambda gives at 1769 MB); converted to cpu.weight on cgroup v2
+  // (1024 -> 100). 0: derived from memory_bytes, max(2, MB * 1024 / 1769).
+  unsigned cpu_weight = 0;
+  unsigned pids_max = 1024;                   // cgroup pids.max, and RLIMIT_NPROC when the uid is private
+  unsigned uid = 0, gid = 0;                  // ids to run as; 0: the launcher picks a free uid from its
+                                              // pool (gid = uid), unique per live instance
+  NetworkMode network = NetworkMode::kHost;
+  int output_fd = -1;                         // stdout and stderr of the instance (-1: /dev/null)
+  std::vector<int> inherit_fds;               // passed to the instance at fd 3, 4, ... (at most 64)
+};
+
+struct SpawnedInstance {
+  int pid = 0;       // in the daemon's pid namespace
+  unsigned uid = 0;  // the uid the instance runs as
+};
+
+// An instance's first process ended; everything of the instance is gone and
+// its cgroup removed. oom_killed: the kernel's OOM killer killed a process of
+// the instance's memory cgroup (the instance ran out of memory).
+struct ExitEvent {
+  int pid = 0;
+  int wait_status = 0;  // as from waitpid: WIFEXITED/WIFSIGNALED...
+  bool oom_killed = false;
+  std::string instance_id;
+};
+
+// What isolation the host allows, probed once by the launcher at start.
+struct IsolationReport {
+  bool root = false;               // the launcher runs with euid 0
+  bool namespaces = false;         // mount, pid, ipc, uts namespaces + private root filesystem
+  bool network_namespace = false;  // NetworkMode::kNone is available
+  bool cgroups = false;            // memory, cpu and pids limits are enforced
+  CgroupVersion cgroup_version = CgroupVersion::kNone;
+  bool seccomp = false;            // the deny-list filter is loaded into every instance
+  bool uid_switch = false;         // every instance runs as its own unprivileged uid
+  std::vector<std::string> lost;   // one sentence per missing protection, for the daemon to print loudly
+};
+
+struct LauncherConfig {
+  // Name of the cgroup created under the launcher's own group in each
+  // controller; instances are its children.
+  std::string cgroup_name = "nimbus";
+  LauncherMode mode = LauncherMode::kAuto;
+  // The uid pool: instances get uid_base, uid_base+1, ... (gid = uid).
+  unsigned uid_base = 900000;
+  unsigned uid_count = 65536;
+  // How long one spawn may take inside the launcher before it is abandoned.
+  std::chrono::milliseconds spawn_timeout{10000};
+};
+
+// Handle on the launcher process. Owns the process, both sockets to it and,
+// through it, every instance and cgroup it created.
+//
+// Built by the daemon's composition root with start(), on the main thread,
+// before any other thread exists (it forks); the main thread must live as
+// long as the daemon (the launcher is told of its parent's death through
+// PR_SET_PDEATHSIG). spawn(), kill() and peak_memory() may then be called
+// from any thread; spawn() and kill() are serialised by a mutex (one round
+// trip each). read_exit_event() is meant for one reader, e.g. an asio
+// posix::stream_descriptor on exit_event_fd() (the fd is non-blocking).
+// Destroying the Launcher kills every instance, removes the cgroups and
+// stops the launcher process; if the daemon dies instead, the launcher sees
+// EOF on its socket (or SIGTERM) and does the same.
+class Launcher {
+ public:
+  // Forks the launcher process and waits (bounded) for its probe of the host.
+  // Errors (kService): socketpair/fork failed, the launcher did not answer,
+  // the built-in seccomp policy did not compile.
+  [[nodiscard]] static base::Result<std::unique_ptr<Launcher>> start(LauncherConfig config);
+
+  ~Launcher();
+  Launcher(const Launcher&) = delete;
+  Launcher& operator=(const Launcher&) = delete;
+
+  [[nodiscard]] const IsolationReport& isolation() const { return report_; }
+
+  // Creates one instance; returns once it has exec'd argv[0] (or failed).
+  // Errors: kInvalidParameterValue for a bad spec; kService naming the step
+  // and the path/errno, e.g. "sandbox step 'mount /var/task'
+  // (/data/code/ab12): No such file or directory".
+  [[nodiscard]] base::Result<SpawnedInstance> spawn(const InstanceSpec& spec);
+
+  // SIGKILLs every process of the instance whose first process is `pid`.
+  // Returns at once; the ExitEvent follows. kResourceNotFound when no live
+  // instance has that pid.
+  base::Status kill(int pid);
+
+  // Peak memory of a live instance's cgroup in bytes (v1
+  // memory.max_usage_in_bytes; v2 memory.peak, else memory.current); 0 if
+  // unknown (no cgroups, no such instance).
+  [[nodiscard]] std::uint64_t peak_memory(const std::string& instance_id) const;
+
+  // Readable when exit events are pending (non-blocking fd).
+  [[nodiscard]] int exit_event_fd() const { return event_fd_; }
+  // One pending exit event, or nullopt when none is pending. An event can
+  // arrive before the spawn() that created its instance has returned to
+  // its caller; key instances by instance_id or pid and tolerate that.
+  [[nodiscard]] std::optional<ExitEvent> read_exit_event();
+  // False once the launcher process is gone (EOF on a socket): instances are
+  // dead then and no more events will come; the daemon should stop.
+  [[nodiscard]] bool launcher_alive() const;
+
+  // pid of the launcher process (diagnostics, tests).
+  [[nodiscard]] int launcher_pid() const { return launcher_pid_; }
+
+ private:
+  Launcher(int launcher_pid, int request_fd, int event_fd);
+  [[nodiscard]] base::Status receive_hello(std::chrono::milliseconds timeout);
+  // Sends one request and waits for its reply; caller holds request_mutex_.
+  [[nodiscard]] base::Result<nlohmann::json> round_trip(nlohmann::json request, const std::vector<int>& fds);
+
+  int launcher_pid_;
+  int request_fd_;
+  int event_fd_;
+  IsolationReport report_;
+  std::filesystem::path memory_dir_;  // parent memory cgroup of the instances; empty if none
+  CgroupVersion cgroup_version_ = CgroupVersion::kNone;
+  std::chrono::milliseconds reply_timeout_;
+  std::mutex request_mutex_;          // one round trip on request_fd_ at a time
+  std::uint64_t seq_ = 0;             // last request number; guarded by request_mutex_
+  std::mutex event_mutex_;            // one reader of event_fd_ at a time
+  std::atomic<bool> alive_{true};
+};
+
+}  // namespace nimbus::sandbox

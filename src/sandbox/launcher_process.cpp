@@ -1,0 +1,537 @@
+#include "sandbox/launcher_process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/seccomp.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "sandbox/seccomp_filter.h"
+
+namespace nimbus::sandbox::detail {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr unsigned long kNamespaceFlags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+
+// fork()-like clone: the child continues here on a copy of the stack. Raw
+// system call, so that glibc runs no fork handlers (none of which would be
+// async-signal-safe to rely on) — the child only makes raw calls anyway.
+long clone_process(unsigned long flags) {
+  return ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+}
+
+json error_reply(const std::string& message, std::string_view code = "service") {
+  return json{{"ok", false}, {"error", message}, {"code", code}};
+}
+
+std::string step_message(std::string_view step, std::string_view path, int err) {
+  if (path.empty()) return fmt::format("sandbox step '{}': {}", step, std::strerror(err));
+  return fmt::format("sandbox step '{}' ({}): {}", step, path, std::strerror(err));
+}
+
+// waitpid with a deadline; true when reaped.
+bool wait_for(int pid, int* status, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const int r = ::waitpid(pid, status, WNOHANG | __WALL);
+    if (r == pid) return true;
+    if (r < 0 && errno != EINTR) return false;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+}  // namespace
+
+LauncherProcess::LauncherProcess(LauncherConfig config, int request_fd, int event_fd, int daemon_pid)
+    : config_(std::move(config)), request_fd_(request_fd), event_fd_(event_fd), daemon_pid_(daemon_pid) {}
+
+void LauncherProcess::log(const std::string& line) const {
+  const std::string text = fmt::format("nimbus-launcher[{}]: {}\n", ::getpid(), line);
+  (void)!::write(STDERR_FILENO, text.data(), text.size());
+}
+
+void LauncherProcess::setup_process() {
+  // Die with the daemon (SIGTERM: clean up first), unless it is gone already.
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+  if (::getppid() != daemon_pid_) ::_exit(0);
+  ::prctl(PR_SET_NAME, "nimbus-launcher", 0, 0, 0);
+  // Orphans of instances without a pid namespace come back to us to reap.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+  // Keep only stdio and the two sockets: the daemon's other descriptors
+  // (listeners, the store, log files) must not leak into instances.
+  std::vector<int> to_close;
+  if (DIR* dir = ::opendir("/proc/self/fd")) {
+    const int own = ::dirfd(dir);
+    while (const dirent* entry = ::readdir(dir)) {
+      const int fd = std::atoi(entry->d_name);
+      if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+      if (fd > 2 && fd != request_fd_ && fd != event_fd_ && fd != own) to_close.push_back(fd);
+    }
+    ::closedir(dir);
+  }
+  for (const int fd : to_close) ::close(fd);
+  const int flags = ::fcntl(event_fd_, F_GETFL);
+  ::fcntl(event_fd_, F_SETFL, flags | O_NONBLOCK);
+
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGINT, &ignore, nullptr);   // the daemon decides when to stop
+  ::sigaction(SIGPIPE, &ignore, nullptr);
+  ::sigaction(SIGQUIT, &ignore, nullptr);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  signal_fd_ = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signal_fd_ < 0) {
+    log(fmt::format("signalfd: {}", std::strerror(errno)));
+    ::_exit(1);
+  }
+}
+
+std::string LauncherProcess::probe() {
+  report_ = IsolationReport{};
+  const bool auto_mode = config_.mode == LauncherMode::kAuto;
+  report_.root = ::geteuid() == 0;
+
+  // seccomp: compile the built-in policy; a failure is our bug.
+  auto rules = parse_seccomp_policy(embedded_seccomp_policy());
+  if (!rules.ok()) return rules.error().message;
+  auto program = compile_seccomp_filter(*rules);
+  if (!program.ok()) return program.error().message;
+  seccomp_program_ = std::move(program).value();
+  {
+    sock_fprog prog{static_cast<unsigned short>(seccomp_program_.size()), seccomp_program_.data()};
+    const long pid = clone_process(0);
+    if (pid == 0) {
+      if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ::_exit(2);
+      if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) ::_exit(3);
+      // The filter must deny unshare(0), which is otherwise a no-op success.
+      if (::syscall(SYS_unshare, 0) == 0 || errno != EPERM) ::_exit(4);
+      ::_exit(0);
+    }
+    int status = 0;
+    report_.seccomp = pid > 0 && wait_for(static_cast<int>(pid), &status, std::chrono::seconds(5)) &&
+                      WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!report_.seccomp) {
+      seccomp_program_.clear();
+      report_.lost.push_back(
+          "seccomp: the kernel refused the system-call filter, so functions may call mount, ptrace, bpf, "
+          "keyctl and the other calls nimbus denies (only their missing privileges stop them).");
+    }
+  }
+
+  if (!report_.root || !auto_mode) {
+    const std::string who = !report_.root ? fmt::format("the daemon does not run as root (euid {})", ::geteuid())
+                                          : std::string("process-only isolation was configured");
+    report_.lost.push_back(fmt::format(
+        "namespaces: {}, so instances share the host's mount, PID, IPC, UTS and network namespaces — a function "
+        "can see every file and process the daemon's user can see, including other functions' code; there is no "
+        "/var/task or /var/runtime (an instance runs in its code directory) and /tmp is the host's /tmp.",
+        who));
+    report_.lost.push_back(
+        "cgroups: memory, CPU and process-count limits are not enforced by the kernel (only RLIMIT_NOFILE "
+        "applies) and out-of-memory kills are not detected.");
+    report_.lost.push_back(fmt::format(
+        "uid switch: every instance runs as uid {}, the daemon's user, so functions can read each other's files "
+        "and signal each other's processes and the daemon itself.",
+        ::geteuid()));
+    if (report_.root) {
+      report_.lost.push_back("running as root without namespaces: every function runs as root on the host.");
+    }
+    return {};
+  }
+
+  // A directory each child mounts its new root on (in its own namespace).
+  char scratch[] = "/tmp/nimbus-launcher-XXXXXX";
+  if (::mkdtemp(scratch) != nullptr) scratch_root_ = scratch;
+
+  // Namespaces, mounts and the uid switch, tried in a throw-away child.
+  const auto try_namespaces = [&](unsigned long flags) -> int {
+    const long pid = clone_process(flags);
+    if (pid == 0) {
+      if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(2);
+      if (::mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k") != 0) ::_exit(3);
+      if (::syscall(SYS_setresgid, config_.uid_base, config_.uid_base, config_.uid_base) != 0) ::_exit(4);
+      if (::syscall(SYS_setresuid, config_.uid_base, config_.uid_base, config_.uid_base) != 0) ::_exit(4);
+      ::_exit(0);
+    }
+    if (pid < 0) return -1;
+    int status = 0;
+    if (!wait_for(static_cast<int>(pid), &status, std::chrono::seconds(5))) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  int result = scratch_root_.empty() ? -1 : try_namespaces(kNamespaceFlags | CLONE_NEWNET);
+  report_.network_namespace = result == 0 || result == 4;
+  if (!report_.network_namespace && !scratch_root_.empty()) result = try_namespaces(kNamespaceFlags);
+  report_.namespaces = result == 0 || result == 4;
+  report_.uid_switch = result == 0;
+  if (!report_.namespaces) {
+    report_.lost.push_back(
+        "namespaces: the kernel refused new mount/PID/IPC/UTS namespaces or mounts (a container without "
+        "CAP_SYS_ADMIN?), so instances see the host's files and processes; there is no /var/task or "
+        "/var/runtime and /tmp is the host's /tmp.");
+  } else if (!report_.network_namespace) {
+    report_.lost.push_back(
+        "network namespaces: the kernel refused CLONE_NEWNET, so instances asking for no network fail to start.");
+  }
+  if (!report_.uid_switch) {
+    report_.lost.push_back(fmt::format(
+        "uid switch: changing to uid {} failed, so every function runs as root.", config_.uid_base));
+  }
+  if (report_.namespaces) host_ = probe_host_layout(scratch_root_);
+
+  layout_ = prepare_cgroups(config_.cgroup_name, daemon_pid_);
+  report_.cgroups = layout_.version != CgroupVersion::kNone;
+  report_.cgroup_version = layout_.version;
+  for (std::string& s : layout_.lost) report_.lost.push_back(std::move(s));
+  layout_.lost.clear();
+  return {};
+}
+
+void LauncherProcess::run() {
+  setup_process();
+  const std::string fatal = probe();
+  json hello{{"op", "hello"}};
+  if (!fatal.empty()) {
+    hello["error"] = fatal;
+  } else {
+    hello["report"] = report_to_json(report_);
+    hello["memory_dir"] = layout_.memory.string();
+    hello["cgroup_version"] = static_cast<int>(layout_.version);
+  }
+  if (!send_message(request_fd_, hello, {}).ok() || !fatal.empty()) shutdown(1);
+  serve();
+}
+
+void LauncherProcess::serve() {
+  for (;;) {
+    pollfd fds[3] = {{request_fd_, POLLIN, 0},
+                     {signal_fd_, POLLIN, 0},
+                     {event_fd_, static_cast<short>(pending_events_.empty() ? 0 : POLLOUT), 0}};
+    const int timeout = pending_removals_.empty() ? -1 : 100;
+    const int r = ::poll(fds, 3, timeout);
+    if (r < 0 && errno != EINTR) {
+      log(fmt::format("poll: {}", std::strerror(errno)));
+      shutdown(1);
+    }
+    if (r > 0 && (fds[1].revents & POLLIN) != 0) {
+      signalfd_siginfo info;
+      bool stop = false;
+      while (::read(signal_fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGHUP) stop = true;
+      }
+      reap();
+      if (stop) shutdown(0);
+    }
+    if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+      Received request = receive_message(request_fd_, std::chrono::milliseconds(0));
+      if (request.outcome == ReceiveOutcome::kClosed ||
+          (request.outcome == ReceiveOutcome::kError && (fds[0].revents & POLLIN) == 0)) {
+        shutdown(0);  // the daemon is gone or stopping
+      }
+      if (request.outcome == ReceiveOutcome::kMessage) handle_request(request);
+      if (request.outcome == ReceiveOutcome::kError) log("bad request: " + request.error);
+    }
+    if (!pending_events_.empty()) flush_events();
+    if (!pending_removals_.empty()) retry_removals();
+  }
+}
+
+void LauncherProcess::handle_request(Received& request) {
+  const std::string op = request.message.value("op", "");
+  json reply;
+  if (op == "spawn" && request.message.contains("spec")) {
+    auto spec = spec_from_json(request.message["spec"], request.fds);
+    if (spec.ok()) {
+      request.fds.clear();  // spawn() owns and closes them now
+      reply = spawn(*spec);
+    } else {
+      reply = error_reply(spec.error().message);
+    }
+  } else if (op == "kill" && request.message.contains("pid")) {
+    reply = kill_instance(request.message.value("pid", 0));
+  } else {
+    reply = error_reply(fmt::format("sandbox launcher: unknown request '{}'", op));
+  }
+  for (const int fd : request.fds) ::close(fd);
+  reply["seq"] = request.message.value("seq", 0);
+  int err = 0;
+  if (!send_message(request_fd_, reply, {}, &err).ok()) {
+    log(fmt::format("reply lost: {}", std::strerror(err)));
+    if (err == EPIPE || err == ECONNRESET) shutdown(0);
+  }
+}
+
+base::Result<std::pair<unsigned, unsigned>> LauncherProcess::pick_ids(const InstanceSpec& spec) {
+  if (!report_.uid_switch) return std::pair<unsigned, unsigned>{::geteuid(), ::getegid()};
+  if (spec.uid != 0) {
+    if (used_uids_.count(spec.uid) != 0) {
+      return base::make_error(base::ErrorCode::kResourceConflict,
+                              fmt::format("sandbox: uid {} is in use by another instance", spec.uid));
+    }
+    return std::pair<unsigned, unsigned>{spec.uid, spec.gid != 0 ? spec.gid : spec.uid};
+  }
+  for (unsigned i = 0; i < config_.uid_count; ++i) {
+    const unsigned uid = config_.uid_base + (next_uid_offset_ + i) % config_.uid_count;
+    if (used_uids_.count(uid) == 0) {
+      next_uid_offset_ = (next_uid_offset_ + i + 1) % config_.uid_count;
+      return std::pair<unsigned, unsigned>{uid, uid};
+    }
+  }
+  return base::make_error(base::ErrorCode::kTooManyRequests,
+                          fmt::format("sandbox: all {} uids of the pool are in use", config_.uid_count));
+}
+
+void LauncherProcess::release_uid(const Instance& instance) {
+  if (report_.uid_switch) used_uids_.erase(instance.uid);
+}
+
+json LauncherProcess::spawn(InstanceSpec& spec) {
+  // The descriptors received with the request are ours to close.
+  struct ReceivedFds {
+    InstanceSpec& spec;
+    ~ReceivedFds() {
+      if (spec.output_fd >= 0) ::close(spec.output_fd);
+      for (const int fd : spec.inherit_fds) ::close(fd);
+    }
+  } received{spec};
+
+  if (live_ids_.count(spec.instance_id) != 0) {
+    return error_reply(fmt::format("sandbox: instance '{}' is already running", spec.instance_id), "conflict");
+  }
+  const auto check_dir = [&](const std::filesystem::path& dir, std::string_view step) -> std::string {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) return step_message(step, dir.string(), errno);
+    if (!S_ISDIR(st.st_mode)) return step_message(step, dir.string(), ENOTDIR);
+    return {};
+  };
+  const bool ns = report_.namespaces;
+  if (auto e = check_dir(spec.code_dir, ns ? "mount /var/task" : "chdir"); !e.empty()) return error_reply(e);
+  if (!spec.runtime_dir.empty() && ns) {
+    if (auto e = check_dir(spec.runtime_dir, "mount /var/runtime"); !e.empty()) return error_reply(e);
+  }
+  if (spec.network == NetworkMode::kNone && ns && !report_.network_namespace) {
+    return error_reply("sandbox step 'clone network namespace': not available on this host");
+  }
+  if (ns && ::access(scratch_root_.c_str(), F_OK) != 0 && ::mkdir(scratch_root_.c_str(), 0700) != 0) {
+    return error_reply(step_message("mkdir", scratch_root_, errno));
+  }
+
+  auto ids = pick_ids(spec);
+  if (!ids.ok()) return error_reply(ids.error().message, "throttled");
+  const auto [uid, gid] = *ids;
+
+  Instance instance;
+  instance.id = spec.instance_id;
+  instance.uid = uid;
+  if (layout_.version != CgroupVersion::kNone) {
+    const unsigned shares = spec.cpu_weight != 0 ? std::clamp(spec.cpu_weight, 2u, 262144u)
+                                                 : cpu_shares_for(spec.memory_bytes);
+    auto group = create_instance_cgroup(layout_, spec.instance_id, spec.memory_bytes, shares, spec.pids_max);
+    if (!group.ok()) return error_reply(group.error().message);
+    instance.cgroup = std::move(group).value();
+  }
+  const auto drop_cgroup = [&] {
+    if (!remove_cgroup(instance.cgroup)) pending_removals_.push_back(instance.cgroup);
+  };
+
+  int sync_pipe[2];
+  int error_pipe[2];
+  if (::pipe2(sync_pipe, O_CLOEXEC) != 0) {
+    drop_cgroup();
+    return error_reply(step_message("pipe", "", errno));
+  }
+  if (::pipe2(error_pipe, O_CLOEXEC) != 0) {
+    const int err = errno;
+    ::close(sync_pipe[0]);
+    ::close(sync_pipe[1]);
+    drop_cgroup();
+    return error_reply(step_message("pipe", "", err));
+  }
+
+  ChildOptions options;
+  options.namespaces = ns;
+  options.switch_uid = report_.uid_switch;
+  options.seccomp_program = report_.seccomp ? &seccomp_program_ : nullptr;
+  ChildPlan plan = build_child_plan(spec, host_, options, uid, gid);
+  plan.sync_fd = sync_pipe[0];
+  plan.sync_write_fd = sync_pipe[1];
+  plan.error_fd = error_pipe[1];
+  plan.error_read_fd = error_pipe[0];
+
+  unsigned long flags = 0;
+  if (ns) flags = kNamespaceFlags | (spec.network == NetworkMode::kNone ? CLONE_NEWNET : 0);
+  const long cloned = clone_process(flags);
+  if (cloned == 0) run_child(plan);  // never returns
+  const int clone_errno = errno;
+  ::close(sync_pipe[0]);
+  ::close(error_pipe[1]);
+  const auto close_ours = [&] {
+    ::close(sync_pipe[1]);
+    ::close(error_pipe[0]);
+  };
+  if (cloned < 0) {
+    close_ours();
+    drop_cgroup();
+    return error_reply(step_message("clone", "", clone_errno));
+  }
+  const int pid = static_cast<int>(cloned);
+  const auto abandon = [&](const std::string& message) {
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    (void)wait_for(pid, &status, std::chrono::seconds(5));
+    close_ours();
+    kill_cgroup(instance.cgroup);
+    drop_cgroup();
+    return error_reply(message);
+  };
+
+  // Into the cgroup before any code of the instance runs, then go.
+  if (layout_.version != CgroupVersion::kNone) {
+    if (auto joined = join_cgroup(instance.cgroup, pid); !joined.ok()) return abandon(joined.error().message);
+  }
+  const char go = 1;
+  if (::write(sync_pipe[1], &go, 1) != 1) return abandon(step_message("release child", "", errno));
+
+  // EOF on the error pipe: execve succeeded. A record: a step failed.
+  ChildFailure failure{};
+  std::size_t got = 0;
+  const auto deadline = std::chrono::steady_clock::now() + config_.spawn_timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return abandon(fmt::format("sandbox step 'exec' ({}): did not finish within {} ms", spec.argv[0],
+                                 config_.spawn_timeout.count()));
+    }
+    pollfd p{error_pipe[0], POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    const ssize_t n = ::read(error_pipe[0], reinterpret_cast<char*>(&failure) + got, sizeof failure - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+    if (got == sizeof failure) break;
+  }
+  if (got > 0) {
+    failure.step[sizeof failure.step - 1] = '\0';
+    failure.path[sizeof failure.path - 1] = '\0';
+    const std::string message =
+        got == sizeof failure ? step_message(failure.step, failure.path, failure.error)
+                              : std::string("sandbox step 'report': truncated failure record");
+    return abandon(message);
+  }
+  close_ours();
+
+  if (report_.uid_switch) used_uids_.insert(uid);
+  live_ids_.insert(instance.id);
+  instance.pooled_uid = spec.uid == 0;
+  instances_.emplace(pid, std::move(instance));
+  return json{{"ok", true}, {"pid", pid}, {"uid", uid}};
+}
+
+json LauncherProcess::kill_instance(int pid) {
+  const auto it = instances_.find(pid);
+  if (it == instances_.end()) return error_reply(fmt::format("sandbox: no live instance with pid {}", pid), "not_found");
+  ::kill(pid, SIGKILL);
+  if (!report_.namespaces) ::kill(-pid, SIGKILL);  // its session/process group
+  kill_cgroup(it->second.cgroup);
+  return json{{"ok", true}};
+}
+
+void LauncherProcess::reap() {
+  for (;;) {
+    int status = 0;
+    const int pid = ::waitpid(-1, &status, WNOHANG | __WALL);
+    if (pid <= 0) break;
+    if (instances_.count(pid) != 0) finish_instance(pid, status);
+    // Anything else is an orphan handed to us as subreaper: just reaped.
+  }
+}
+
+void LauncherProcess::finish_instance(int pid, int status) {
+  auto node = instances_.extract(pid);
+  Instance& instance = node.mapped();
+  // The pid namespace took the rest down with its init; without one, the
+  // session's processes go now. The cgroup is the backstop either way.
+  if (!report_.namespaces) ::kill(-pid, SIGKILL);
+  kill_cgroup(instance.cgroup);
+  const bool oom = cgroup_oom_killed(instance.cgroup);
+  if (!remove_cgroup(instance.cgroup)) pending_removals_.push_back(instance.cgroup);
+  release_uid(instance);
+  live_ids_.erase(instance.id);
+  ExitEvent event{pid, status, oom, instance.id};
+  pending_events_.push_back(event_to_json(event));
+}
+
+void LauncherProcess::flush_events() {
+  std::size_t sent = 0;
+  for (; sent < pending_events_.size(); ++sent) {
+    int err = 0;
+    if (!send_message(event_fd_, pending_events_[sent], {}, &err).ok()) {
+      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) break;
+      if (stopping_) break;
+      log(fmt::format("exit event lost: {}", std::strerror(err)));
+      if (err == EPIPE || err == ECONNRESET) shutdown(0);
+    }
+  }
+  pending_events_.erase(pending_events_.begin(), pending_events_.begin() + static_cast<std::ptrdiff_t>(sent));
+}
+
+void LauncherProcess::retry_removals() {
+  std::vector<InstanceCgroup> still;
+  for (const InstanceCgroup& group : pending_removals_) {
+    kill_cgroup(group);
+    if (!remove_cgroup(group)) still.push_back(group);
+  }
+  pending_removals_ = std::move(still);
+}
+
+void LauncherProcess::shutdown(int code) {
+  if (stopping_) ::_exit(code);
+  stopping_ = true;
+  for (const auto& [pid, instance] : instances_) {
+    ::kill(pid, SIGKILL);
+    if (!report_.namespaces) ::kill(-pid, SIGKILL);
+    kill_cgroup(instance.cgroup);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!instances_.empty() && std::chrono::steady_clock::now() < deadline) {
+    reap();
+    if (!instances_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (int i = 0; i < 200 && !pending_removals_.empty(); ++i) {
+    retry_removals();
+    if (!pending_removals_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  flush_events();  // best effort: the daemon may still be listening
+  remove_parent_groups(layout_);
+  if (!scratch_root_.empty()) ::rmdir(scratch_root_.c_str());
+  ::_exit(code);
+}
+
+}  // namespace nimbus::sandbox::detail

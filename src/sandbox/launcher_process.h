@@ -1,0 +1,74 @@
+#pragma once
+// The launcher process's side (internal to the sandbox part): probes the
+// host, then serves spawn and kill requests from the daemon, reaps
+// instances, detects OOM kills, removes cgroups, recycles uids and sends
+// exit events — one thread, one poll loop, until the daemon goes away.
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sandbox/cgroups.h"
+#include "sandbox/child.h"
+#include "sandbox/launcher.h"
+#include "sandbox/protocol.h"
+
+namespace nimbus::sandbox::detail {
+
+// Lives in the forked launcher process only; built and run by
+// Launcher::start() right after fork(). run() never returns.
+class LauncherProcess {
+ public:
+  LauncherProcess(LauncherConfig config, int request_fd, int event_fd, int daemon_pid);
+
+  [[noreturn]] void run();
+
+ private:
+  struct Instance {
+    std::string id;
+    InstanceCgroup cgroup;
+    unsigned uid = 0;
+    bool pooled_uid = false;
+  };
+
+  void setup_process();
+  // Fills report_, layout_, host_, seccomp_program_; returns an error text
+  // that makes start() fail (a broken built-in policy), else empty.
+  std::string probe();
+  [[noreturn]] void serve();
+  void handle_request(Received& request);
+  nlohmann::json spawn(InstanceSpec& spec);
+  nlohmann::json kill_instance(int pid);
+  void reap();
+  void finish_instance(int pid, int status);
+  void flush_events();
+  void retry_removals();
+  [[noreturn]] void shutdown(int code);
+  void log(const std::string& line) const;
+
+  [[nodiscard]] base::Result<std::pair<unsigned, unsigned>> pick_ids(const InstanceSpec& spec);
+  void release_uid(const Instance& instance);
+
+  LauncherConfig config_;
+  int request_fd_;
+  int event_fd_;
+  int daemon_pid_;
+  int signal_fd_ = -1;
+  IsolationReport report_;
+  CgroupLayout layout_;
+  HostLayout host_;
+  std::string scratch_root_;
+  std::vector<sock_filter> seccomp_program_;
+  std::map<int, Instance> instances_;  // by pid
+  std::set<std::string> live_ids_;
+  std::set<unsigned> used_uids_;
+  unsigned next_uid_offset_ = 0;
+  std::vector<nlohmann::json> pending_events_;
+  std::vector<InstanceCgroup> pending_removals_;
+  bool stopping_ = false;
+};
+
+}  // namespace nimbus::sandbox::detail

@@ -1,0 +1,45 @@
+#pragma once
+// The seccomp deny-list of function instances (internal to the sandbox
+// part): the policy text (src/sandbox/seccomp.policy, embedded at build
+// time), its parser, and its compilation into a BPF program with libseccomp.
+// The launcher compiles once at start; the child installs the program with
+// prctl(PR_SET_SECCOMP), which is async-signal-safe. Pure functions, any thread.
+
+#include <linux/filter.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace nimbus::sandbox::detail {
+
+// The text of src/sandbox/seccomp.policy as built into the binary.
+[[nodiscard]] std::string_view embedded_seccomp_policy();
+
+enum class RuleCondition {
+  kAlways,
+  kNamespaceFlags,  // clone: only when the flags hold a CLONE_NEW* bit
+  kUnusual,         // personality: anything but the usual personas and the query
+};
+
+struct SeccompRule {
+  std::string syscall;
+  int error = 0;  // errno returned (EPERM, ENOSYS)
+  RuleCondition condition = RuleCondition::kAlways;
+  std::string why;
+  int line = 0;
+};
+
+// Parses the policy. kInvalidParameterValue naming the line for an unknown
+// errno or condition, a condition on the wrong call, a missing "# why", a
+// syscall given twice.
+[[nodiscard]] base::Result<std::vector<SeccompRule>> parse_seccomp_policy(std::string_view text);
+
+// Compiles the rules for the native architecture: default action ALLOW,
+// listed calls fail with their errno, other architectures' ABIs (e.g. i386
+// on x86_64) kill the process. kService when libseccomp does not know a name.
+[[nodiscard]] base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<SeccompRule>& rules);
+
+}  // namespace nimbus::sandbox::detail

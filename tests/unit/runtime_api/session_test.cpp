@@ -1,0 +1,182 @@
+// The Runtime API over real HTTP on loopback, without processes: a test plays
+// the runtime with the blocking client while the invoker side runs as
+// coroutines on an io_context.
+#include "runtime_api/runtime_api.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <future>
+#include <thread>
+
+#include "http/client.h"
+
+namespace nimbus::runtime_api {
+namespace {
+
+using namespace std::chrono_literals;
+
+class SessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    api_ = std::make_unique<RuntimeApi>(io_.get_executor(), RuntimeApiConfig{});
+    thread_ = std::thread([this] {
+      auto guard = boost::asio::make_work_guard(io_);
+      io_.run();
+    });
+    auto opened = api_->open(std::nullopt);
+    ASSERT_TRUE(opened.ok());
+    opened_ = *opened;
+  }
+  void TearDown() override {
+    api_->close(opened_.id);
+    api_->stop();
+    io_.stop();
+    thread_.join();
+  }
+
+  http::Response call(http::Verb verb, const std::string& target, std::string body = {},
+                      std::uint16_t port = 0) {
+    http::Request req{verb, target, 11};
+    req.body() = std::move(body);
+    auto res = http::send(http::Endpoint{"127.0.0.1", port ? port : opened_.port}, std::move(req), 10s);
+    EXPECT_TRUE(res.ok());
+    return res.ok() ? *res : http::Response{};
+  }
+
+  std::future<InitOutcome> wait_ready(std::chrono::milliseconds timeout) {
+    return boost::asio::co_spawn(io_, opened_.session->wait_ready(std::chrono::steady_clock::now() + timeout),
+                                 boost::asio::use_future);
+  }
+  std::future<InvokeOutcome> invoke(Event e, std::chrono::milliseconds timeout) {
+    return boost::asio::co_spawn(io_, opened_.session->invoke(std::move(e), std::chrono::steady_clock::now() + timeout),
+                                 boost::asio::use_future);
+  }
+
+  boost::asio::io_context io_;
+  std::unique_ptr<RuntimeApi> api_;
+  std::thread thread_;
+  OpenedSession opened_{};
+};
+
+Event event(const std::string& id, const std::string& payload = R"({"k":1})") {
+  Event e;
+  e.request_id = id;
+  e.payload = payload;
+  e.deadline_ms = 1700000003000;
+  e.invoked_arn = "arn:aws:lambda:us-east-1:000000000000:function:f";
+  return e;
+}
+
+TEST_F(SessionTest, NextDeliversEventWithLambdaHeadersAndResponseReturns) {
+  auto ready = wait_ready(5s);
+  // The runtime's first /next completes init; it then waits for the event.
+  auto next = std::async(std::launch::async, [this] { return call(http::Verb::get, "/2018-06-01/runtime/invocation/next"); });
+  ASSERT_EQ(ready.get().status, InitStatus::kReady);
+  auto outcome = invoke(event("req-1"), 5s);
+  const http::Response ev = next.get();
+  EXPECT_EQ(ev.result_int(), 200u);
+  EXPECT_EQ(ev["Lambda-Runtime-Aws-Request-Id"], "req-1");
+  EXPECT_EQ(ev["Lambda-Runtime-Deadline-Ms"], "1700000003000");
+  EXPECT_EQ(ev["Lambda-Runtime-Invoked-Function-Arn"], "arn:aws:lambda:us-east-1:000000000000:function:f");
+  EXPECT_EQ(ev[http::Field::content_type], "application/json");
+  EXPECT_EQ(ev.body(), R"({"k":1})");
+  const auto posted = call(http::Verb::post, "/2018-06-01/runtime/invocation/req-1/response", R"({"ok":true})");
+  EXPECT_EQ(posted.result_int(), 202u);
+  const auto out = outcome.get();
+  EXPECT_EQ(out.status, InvokeStatus::kResponse);
+  EXPECT_EQ(out.body, R"({"ok":true})");
+  // Answering twice is refused.
+  EXPECT_EQ(call(http::Verb::post, "/2018-06-01/runtime/invocation/req-1/response", "{}").result_int(), 400u);
+}
+
+TEST_F(SessionTest, WrongRequestIdIsRefusedAndErrorsCarryTheirType) {
+  auto ready = wait_ready(5s);
+  auto next = std::async(std::launch::async, [this] { return call(http::Verb::get, "/2018-06-01/runtime/invocation/next"); });
+  ASSERT_EQ(ready.get().status, InitStatus::kReady);
+  auto outcome = invoke(event("req-2"), 5s);
+  ASSERT_EQ(next.get().result_int(), 200u);
+  const auto wrong = call(http::Verb::post, "/2018-06-01/runtime/invocation/other/response", "{}");
+  EXPECT_EQ(wrong.result_int(), 400u);
+  EXPECT_NE(wrong.body().find("InvalidRequestID"), std::string::npos);
+  const auto err = call(http::Verb::post, "/2018-06-01/runtime/invocation/req-2/error",
+                        R"({"errorType":"ValueError","errorMessage":"bad"})");
+  EXPECT_EQ(err.result_int(), 202u);
+  const auto out = outcome.get();
+  EXPECT_EQ(out.status, InvokeStatus::kFunctionError);
+  EXPECT_EQ(out.error_type, "ValueError");
+}
+
+TEST_F(SessionTest, InitErrorIsReported) {
+  auto ready = wait_ready(5s);
+  const auto res = call(http::Verb::post, "/2018-06-01/runtime/init/error",
+                        R"({"errorType":"Runtime.ImportModuleError","errorMessage":"Unable to import module 'app'"})");
+  EXPECT_EQ(res.result_int(), 202u);
+  const auto init = ready.get();
+  EXPECT_EQ(init.status, InitStatus::kInitError);
+  EXPECT_EQ(init.error_type, "Runtime.ImportModuleError");
+}
+
+TEST_F(SessionTest, TimeoutAndLateAnswerIsRefused) {
+  auto ready = wait_ready(5s);
+  auto next = std::async(std::launch::async, [this] { return call(http::Verb::get, "/2018-06-01/runtime/invocation/next"); });
+  ASSERT_EQ(ready.get().status, InitStatus::kReady);
+  auto outcome = invoke(event("slow"), 200ms);
+  ASSERT_EQ(next.get().result_int(), 200u);
+  EXPECT_EQ(outcome.get().status, InvokeStatus::kTimeout);
+  EXPECT_EQ(call(http::Verb::post, "/2018-06-01/runtime/invocation/slow/response", "{}").result_int(), 400u);
+}
+
+TEST_F(SessionTest, OversizeResponseBecomesResponseTooLarge) {
+  auto ready = wait_ready(5s);
+  auto next = std::async(std::launch::async, [this] { return call(http::Verb::get, "/2018-06-01/runtime/invocation/next"); });
+  ASSERT_EQ(ready.get().status, InitStatus::kReady);
+  auto outcome = invoke(event("big"), 10s);
+  ASSERT_EQ(next.get().result_int(), 200u);
+  const auto res = call(http::Verb::post, "/2018-06-01/runtime/invocation/big/response",
+                        "\"" + std::string(kMaxResponseBytes, 'x') + "\"");
+  EXPECT_EQ(res.result_int(), 413u);
+  EXPECT_EQ(outcome.get().status, InvokeStatus::kResponseTooLarge);
+}
+
+TEST_F(SessionTest, FailWakesEveryWaiter) {
+  auto ready = wait_ready(10s);
+  opened_.session->fail();
+  EXPECT_EQ(ready.get().status, InitStatus::kExited);
+  EXPECT_EQ(invoke(event("x"), 10s).get().status, InvokeStatus::kExited);
+}
+
+TEST_F(SessionTest, ListenersAreSeparatePerInstance) {
+  auto other = api_->open(std::nullopt);
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->port, opened_.port);
+  auto ready = wait_ready(5s);
+  auto next = std::async(std::launch::async, [this] { return call(http::Verb::get, "/2018-06-01/runtime/invocation/next"); });
+  ASSERT_EQ(ready.get().status, InitStatus::kReady);
+  auto outcome = invoke(event("mine"), 5s);
+  ASSERT_EQ(next.get().result_int(), 200u);
+  // The other instance's port cannot answer this instance's request.
+  const auto stolen = call(http::Verb::post, "/2018-06-01/runtime/invocation/mine/response", "{}", other->port);
+  EXPECT_EQ(stolen.result_int(), 400u);
+  EXPECT_EQ(call(http::Verb::post, "/2018-06-01/runtime/invocation/mine/response", R"("ok")").result_int(), 202u);
+  EXPECT_EQ(outcome.get().body, R"("ok")");
+  api_->close(other->id);
+}
+
+TEST(PeerUid, KernelReportsTheConnectingSocketsOwner) {
+  // Our own connection to our own listener: the owner is us.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor acceptor(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  boost::asio::ip::tcp::socket client(io);
+  client.connect(acceptor.local_endpoint());
+  auto server_side = acceptor.accept();
+  const auto uid = socket_owner_uid(server_side.local_endpoint(), server_side.remote_endpoint());
+  ASSERT_TRUE(uid.has_value());
+  EXPECT_EQ(*uid, ::getuid());
+}
+
+}  // namespace
+}  // namespace nimbus::runtime_api
