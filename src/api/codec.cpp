@@ -134,20 +134,22 @@ base::Status check_unsupported_members(const json& body) {
 
 }  // namespace
 
+std::string json_error_detail(std::string_view text) {
+  // Re-parse with exceptions to get the parser's position and reason.
+  try {
+    const json reparsed = json::parse(text);
+    return "unexpected " + std::string(reparsed.type_name());
+  } catch (const json::parse_error& e) {
+    return e.what();
+  }
+}
+
 base::Result<json> parse_body(std::string_view body) {
   if (body.empty()) return json::object();
   json parsed = json::parse(body, nullptr, false);
   if (parsed.is_discarded()) {
-    // Re-parse with exceptions to get the parser's position and reason.
-    std::string detail = "malformed JSON";
-    try {
-      const json reparsed = json::parse(body);
-      detail = "unexpected " + std::string(reparsed.type_name());
-    } catch (const json::parse_error& e) {
-      detail = e.what();
-    }
     return make_error(ErrorCode::kInvalidRequestContent,
-                      "Could not parse request body into json: " + detail);
+                      "Could not parse request body into json: " + json_error_detail(body));
   }
   if (!parsed.is_object()) {
     return make_error(ErrorCode::kInvalidRequestContent,

@@ -13,6 +13,8 @@
 
 namespace nimbus::api {
 
+// Why `text` is not JSON, in the parser's words ("syntax error at line 1 ...").
+[[nodiscard]] std::string json_error_detail(std::string_view text);
 // Parses a request body as a JSON object; an empty body is {}.
 [[nodiscard]] base::Result<nlohmann::json> parse_body(std::string_view body);
 // Fails naming the first member of `body` that is not in `known`.

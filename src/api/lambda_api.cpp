@@ -440,16 +440,9 @@ http::asio::awaitable<http::Response> LambdaApi::invoke(const http::Request& req
   if (!payload.empty()) {
     const auto parsed = json::parse(payload, nullptr, false);
     if (parsed.is_discarded()) {
-      std::string detail = "malformed JSON";
-      try {
-        const json reparsed = json::parse(payload);
-        detail = "unexpected " + std::string(reparsed.type_name());
-      } catch (const json::parse_error& e) {
-        detail = e.what();
-      }
       co_return render_error(make_error(ErrorCode::kInvalidRequestContent,
                                         "Could not parse request body into json: Could not parse payload into json: " +
-                                            detail),
+                                            json_error_detail(payload)),
                              version);
     }
   }

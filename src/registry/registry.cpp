@@ -213,6 +213,7 @@ base::Status Registry::remove(std::string_view name) {
     return status;
   }
   collect_garbage(current->code_sha256_hex);
+  if (current->reserved_concurrency) reserved_total_.store(-1);  // recount on next read
   spdlog::info("registry: deleted function {}", name);
   return base::Ok{};
 }
@@ -248,15 +249,19 @@ base::Status Registry::untag(std::string_view name, const std::vector<std::strin
 }
 
 std::int64_t Registry::reserved_total() {
+  // Computed once from the store, then kept current by the writers below;
+  // the invoke path reads it on every invocation.
+  if (const std::int64_t cached = reserved_total_.load(); cached >= 0) return cached;
   std::int64_t total = 0;
   std::string marker;
   for (;;) {
     auto page = list(marker, kMaxPage);
-    if (!page.ok()) break;
+    if (!page.ok()) return 0;  // not cached: the next call tries again
     for (const auto& f : page->functions) total += f.reserved_concurrency.value_or(0);
     if (page->next_marker.empty()) break;
     marker = page->next_marker;
   }
+  reserved_total_.store(total);
   return total;
 }
 
@@ -280,9 +285,12 @@ base::Result<FunctionConfig> Registry::set_reserved_concurrency(std::string_view
                                     kMinUnreserved));
     }
   }
+  const std::int64_t before = reserved_total();
+  const int delta = reserved.value_or(0) - current->reserved_concurrency.value_or(0);
   c.reserved_concurrency = reserved;
   c.revision_id = base::uuid4();
   NIMBUS_TRY(save(c, current->revision_id));
+  reserved_total_.store(before + delta);
   return c;
 }
 

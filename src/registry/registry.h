@@ -7,6 +7,7 @@
 // Calls block on the store; the control API calls them, the invoke path
 // will read a cached snapshot instead. Owned by the daemon.
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -93,6 +94,7 @@ class Registry {
   // query SQLite; every write goes through this class and updates it.
   std::mutex cache_mu_;
   std::map<std::string, FunctionConfig, std::less<>> cache_;  // GUARDED_BY(cache_mu_)
+  std::atomic<std::int64_t> reserved_total_{-1};               // -1: not counted yet
   void cache_put(const FunctionConfig& config);
   void cache_erase(std::string_view name);
   // Serialises writers, so code garbage collection never races an upload of

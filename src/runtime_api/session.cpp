@@ -71,14 +71,14 @@ asio::awaitable<Response> RuntimeSession::next(unsigned version) {
 
 asio::awaitable<Response> RuntimeSession::post_response(std::string request_id, http::Request request) {
   auto self = shared_from_this();
-  co_return co_await asio::co_spawn(strand_, post_response_on_strand(std::move(request_id), std::move(request)),
-                                    asio::use_awaitable);
+  co_return co_await asio::co_spawn(
+      strand_, post_answer_on_strand(std::move(request_id), std::move(request), Answer::kResponse), asio::use_awaitable);
 }
 
 asio::awaitable<Response> RuntimeSession::post_error(std::string request_id, http::Request request) {
   auto self = shared_from_this();
-  co_return co_await asio::co_spawn(strand_, post_error_on_strand(std::move(request_id), std::move(request)),
-                                    asio::use_awaitable);
+  co_return co_await asio::co_spawn(
+      strand_, post_answer_on_strand(std::move(request_id), std::move(request), Answer::kError), asio::use_awaitable);
 }
 
 asio::awaitable<Response> RuntimeSession::post_init_error(http::Request request) {
@@ -177,7 +177,8 @@ asio::awaitable<Response> RuntimeSession::next_on_strand(unsigned version) {
   co_return res;
 }
 
-asio::awaitable<Response> RuntimeSession::post_response_on_strand(std::string request_id, http::Request request) {
+asio::awaitable<Response> RuntimeSession::post_answer_on_strand(std::string request_id, http::Request request,
+                                                                Answer answer) {
   const unsigned version = request.version();
   if (phase_ != Phase::kRunning || request_id != current_id_) {
     co_return runtime_error(Status::bad_request, "InvalidRequestID",
@@ -185,26 +186,18 @@ asio::awaitable<Response> RuntimeSession::post_response_on_strand(std::string re
   }
   phase_ = Phase::kIdle;
   current_id_.clear();
-  if (request.body().size() > kMaxResponseBytes) {
-    outcome_ = InvokeOutcome{InvokeStatus::kResponseTooLarge, {}, {}, {}};
+  if (answer == Answer::kResponse) {
+    if (request.body().size() > kMaxResponseBytes) {
+      outcome_ = InvokeOutcome{InvokeStatus::kResponseTooLarge, {}, {}, {}};
+      wake_invoker();
+      co_return runtime_error(Status::payload_too_large, "RequestEntityTooLarge",
+                              "response payload exceeds " + std::to_string(kMaxResponseBytes) + " bytes", version);
+    }
+    outcome_ = InvokeOutcome{InvokeStatus::kResponse, std::move(request.body()),
+                             std::string(request[http::Field::content_type]), {}};
     wake_invoker();
-    co_return runtime_error(Status::payload_too_large, "RequestEntityTooLarge",
-                            "response payload exceeds " + std::to_string(kMaxResponseBytes) + " bytes", version);
+    co_return accepted(version);
   }
-  outcome_ = InvokeOutcome{InvokeStatus::kResponse, std::move(request.body()),
-                           std::string(request[http::Field::content_type]), {}};
-  wake_invoker();
-  co_return accepted(version);
-}
-
-asio::awaitable<Response> RuntimeSession::post_error_on_strand(std::string request_id, http::Request request) {
-  const unsigned version = request.version();
-  if (phase_ != Phase::kRunning || request_id != current_id_) {
-    co_return runtime_error(Status::bad_request, "InvalidRequestID",
-                            "request " + request_id + " is not the invocation in progress", version);
-  }
-  phase_ = Phase::kIdle;
-  current_id_.clear();
   std::string type = error_type_of(request, "Unhandled");
   std::string body = std::move(request.body());
   if (body.size() > kMaxResponseBytes || nlohmann::json::parse(body, nullptr, false).is_discarded()) {

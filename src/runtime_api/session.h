@@ -73,8 +73,9 @@ class RuntimeSession : public std::enable_shared_from_this<RuntimeSession> {
   http::asio::awaitable<InitOutcome> wait_ready_on_strand(Deadline deadline);
   http::asio::awaitable<InvokeOutcome> invoke_on_strand(Event event, Deadline deadline);
   http::asio::awaitable<http::Response> next_on_strand(unsigned version);
-  http::asio::awaitable<http::Response> post_response_on_strand(std::string request_id, http::Request request);
-  http::asio::awaitable<http::Response> post_error_on_strand(std::string request_id, http::Request request);
+  enum class Answer { kResponse, kError };
+  http::asio::awaitable<http::Response> post_answer_on_strand(std::string request_id, http::Request request,
+                                                              Answer answer);
   http::asio::awaitable<http::Response> post_init_error_on_strand(http::Request request);
 
   http::asio::strand<http::asio::any_io_executor> strand_;

@@ -1,4 +1,4 @@
-#include "sandbox/cgroups.h"
+#include "sandbox/detail/cgroups.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "sandbox/child.h"
+#include "sandbox/detail/child.h"
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -28,9 +28,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kEtcFiles[] = {"resolv.conf", "hosts",     "nsswitch.conf", "passwd",   "group",
-                                     "localtime",   "host.conf", "gai.conf",      "protocols", "services",
+constexpr const char* kEtcFiles[] = {"resolv.conf", "hosts",     "nsswitch.conf", "localtime",
+                                     "host.conf",   "gai.conf",  "protocols",     "services",
                                      "ld.so.cache", "ld.so.conf"};
+// The user an instance runs as, named as in Lambda.
+constexpr const char* kUserName = "sbx_user1051";
 constexpr const char* kEtcDirs[] = {"ssl", "ca-certificates", "alternatives", "ld.so.conf.d"};
 constexpr const char* kTopEntries[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32"};
 constexpr const char* kDevNodes[] = {"null", "zero", "full", "random", "urandom"};
@@ -91,6 +93,21 @@ void run_op(const ChildOp& op) {
       ::close(fd);
       return;
     }
+    case ChildOp::Kind::kWriteFile: {
+      const int fd = ::open(op.target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, op.mode);
+      if (fd < 0) fail(op.step, op.shown_path, errno);
+      std::size_t done = 0;
+      std::size_t size = 0;
+      while (op.data[size] != '\0') ++size;
+      while (done < size) {
+        const ssize_t n = ::write(fd, op.data + done, size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) fail(op.step, op.shown_path, n < 0 ? errno : EIO);
+        done += static_cast<std::size_t>(n);
+      }
+      ::close(fd);
+      return;
+    }
     case ChildOp::Kind::kSymlink:
       if (::symlink(op.source, op.target) != 0) fail(op.step, op.shown_path, errno);
       return;
@@ -98,12 +115,12 @@ void run_op(const ChildOp& op) {
       if (::mount(op.source, op.target, op.fstype, op.flags, op.data) != 0) fail(op.step, op.shown_path, errno);
       return;
     case ChildOp::Kind::kBind:
-      if (::mount(op.source, op.target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      if (::mount(op.source, op.target, nullptr, MS_BIND | (op.recursive ? MS_REC : 0), nullptr) != 0) {
         fail(op.step, op.shown_path, errno);
       }
       return;
     case ChildOp::Kind::kBindReadOnly:
-      if (::mount(op.source, op.target, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      if (::mount(op.source, op.target, nullptr, MS_BIND | (op.recursive ? MS_REC : 0), nullptr) != 0) {
         fail(op.step, op.shown_path, errno);
       }
       [[fallthrough]];
@@ -193,6 +210,7 @@ ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host, con
   plan.envp.push_back(nullptr);
   plan.output_fd = spec.output_fd;
   plan.inherit_fds = spec.inherit_fds;
+  plan.ignored_signals = options.ignored_signals;
   plan.scratch_fds.resize(spec.inherit_fds.size() + 8);
 
   if (!options.namespaces) {
@@ -219,10 +237,14 @@ ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host, con
     add({.kind = ChildOp::Kind::kSymlink, .source = plan.keep(target), .target = t,
          .step = plan.keep(fmt::format("symlink {}", inside)), .shown_path = t});
   };
-  const auto bind_ro = [&](const std::string& source, std::string_view inside, unsigned long flags) {
+  // Binds are not recursive: mounts below a code directory (or the new root
+  // itself, when a code directory contains the scratch directory) stay out.
+  // Only /usr and its siblings take their submounts along.
+  const auto bind_ro = [&](const std::string& source, std::string_view inside, unsigned long flags,
+                           bool recursive = false) {
     const char* s = plan.keep(source);
     add({.kind = ChildOp::Kind::kBindReadOnly, .source = s, .target = in_root(inside), .flags = flags,
-         .step = plan.keep(fmt::format("mount {}", inside)), .shown_path = s});
+         .recursive = recursive, .step = plan.keep(fmt::format("mount {}", inside)), .shown_path = s});
   };
   const auto mount_fs = [&](const char* fstype, std::string_view inside, unsigned long flags, std::string data) {
     add({.kind = ChildOp::Kind::kMount, .source = fstype, .target = in_root(inside), .fstype = fstype, .flags = flags,
@@ -234,11 +256,11 @@ ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host, con
   // The new root: a small tmpfs, made read-only after pivot_root.
   mount_fs("tmpfs", "", kSafe, "mode=0755,size=1m,nr_inodes=4096");
   mkdir("/usr");
-  bind_ro("/usr", "/usr", kSafe);
+  bind_ro("/usr", "/usr", kSafe, /*recursive=*/true);
   for (const auto& [name, target] : host.top_symlinks) symlink("/" + name, target);
   for (const std::string& name : host.top_dirs) {
     mkdir("/" + name);
-    bind_ro("/" + name, "/" + name, kSafe);
+    bind_ro("/" + name, "/" + name, kSafe, /*recursive=*/true);
   }
   mkdir("/etc");
   for (const std::string& name : host.etc_files) {
@@ -250,6 +272,18 @@ ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host, con
     bind_ro("/etc/" + name, "/etc/" + name, kSafe | MS_NOEXEC);
   }
   for (const auto& [name, target] : host.etc_symlinks) symlink("/etc/" + name, target);
+  // The instance's own user database: its uid resolves to a name (whoami,
+  // getpwuid, os.homedir()) and the host's users stay private.
+  const auto write_file = [&](std::string_view inside, std::string content) {
+    const char* t = in_root(inside);
+    add({.kind = ChildOp::Kind::kWriteFile, .target = t, .data = plan.keep(std::move(content)), .mode = 0444,
+         .step = plan.keep(fmt::format("create {}", inside)), .shown_path = t});
+  };
+  write_file("/etc/passwd", fmt::format("root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                        "{0}:x:{1}:{2}::/tmp:/usr/sbin/nologin\n"
+                                        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                                        kUserName, uid, gid));
+  write_file("/etc/group", fmt::format("root:x:0:\n{0}:x:{1}:\nnogroup:x:65534:\n", kUserName, gid));
 
   mkdir("/var");
   mkdir("/var/task");
@@ -298,15 +332,14 @@ void run_child(const ChildPlan& plan) noexcept {
   if (plan.sync_write_fd >= 0) ::close(plan.sync_write_fd);
   if (plan.error_read_fd >= 0) ::close(plan.error_read_fd);
 
-  // Signals as a fresh process has them (the launcher blocks and ignores some).
+  // Signals as a fresh process has them: the launcher blocks some and
+  // ignores others, and both would survive execve. (Handlers do not.)
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
-  }
+  for (const int sig : plan.ignored_signals) sigaction(sig, &dfl, nullptr);
 
   // Wait until the launcher has put us into the cgroup.
   char go = 0;

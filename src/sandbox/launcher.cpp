@@ -14,9 +14,9 @@
 #include <spdlog/spdlog.h>
 
 #include "base/files.h"
-#include "sandbox/cgroups.h"
-#include "sandbox/launcher_process.h"
-#include "sandbox/protocol.h"
+#include "sandbox/detail/cgroups.h"
+#include "sandbox/detail/launcher_process.h"
+#include "sandbox/detail/protocol.h"
 
 namespace nimbus::sandbox {
 

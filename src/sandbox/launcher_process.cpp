@@ -1,4 +1,4 @@
-#include "sandbox/launcher_process.h"
+#include "sandbox/detail/launcher_process.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -22,7 +22,7 @@
 
 #include <fmt/format.h>
 
-#include "sandbox/seccomp_filter.h"
+#include "sandbox/detail/seccomp_filter.h"
 
 namespace nimbus::sandbox::detail {
 
@@ -105,6 +105,10 @@ void LauncherProcess::setup_process() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    struct sigaction current {};
+    if (::sigaction(sig, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) ignored_signals_.push_back(sig);
+  }
   signal_fd_ = ::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (signal_fd_ < 0) {
     log(fmt::format("signalfd: {}", std::strerror(errno)));
@@ -189,6 +193,19 @@ std::string LauncherProcess::probe() {
   if (!report_.network_namespace && !scratch_root_.empty()) result = try_namespaces(kNamespaceFlags);
   report_.namespaces = result == 0 || result == 4;
   report_.uid_switch = result == 0;
+  if (!report_.namespaces) {
+    // Without namespaces a private uid still separates instances.
+    const long pid = clone_process(0);
+    if (pid == 0) {
+      if (::syscall(SYS_setgroups, 0, nullptr) != 0) ::_exit(2);
+      if (::syscall(SYS_setresgid, config_.uid_base, config_.uid_base, config_.uid_base) != 0) ::_exit(2);
+      if (::syscall(SYS_setresuid, config_.uid_base, config_.uid_base, config_.uid_base) != 0) ::_exit(2);
+      ::_exit(0);
+    }
+    int status = 0;
+    report_.uid_switch = pid > 0 && wait_for(static_cast<int>(pid), &status, std::chrono::seconds(5)) &&
+                         WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
   if (!report_.namespaces) {
     report_.lost.push_back(
         "namespaces: the kernel refused new mount/PID/IPC/UTS namespaces or mounts (a container without "
@@ -374,6 +391,7 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   }
 
   ChildOptions options;
+  options.ignored_signals = ignored_signals_;
   options.namespaces = ns;
   options.switch_uid = report_.uid_switch;
   options.seccomp_program = report_.seccomp ? &seccomp_program_ : nullptr;

@@ -1,4 +1,4 @@
-#include "sandbox/protocol.h"
+#include "sandbox/detail/protocol.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,4 +1,4 @@
-#include "sandbox/seccomp_filter.h"
+#include "sandbox/detail/seccomp_filter.h"
 
 #include <sched.h>
 #include <seccomp.h>
@@ -51,6 +51,16 @@ class FilterContext {
  private:
   scmp_filter_ctx ctx_;
 };
+
+// (arg0 & mask) == value; SCMP_A0() would be a C compound literal.
+scmp_arg_cmp arg0_masked_eq(std::uint64_t mask, std::uint64_t value) {
+  scmp_arg_cmp cmp{};
+  cmp.arg = 0;
+  cmp.op = SCMP_CMP_MASKED_EQ;
+  cmp.datum_a = mask;
+  cmp.datum_b = value;
+  return cmp;
+}
 
 base::Error seccomp_error(std::string_view what, int rc) {
   return make_error(ErrorCode::kService, fmt::format("seccomp: {}: {}", what, std::strerror(-rc)));
@@ -135,7 +145,7 @@ base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<
       case RuleCondition::kNamespaceFlags: {
         for (const std::uint64_t flag : {CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
                                          CLONE_NEWPID, CLONE_NEWNET}) {
-          const scmp_arg_cmp cmp = SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag);
+          const scmp_arg_cmp cmp = arg0_masked_eq(flag, flag);
           NIMBUS_TRY(add(1, &cmp));
         }
         break;
@@ -149,10 +159,10 @@ base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<
         for (unsigned bit = 0; bit < 31; ++bit) {
           const std::uint64_t b = std::uint64_t{1} << bit;
           if (bit != 3 && bit != 17) {
-            const scmp_arg_cmp set_without_top = SCMP_A0(SCMP_CMP_MASKED_EQ, b | kTop, b);
+            const scmp_arg_cmp set_without_top = arg0_masked_eq(b | kTop, b);
             NIMBUS_TRY(add(1, &set_without_top));
           }
-          const scmp_arg_cmp clear_with_top = SCMP_A0(SCMP_CMP_MASKED_EQ, b | kTop, kTop);
+          const scmp_arg_cmp clear_with_top = arg0_masked_eq(b | kTop, kTop);
           NIMBUS_TRY(add(1, &clear_with_top));
         }
         break;

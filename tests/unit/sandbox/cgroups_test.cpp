@@ -1,11 +1,11 @@
 // Finding the launcher's own cgroups from /proc files, and the CPU arithmetic;
 // pure functions, runs as any user.
 
-#include "sandbox/cgroups.h"
+#include "sandbox/detail/cgroups.h"
 
 #include <gtest/gtest.h>
 
-#include "sandbox/protocol.h"
+#include "sandbox/detail/protocol.h"
 
 namespace nimbus::sandbox::detail {
 namespace {

@@ -71,6 +71,10 @@ class LauncherTest : public ::testing::Test {
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, cgroups, uid switch)";
     ASSERT_NE(launcher_, nullptr);
+    const IsolationReport& report = launcher_->isolation();
+    if (!report.namespaces || !report.cgroups || !report.uid_switch || !report.seccomp) {
+      GTEST_SKIP() << "this host does not allow full isolation even as root (see 'isolation lost' above)";
+    }
     code_.write("hello.txt", "hello from the code dir\n");
   }
 
@@ -159,6 +163,16 @@ TEST_F(LauncherTest, HostFilesAreInvisible) {
   for (auto it = sep + 1; it != lines.end(); ++it) EXPECT_TRUE(etc_allowed.count(*it)) << "unexpected /etc/" << *it;
 }
 
+// Mounts below a code directory stay out of /var/task (regression: with a
+// recursive bind, a code_dir above the launcher's scratch directory showed
+// the new root again under /var/task).
+TEST_F(LauncherTest, MountsBelowTheCodeDirectoryStayOut) {
+  InstanceSpec spec = shell("grep -c nimbus-launcher /proc/self/mountinfo; grep -c ' /var/task' /proc/self/mountinfo");
+  spec.code_dir = "/tmp";
+  const Run r = run(spec);
+  EXPECT_EQ(r.output, "0\n1\n");
+}
+
 // (3) The instance is the init of its own pid namespace.
 TEST_F(LauncherTest, IsPidOneInItsNamespace) {
   const Run r = run(shell("echo $$; ls /proc | grep -c '^[0-9]'"));
@@ -171,15 +185,27 @@ TEST_F(LauncherTest, IsPidOneInItsNamespace) {
 
 // (4) It runs as its own unprivileged uid, without capabilities.
 TEST_F(LauncherTest, RunsAsTheInstanceUid) {
-  const Run r = run(shell("id -u; id -g; id -G; grep CapEff /proc/self/status; hostname"));
+  const Run r = run(shell("id -u; id -g; id -G; grep CapEff /proc/self/status; hostname; whoami; "
+                          "grep -c . /etc/passwd"));
   const auto lines = lines_of(r.output);
-  ASSERT_EQ(lines.size(), 5u) << r.output;
+  ASSERT_EQ(lines.size(), 7u) << r.output;
   EXPECT_NE(r.instance.uid, 0u);
   EXPECT_EQ(lines[0], std::to_string(r.instance.uid));
   EXPECT_EQ(lines[1], std::to_string(r.instance.uid));
   EXPECT_EQ(lines[2], std::to_string(r.instance.uid));  // no supplementary groups
   EXPECT_EQ(lines[3], "CapEff:\t0000000000000000");
   EXPECT_EQ(lines[4], "nimbus");
+  EXPECT_EQ(lines[5], "sbx_user1051");
+  EXPECT_EQ(lines[6], "3");  // root, the instance's user, nobody: none of the host's users
+}
+
+// Signal dispositions and mask are those of a fresh process, though the
+// launcher blocks and ignores some for itself.
+TEST_F(LauncherTest, StartsWithDefaultSignals) {
+  InstanceSpec spec = shell("");
+  spec.argv = {"/bin/grep", "-E", "^(SigBlk|SigIgn)", "/proc/self/status"};
+  const Run r = run(spec);
+  EXPECT_EQ(r.output, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
 }
 
 // (5) /var/task is read-only; /tmp is private, writable and size-limited.

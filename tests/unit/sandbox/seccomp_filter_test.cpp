@@ -1,6 +1,6 @@
 // The seccomp policy file and its compilation; runs as any user.
 
-#include "sandbox/seccomp_filter.h"
+#include "sandbox/detail/seccomp_filter.h"
 
 #include <linux/seccomp.h>
 #include <sys/prctl.h>

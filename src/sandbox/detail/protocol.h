@@ -5,9 +5,10 @@
 //
 //   launcher -> daemon, once at start:  {"op":"hello", "report":{...}, "memory_dir":..., "cgroup_version":n}
 //                                       or {"op":"hello", "error":"..."}
-//   daemon -> launcher:  {"op":"spawn", "spec":{...}}  fds: [output_fd?] + inherit_fds
-//                        {"op":"kill", "pid":n}
-//   launcher -> daemon, the reply:      {"ok":true, "pid":n, "uid":n} / {"ok":true} / {"ok":false, "error":"..."}
+//   daemon -> launcher:  {"op":"spawn", "seq":n, "spec":{...}}  fds: [output_fd?] + inherit_fds
+//                        {"op":"kill", "seq":n, "pid":n}
+//   launcher -> daemon, the reply (same seq):
+//                        {"ok":true, "pid":n, "uid":n} / {"ok":true} / {"ok":false, "error":"...", "code":"..."}
 //   launcher -> daemon on the event socket: {"pid":n, "status":n, "oom":b, "id":"..."}
 //
 // Functions here are plain blocking/non-blocking socket calls; callable from

@@ -11,10 +11,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sandbox/cgroups.h"
-#include "sandbox/child.h"
+#include "sandbox/detail/cgroups.h"
+#include "sandbox/detail/child.h"
 #include "sandbox/launcher.h"
-#include "sandbox/protocol.h"
+#include "sandbox/detail/protocol.h"
 
 namespace nimbus::sandbox::detail {
 
@@ -62,6 +62,7 @@ class LauncherProcess {
   HostLayout host_;
   std::string scratch_root_;
   std::vector<sock_filter> seccomp_program_;
+  std::vector<int> ignored_signals_;  // SIG_IGN here; reset in every child
   std::map<int, Instance> instances_;  // by pid
   std::set<std::string> live_ids_;
   std::set<unsigned> used_uids_;

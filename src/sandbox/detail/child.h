@@ -25,7 +25,8 @@ struct HostLayout {
   std::vector<std::pair<std::string, std::string>> top_symlinks;
   std::vector<std::string> top_dirs;
   // /etc essentials that exist: bound files, bound directories, symlinks
-  // recreated as they are (their targets lie under /usr).
+  // recreated as they are (their targets lie under /usr). passwd and group
+  // are not among them: each instance gets its own (see build_child_plan).
   std::vector<std::string> etc_files, etc_dirs;
   std::vector<std::pair<std::string, std::string>> etc_symlinks;
   std::vector<std::string> dev_nodes;  // null, zero, full, random, urandom (those that exist)
@@ -39,9 +40,10 @@ struct ChildOp {
   enum class Kind : std::uint8_t {
     kMkdir,         // mkdir(target, mode)
     kTouch,         // create an empty file at target (a bind-mount point)
+    kWriteFile,     // create target with `data` as its content, mode `mode`
     kSymlink,       // symlink(source, target)
     kMount,         // mount(source, target, fstype, flags, data)
-    kBindReadOnly,  // bind source on target (recursive), then remount read-only with `flags` added
+    kBindReadOnly,  // bind source on target, then remount read-only with `flags` added
     kBind,          // bind source on target
     kRemountReadOnly,  // remount the mount at target read-only with `flags` added
   };
@@ -52,6 +54,7 @@ struct ChildOp {
   unsigned long flags = 0;
   const char* data = nullptr;
   unsigned mode = 0755;
+  bool recursive = false;            // binds: take the mounts below source along
   const char* step = nullptr;        // "mount /var/task"
   const char* shown_path = nullptr;  // the path named in an error (the host path for binds)
 };
@@ -82,6 +85,7 @@ struct ChildPlan {
   int error_read_fd = -1;            // the launcher's end, closed in the child
   int output_fd = -1;                // -1: /dev/null
   std::vector<int> inherit_fds;      // to fds 3, 4, ...
+  std::vector<int> ignored_signals;  // SIG_IGN in the launcher: back to SIG_DFL (exec keeps SIG_IGN)
   mutable std::vector<int> scratch_fds;  // room for the fd shuffle (no allocation in the child)
   unsigned uid = 0, gid = 0;
   rlim_t nofile = 1024;
@@ -93,6 +97,7 @@ struct ChildPlan {
 };
 
 struct ChildOptions {
+  std::vector<int> ignored_signals;
   bool namespaces = false;
   bool switch_uid = false;
   const std::vector<sock_filter>* seccomp_program = nullptr;  // null: no filter
