@@ -26,7 +26,10 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr unsigned kUidBase = 800000;  // instance uids: kUidBase + slot
+// Instance uids: kUidBase + a block per daemon (by pid) + a slot, so two
+// daemons on one host do not hand out the same uid.
+constexpr unsigned kUidBase = 800000;
+constexpr unsigned kUidsPerDaemon = 4096;
 constexpr std::size_t kLogTailBytes = 4096;
 
 double ms_since(SteadyClock::time_point t0) {
@@ -74,7 +77,8 @@ Invoker::Invoker(asio::any_io_executor executor, registry::Registry& registry, s
       metrics_(metrics),
       logs_(logs),
       clock_(clock),
-      config_(std::move(config)) {}
+      config_(std::move(config)),
+      uid_base_(kUidBase + static_cast<unsigned>(::getpid() % 64) * kUidsPerDaemon) {}
 
 Invoker::~Invoker() { stop(); }
 
@@ -160,7 +164,12 @@ asio::awaitable<void> Invoker::read_exit_events() {
       {
         std::lock_guard lock(mu_);
         const auto it = by_pid_.find(event->pid);
-        if (it == by_pid_.end()) continue;
+        if (it == by_pid_.end()) {
+          // The instance may have died before spawn() returned to its caller;
+          // start_instance() picks the event up from here.
+          early_exits_[event->pid] = *event;
+          continue;
+        }
         inst = it->second;
         by_pid_.erase(it);
         inst->exit = *event;
@@ -244,8 +253,16 @@ std::string Invoker::drain_output(Instance& inst) {
   return out;
 }
 
+Invoker::Paths Invoker::paths_for(const std::filesystem::path& code_dir) const {
+  // With a private root the code and runtimes sit at Lambda's paths; without
+  // namespaces (degraded mode) they are where they are on the host.
+  if (launcher_.isolation().namespaces) return Paths{"/var/task", "/var/runtime"};
+  return Paths{code_dir.string(), config_.runtimes_dir.string()};
+}
+
 base::Result<std::vector<std::string>> Invoker::command_for(const registry::FunctionConfig& config,
                                                             const std::filesystem::path& code_dir) const {
+  const Paths paths = paths_for(code_dir);
   const auto* runtime = registry::find_runtime(config.runtime);
   if (runtime == nullptr) {
     return make_error(ErrorCode::kInvalidParameterValue, "unsupported runtime " + config.runtime);
@@ -254,12 +271,12 @@ base::Result<std::vector<std::string>> Invoker::command_for(const registry::Func
     case registry::RuntimeFamily::kPython: {
       auto python = registry::resolve_interpreter(runtime->family);
       if (!python) return make_error(ErrorCode::kService, "python3 is not installed on this machine");
-      return std::vector<std::string>{*python, "-u", "/var/runtime/python/bootstrap.py"};
+      return std::vector<std::string>{*python, "-u", paths.runtime + "/python/bootstrap.py"};
     }
     case registry::RuntimeFamily::kNode: {
       auto node = registry::resolve_interpreter(runtime->family);
       if (!node) return make_error(ErrorCode::kService, "node is not installed on this machine");
-      return std::vector<std::string>{*node, "/var/runtime/node/index.mjs"};
+      return std::vector<std::string>{*node, paths.runtime + "/node/index.mjs"};
     }
     case registry::RuntimeFamily::kProvided: {
       const auto bootstrap = code_dir / "bootstrap";
@@ -267,13 +284,14 @@ base::Result<std::vector<std::string>> Invoker::command_for(const registry::Func
         return make_error(ErrorCode::kInvalidParameterValue,
                           "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]");
       }
-      return std::vector<std::string>{"/var/task/bootstrap"};
+      return std::vector<std::string>{paths.task + "/bootstrap"};
     }
   }
   return make_error(ErrorCode::kService, "unreachable");
 }
 
-std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c, std::uint16_t port) const {
+std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c, std::uint16_t port,
+                                              const Paths& paths) const {
   std::vector<std::string> env;
   for (const auto& [k, v] : c.environment) env.push_back(k + "=" + v);
   const auto* runtime = registry::find_runtime(c.runtime);
@@ -285,8 +303,8 @@ std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c,
   // a user can never override them.
   env.push_back(fmt::format("AWS_LAMBDA_RUNTIME_API={}:{}", runtime_api_.host(), port));
   env.push_back("_HANDLER=" + c.handler);
-  env.push_back("LAMBDA_TASK_ROOT=/var/task");
-  env.push_back("LAMBDA_RUNTIME_DIR=/var/runtime");
+  env.push_back("LAMBDA_TASK_ROOT=" + paths.task);
+  env.push_back("LAMBDA_RUNTIME_DIR=" + paths.runtime);
   env.push_back("AWS_LAMBDA_FUNCTION_NAME=" + c.name);
   env.push_back("AWS_LAMBDA_FUNCTION_VERSION=$LATEST");
   env.push_back(fmt::format("AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}", c.memory_size));
@@ -343,7 +361,7 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   sandbox::InstanceSpec spec;
   spec.instance_id = inst->id;
   spec.argv = std::move(*command);
-  spec.env = environment(config, opened->port);
+  spec.env = environment(config, opened->port, paths_for(*code_dir));
   spec.code_dir = *code_dir;
   spec.runtime_dir = config_.runtimes_dir;
   spec.memory_bytes = static_cast<std::uint64_t>(config.memory_size) << 20;
@@ -355,11 +373,19 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   auto spawned = launcher_.spawn(spec);
   ::close(fds[1]);
   if (!spawned.ok()) co_return std::move(spawned).error();
+  bool exited_already = false;
   {
     std::lock_guard lock(mu_);
     inst->pid = spawned->pid;
-    by_pid_[inst->pid] = inst;
+    if (const auto early = early_exits_.find(inst->pid); early != early_exits_.end()) {
+      inst->exit = early->second;
+      early_exits_.erase(early);
+      exited_already = true;
+    } else {
+      by_pid_[inst->pid] = inst;
+    }
   }
+  if (exited_already) inst->session->fail();
   asio::co_spawn(executor_, read_output(inst), asio::detached);
   metrics_.counter("nimbus_cold_starts_total", "Instances started", config.name).add();
 
@@ -464,8 +490,9 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
         const std::uint64_t n = next_instance_++;
         std::string slug;
         for (char c : fn) slug.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
-        inst->id = fmt::format("{}-{}", slug.substr(0, 40), n);
-        inst->uid = kUidBase + static_cast<unsigned>(n % 100000);
+        // Unique on the host (cgroups are shared between daemons).
+        inst->id = fmt::format("{}-{}-{}", slug.substr(0, 40), ::getpid(), n);
+        inst->uid = uid_base_ + static_cast<unsigned>(n % kUidsPerDaemon);
         inst->function = fn;
         inst->revision = config.revision_id;
         pool.instances.push_back(inst);

@@ -96,9 +96,16 @@ class Invoker {
   // Spawns an instance and waits for its runtime to ask for work.
   asio::awaitable<base::Result<double>> start_instance(std::shared_ptr<Instance> instance,
                                                        const registry::FunctionConfig& config);
+  // Where the code and the runtime clients are, as the instance sees them.
+  struct Paths {
+    std::string task;
+    std::string runtime;
+  };
+  Paths paths_for(const std::filesystem::path& code_dir) const;
   base::Result<std::vector<std::string>> command_for(const registry::FunctionConfig& config,
                                                      const std::filesystem::path& code_dir) const;
-  std::vector<std::string> environment(const registry::FunctionConfig& config, std::uint16_t port) const;
+  std::vector<std::string> environment(const registry::FunctionConfig& config, std::uint16_t port,
+                                       const Paths& paths) const;
   void destroy(const std::shared_ptr<Instance>& instance);
   std::string drain_output(Instance& instance);
 
@@ -110,10 +117,12 @@ class Invoker {
   telemetry::LogStore& logs_;
   const base::Clock& clock_;
   InvokerConfig config_;
+  unsigned uid_base_;
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Pool>> pools_;          // GUARDED_BY(mu_)
   std::map<int, std::shared_ptr<Instance>> by_pid_;             // GUARDED_BY(mu_)
+  std::map<int, sandbox::ExitEvent> early_exits_;               // GUARDED_BY(mu_)
   int unreserved_in_flight_ = 0;                                // GUARDED_BY(mu_)
   std::uint64_t next_instance_ = 1;                             // GUARDED_BY(mu_)
   bool stopping_ = false;                                       // GUARDED_BY(mu_)

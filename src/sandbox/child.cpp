@@ -5,6 +5,7 @@
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -191,7 +192,7 @@ ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host, con
                            unsigned uid, unsigned gid) {
   ChildPlan plan;
   plan.namespaces = options.namespaces;
-  plan.network_none = options.namespaces && spec.network == NetworkMode::kNone;
+  plan.network_none = options.namespaces && options.private_network;
   plan.switch_uid = options.switch_uid;
   plan.seccomp = options.seccomp_program != nullptr && !options.seccomp_program->empty();
   if (plan.seccomp) {
@@ -248,7 +249,7 @@ ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host, con
   };
   const auto mount_fs = [&](const char* fstype, std::string_view inside, unsigned long flags, std::string data) {
     add({.kind = ChildOp::Kind::kMount, .source = fstype, .target = in_root(inside), .fstype = fstype, .flags = flags,
-         .data = plan.keep(std::move(data)), .step = plan.keep(fmt::format("mount {}", inside.empty() ? "/" : inside)),
+         .data = plan.keep(data), .step = plan.keep(fmt::format("mount {}", inside.empty() ? "/" : inside)),
          .shown_path = fstype});
   };
   constexpr unsigned long kSafe = MS_NOSUID | MS_NODEV;
@@ -276,7 +277,7 @@ ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host, con
   // getpwuid, os.homedir()) and the host's users stay private.
   const auto write_file = [&](std::string_view inside, std::string content) {
     const char* t = in_root(inside);
-    add({.kind = ChildOp::Kind::kWriteFile, .target = t, .data = plan.keep(std::move(content)), .mode = 0444,
+    add({.kind = ChildOp::Kind::kWriteFile, .target = t, .data = plan.keep(content), .mode = 0444,
          .step = plan.keep(fmt::format("create {}", inside)), .shown_path = t});
   };
   write_file("/etc/passwd", fmt::format("root:x:0:0:root:/root:/usr/sbin/nologin\n"
@@ -352,6 +353,9 @@ void run_child(const ChildPlan& plan) noexcept {
   if (::setsid() < 0) fail("setsid", "", errno);
 
   if (plan.namespaces) {
+    // Now inside its cgroup: a cgroup namespace rooted there hides the
+    // host's cgroup paths from /proc/self/cgroup (kernels before 4.6: skipped).
+    (void)::syscall(SYS_unshare, CLONE_NEWCGROUP);
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) fail("make mounts private", "/", errno);
     for (const ChildOp& op : plan.ops) run_op(op);
     if (::sethostname("nimbus", 6) != 0) fail("sethostname", "nimbus", errno);

@@ -86,8 +86,13 @@ base::Result<std::unique_ptr<Launcher>> Launcher::start(LauncherConfig config) {
   if (pid == 0) {
     ::close(request[0]);
     ::close(events[0]);
-    detail::LauncherProcess process(config, request[1], events[1], daemon_pid);
-    process.run();  // never returns
+    // Never returns into the daemon's code, whatever happens.
+    try {
+      detail::LauncherProcess process(config, request[1], events[1], daemon_pid);
+      process.run();
+    } catch (...) {
+    }
+    ::_exit(1);
   }
   const int fork_errno = errno;
   ::close(request[1]);
@@ -123,8 +128,13 @@ base::Status Launcher::receive_hello(std::chrono::milliseconds timeout) {
     return make_error(ErrorCode::kService,
                       fmt::format("sandbox launcher failed: {}", hello.message.value("error", "")));
   }
-  report_ = detail::report_from_json(hello.message.value("report", json::object()));
-  memory_dir_ = hello.message.value("memory_dir", "");
+  try {
+    report_ = detail::report_from_json(hello.message.at("report"));
+    memory_dir_ = hello.message.at("memory_dir").get<std::string>();
+  } catch (const std::exception& e) {
+    alive_ = false;
+    return make_error(ErrorCode::kService, fmt::format("sandbox launcher greeting: {}", e.what()));
+  }
   cgroup_version_ = report_.cgroup_version;
   return base::Ok{};
 }
@@ -162,18 +172,26 @@ base::Result<SpawnedInstance> Launcher::spawn(const InstanceSpec& spec) {
   std::lock_guard lock(request_mutex_);
   auto reply = round_trip(json{{"op", "spawn"}, {"spec", detail::spec_to_json(spec)}}, fds);
   if (!reply.ok()) return std::move(reply).error();
-  if (!reply->value("ok", false)) {
-    return make_error(code_of(reply->value("code", "")), reply->value("error", "sandbox: spawn failed"));
+  try {
+    if (!reply->at("ok").get<bool>()) {
+      return make_error(code_of(reply->value("code", "")), reply->at("error").get<std::string>());
+    }
+    return SpawnedInstance{reply->at("pid").get<int>(), reply->at("uid").get<unsigned>()};
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kService, fmt::format("sandbox launcher reply: {}", e.what()));
   }
-  return SpawnedInstance{reply->value("pid", 0), reply->value("uid", 0u)};
 }
 
 base::Status Launcher::kill(int pid) {
   std::lock_guard lock(request_mutex_);
   auto reply = round_trip(json{{"op", "kill"}, {"pid", pid}}, {});
   if (!reply.ok()) return std::move(reply).error();
-  if (!reply->value("ok", false)) {
-    return make_error(code_of(reply->value("code", "")), reply->value("error", "sandbox: kill failed"));
+  try {
+    if (!reply->at("ok").get<bool>()) {
+      return make_error(code_of(reply->value("code", "")), reply->at("error").get<std::string>());
+    }
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kService, fmt::format("sandbox launcher reply: {}", e.what()));
   }
   return base::Ok{};
 }
@@ -194,10 +212,14 @@ base::Result<json> Launcher::round_trip(json request, const std::vector<int>& fd
     detail::Received reply = detail::receive_message(request_fd_, left);
     for (const int fd : reply.fds) ::close(fd);
     switch (reply.outcome) {
-      case ReceiveOutcome::kMessage:
+      case ReceiveOutcome::kMessage: {
         // A late answer to a request that timed out earlier is skipped.
-        if (reply.message.value("seq", std::uint64_t{0}) == seq) return std::move(reply.message);
+        const auto it = reply.message.find("seq");
+        if (it != reply.message.end() && it->is_number_unsigned() && it->get<std::uint64_t>() == seq) {
+          return std::move(reply.message);
+        }
         continue;
+      }
       case ReceiveOutcome::kClosed:
         alive_ = false;
         spdlog::error("sandbox: the launcher process (pid {}) is gone", launcher_pid_);

@@ -26,7 +26,8 @@ namespace nimbus::sandbox {
 
 enum class NetworkMode {
   kHost,  // the host's network namespace
-  kNone,  // a new network namespace holding only the loopback interface (up)
+  kNone,  // a new network namespace holding only the loopback interface (up); where the host
+          // allows no network namespaces, the host's network (isolation().lost says so)
 };
 
 enum class CgroupVersion { kNone, kV1, kV2 };
@@ -39,11 +40,18 @@ enum class LauncherMode { kAuto, kProcessOnly };
 // One function instance to create. Validated by spawn() before it reaches
 // the launcher (kInvalidParameterValue on a bad field).
 struct InstanceSpec {
-  std::string instance_id;                    // unique among live instances, [a-z0-9-]{1,64}; names the cgroup
+  // [a-z0-9-]{1,64}, unique among live instances. It names the instance's
+  // cgroups, and the cpu/pids parents may be shared by every daemon on the
+  // host that uses the same cgroup_name: make it unique per host.
+  std::string instance_id;
   std::vector<std::string> argv;              // argv[0]: absolute path as seen inside the sandbox
   std::vector<std::string> env;               // "KEY=VALUE", the complete environment
-  std::filesystem::path code_dir;             // host dir, mounted read-only at /var/task (the cwd)
-  std::filesystem::path runtime_dir;          // host dir, mounted read-only at /var/runtime (empty: none)
+  // Host directories, mounted read-only at /var/task (the cwd) and
+  // /var/runtime (empty: none). Without namespaces (isolation().namespaces
+  // false) nothing is mounted: the instance runs in code_dir itself and
+  // argv must use host paths.
+  std::filesystem::path code_dir;
+  std::filesystem::path runtime_dir;
   std::uint64_t memory_bytes = 128ull << 20;  // hard limit, swap off
   std::uint64_t tmp_bytes = 512ull << 20;     // size of the private tmpfs /tmp
   // Relative CPU weight in cgroup v1 cpu.shares units (1024 = one vCPU, as

@@ -77,6 +77,9 @@ void LauncherProcess::setup_process() {
   ::prctl(PR_SET_NAME, "nimbus-launcher", 0, 0, 0);
   // Orphans of instances without a pid namespace come back to us to reap.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  // Keep no directory of the daemon busy; give instances a known umask.
+  (void)!::chdir("/");
+  ::umask(022);
 
   // Keep only stdio and the two sockets: the daemon's other descriptors
   // (listeners, the store, log files) must not leak into instances.
@@ -159,6 +162,7 @@ std::string LauncherProcess::probe() {
     report_.lost.push_back(
         "cgroups: memory, CPU and process-count limits are not enforced by the kernel (only RLIMIT_NOFILE "
         "applies) and out-of-memory kills are not detected.");
+    report_.lost.push_back("network: instances asking for no network get the host's network.");
     report_.lost.push_back(fmt::format(
         "uid switch: every instance runs as uid {}, the daemon's user, so functions can read each other's files "
         "and signal each other's processes and the daemon itself.",
@@ -171,7 +175,11 @@ std::string LauncherProcess::probe() {
 
   // A directory each child mounts its new root on (in its own namespace).
   char scratch[] = "/tmp/nimbus-launcher-XXXXXX";
-  if (::mkdtemp(scratch) != nullptr) scratch_root_ = scratch;
+  if (::mkdtemp(scratch) != nullptr) {
+    scratch_root_ = scratch;
+  } else {
+    log(fmt::format("cannot create {}: {}; instances get no private root", scratch, std::strerror(errno)));
+  }
 
   // Namespaces, mounts and the uid switch, tried in a throw-away child.
   const auto try_namespaces = [&](unsigned long flags) -> int {
@@ -213,7 +221,8 @@ std::string LauncherProcess::probe() {
         "/var/runtime and /tmp is the host's /tmp.");
   } else if (!report_.network_namespace) {
     report_.lost.push_back(
-        "network namespaces: the kernel refused CLONE_NEWNET, so instances asking for no network fail to start.");
+        "network namespaces: the kernel refused CLONE_NEWNET, so instances asking for no network get the "
+        "host's network.");
   }
   if (!report_.uid_switch) {
     report_.lost.push_back(fmt::format(
@@ -238,7 +247,6 @@ void LauncherProcess::run() {
   } else {
     hello["report"] = report_to_json(report_);
     hello["memory_dir"] = layout_.memory.string();
-    hello["cgroup_version"] = static_cast<int>(layout_.version);
   }
   if (!send_message(request_fd_, hello, {}).ok() || !fatal.empty()) shutdown(1);
   serve();
@@ -270,7 +278,14 @@ void LauncherProcess::serve() {
           (request.outcome == ReceiveOutcome::kError && (fds[0].revents & POLLIN) == 0)) {
         shutdown(0);  // the daemon is gone or stopping
       }
-      if (request.outcome == ReceiveOutcome::kMessage) handle_request(request);
+      if (request.outcome == ReceiveOutcome::kMessage) {
+        try {
+          handle_request(request);
+        } catch (const std::exception& e) {  // a malformed request must not end the launcher
+          for (const int fd : request.fds) ::close(fd);
+          log(fmt::format("bad request: {}", e.what()));
+        }
+      }
       if (request.outcome == ReceiveOutcome::kError) log("bad request: " + request.error);
     }
     if (!pending_events_.empty()) flush_events();
@@ -279,7 +294,8 @@ void LauncherProcess::serve() {
 }
 
 void LauncherProcess::handle_request(Received& request) {
-  const std::string op = request.message.value("op", "");
+  const auto op_it = request.message.find("op");
+  const std::string op = op_it != request.message.end() && op_it->is_string() ? op_it->get<std::string>() : "";
   json reply;
   if (op == "spawn" && request.message.contains("spec")) {
     auto spec = spec_from_json(request.message["spec"], request.fds);
@@ -289,13 +305,14 @@ void LauncherProcess::handle_request(Received& request) {
     } else {
       reply = error_reply(spec.error().message);
     }
-  } else if (op == "kill" && request.message.contains("pid")) {
-    reply = kill_instance(request.message.value("pid", 0));
+  } else if (op == "kill" && request.message.contains("pid") && request.message["pid"].is_number_integer()) {
+    reply = kill_instance(request.message["pid"].get<int>());
   } else {
     reply = error_reply(fmt::format("sandbox launcher: unknown request '{}'", op));
   }
   for (const int fd : request.fds) ::close(fd);
-  reply["seq"] = request.message.value("seq", 0);
+  const auto seq = request.message.find("seq");
+  reply["seq"] = seq != request.message.end() && seq->is_number_unsigned() ? seq->get<std::uint64_t>() : 0;
   int err = 0;
   if (!send_message(request_fd_, reply, {}, &err).ok()) {
     log(fmt::format("reply lost: {}", std::strerror(err)));
@@ -351,9 +368,6 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   if (!spec.runtime_dir.empty() && ns) {
     if (auto e = check_dir(spec.runtime_dir, "mount /var/runtime"); !e.empty()) return error_reply(e);
   }
-  if (spec.network == NetworkMode::kNone && ns && !report_.network_namespace) {
-    return error_reply("sandbox step 'clone network namespace': not available on this host");
-  }
   if (ns && ::access(scratch_root_.c_str(), F_OK) != 0 && ::mkdir(scratch_root_.c_str(), 0700) != 0) {
     return error_reply(step_message("mkdir", scratch_root_, errno));
   }
@@ -390,9 +404,11 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
     return error_reply(step_message("pipe", "", err));
   }
 
+  const bool private_network = ns && report_.network_namespace && spec.network == NetworkMode::kNone;
   ChildOptions options;
   options.ignored_signals = ignored_signals_;
   options.namespaces = ns;
+  options.private_network = private_network;
   options.switch_uid = report_.uid_switch;
   options.seccomp_program = report_.seccomp ? &seccomp_program_ : nullptr;
   ChildPlan plan = build_child_plan(spec, host_, options, uid, gid);
@@ -402,7 +418,7 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   plan.error_read_fd = error_pipe[0];
 
   unsigned long flags = 0;
-  if (ns) flags = kNamespaceFlags | (spec.network == NetworkMode::kNone ? CLONE_NEWNET : 0);
+  if (ns) flags = kNamespaceFlags | (private_network ? CLONE_NEWNET : 0);
   const long cloned = clone_process(flags);
   if (cloned == 0) run_child(plan);  // never returns
   const int clone_errno = errno;
@@ -448,7 +464,8 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
     pollfd p{error_pipe[0], POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) continue;
+    if (r < 0) return abandon(step_message("wait for exec", "", errno));
+    if (r == 0) continue;
     const ssize_t n = ::read(error_pipe[0], reinterpret_cast<char*>(&failure) + got, sizeof failure - got);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -467,7 +484,6 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
 
   if (report_.uid_switch) used_uids_.insert(uid);
   live_ids_.insert(instance.id);
-  instance.pooled_uid = spec.uid == 0;
   instances_.emplace(pid, std::move(instance));
   return json{{"ok", true}, {"pid", pid}, {"uid", uid}};
 }

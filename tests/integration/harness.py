@@ -17,6 +17,7 @@ import http.client
 import io
 import json
 import os
+import queue
 import re
 import shutil
 import signal
@@ -24,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import types
 import unittest
@@ -362,6 +364,27 @@ class Daemon:
                 return names
         raise AssertionError("ListFunctions never stopped paginating")
 
+    # -- running functions ---------------------------------------------------
+
+    def invoke(self, name, payload=b"{}", headers=None, qualifier=None, sign=True):
+        """A raw (signed) Invoke; returns the HttpResponse. payload: bytes, str or a JSON-able dict/list."""
+        if isinstance(payload, (dict, list)):
+            payload = json.dumps(payload)
+        query = {"Qualifier": qualifier} if qualifier else None
+        return self.request("POST", f"/2015-03-31/functions/{urllib.parse.quote(name, safe='')}/invocations",
+                            body=payload, headers=headers, query=query, sign=sign)
+
+    def metrics(self):
+        """GET /metrics (unsigned), parsed with parse_metrics."""
+        r = self.request("GET", "/metrics", sign=False)
+        if r.status != 200:
+            raise AssertionError(f"GET /metrics failed: {r!r}")
+        return parse_metrics(r.body.decode("utf-8"))
+
+    def metric(self, name, **labels):
+        """One sample of GET /metrics; 0.0 when the series is absent."""
+        return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+
 
 def _clean_env():
     env = dict(os.environ)
@@ -475,3 +498,197 @@ def running_daemon(data_dir=None, extra_args=()):
             d.kill()
         if data_dir is None:
             d.remove_data_dir()
+
+
+# ---------------------------------------------------------------------------
+# Helpers for the execution tests (test_execution_*.py): running functions,
+# reading metrics and logs, looking at host processes.
+# ---------------------------------------------------------------------------
+
+HOST_CURL = "/usr/bin/curl"
+# Lambda's sync Invoke payload limit (the body may be at most this long).
+INVOKE_PAYLOAD_LIMIT = 6291456
+
+
+def make_zip_modes(files):
+    """Like make_zip, but files = {name: (content, mode)} with Unix modes (e.g. 0o755)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, (content, mode) in files.items():
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.create_system = 3  # Unix, so external_attr carries the mode
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content)
+    return buf.getvalue()
+
+
+def provided_zip(bootstrap, extra=None):
+    """A provided.* package: an executable `bootstrap` plus extra {name: content} files."""
+    files = {"bootstrap": (bootstrap, 0o755)}
+    for name, content in (extra or {}).items():
+        files[name] = content if isinstance(content, tuple) else (content, 0o644)
+    return make_zip_modes(files)
+
+
+def decode_log_result(value):
+    """The text of an X-Amz-Log-Result / LogResult (base64)."""
+    return base64.b64decode(value).decode("utf-8", "replace") if value else ""
+
+
+def report_line(log_text, request_id):
+    """The REPORT line of one request in a log text, or None."""
+    for line in log_text.splitlines():
+        if line.startswith(f"REPORT RequestId: {request_id}"):
+            return line
+    return None
+
+
+_METRIC_LINE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+_METRIC_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text → {(name, ((label, value), ...)): float}, labels sorted."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC_LINE_RE.match(line.strip())
+        if not m:
+            raise AssertionError(f"unparsable metrics line: {line!r}")
+        labels = tuple(sorted(_METRIC_LABEL_RE.findall(m.group(2) or "")))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def host_processes_of_uid(uid):
+    """[(pid, comm)] of host processes whose real uid is `uid` (read from /proc/*/status)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                status = f.read()
+            with open(f"/proc/{entry}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue  # exited meanwhile
+        for line in status.splitlines():
+            if line.startswith("Uid:") and int(line.split()[1]) == uid:
+                found.append((int(entry), comm))
+    return found
+
+
+def wait_until(predicate, timeout, interval=0.05):
+    """Polls predicate() until it returns a truthy value or `timeout` s pass; returns the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+class LineReader:
+    """Reads a pipe line by line on a thread so tests can wait for a line with a deadline."""
+
+    def __init__(self, stream):
+        self.lines = []
+        self._queue = queue.Queue()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream):
+        for line in iter(stream.readline, ""):
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, predicate, timeout):
+        """Returns the first line (already read or new) matching predicate, or None at the deadline/EOF."""
+        for line in self.lines:
+            if predicate(line):
+                return line
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                return None
+            if line is None:
+                return None
+            self.lines.append(line)
+            if predicate(line):
+                return line
+
+
+class ExecutionTestCase(DaemonTestCase):
+    """A DaemonTestCase with helpers for creating and invoking functions.
+
+    `healthy` is a Python function created in setUpClass; assertServes()
+    invokes it to show the daemon still runs functions after a fault."""
+
+    HEALTHY = "healthy"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.create_function(cls.HEALTHY, {"app.py": "def handler(event, context):\n"
+                                                        "    return {'healthy': event}\n"})
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def create_function(cls, name, files=None, zip_bytes=None, runtime="python3.12", handler=None, **kwargs):
+        """CreateFunction through boto3. files: {name: content} (0644) for make_zip, or zip_bytes."""
+        if zip_bytes is None:
+            zip_bytes = make_zip(files)
+        if handler is None:
+            handler = "index.handler" if runtime.startswith("nodejs") else "app.handler"
+        params = dict(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler, Code={"ZipFile": zip_bytes})
+        params.update(kwargs)
+        return cls.client.create_function(**params)
+
+    def invoke(self, name, payload=b"{}", **kwargs):
+        return self.daemon.invoke(name, payload, **kwargs)
+
+    def invoke_ok(self, name, payload=b"{}", **kwargs):
+        """Invoke that must succeed without a function error; returns (HttpResponse, parsed body)."""
+        r = self.daemon.invoke(name, payload, **kwargs)
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("X-Amz-Function-Error"), r)
+        return r, r.json()
+
+    def assertUnhandled(self, r, error_type, message=None):
+        """A 200 Invoke carrying a function error; returns the error body."""
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("X-Amz-Function-Error"), "Unhandled", r)
+        self.assertRegex(r.header("x-amzn-RequestId") or "", UUID_RE, r)
+        body = r.json()
+        self.assertEqual(body.get("errorType"), error_type, r)
+        if message is not None:
+            self.assertEqual(body.get("errorMessage"), message, r)
+        return body
+
+    def assertInvokeError(self, r, status, error_type, message=None, message_key="message"):
+        self.assertEqual(r.status, status, r)
+        self.assertEqual(r.header("x-amzn-ErrorType"), error_type, r)
+        self.assertRegex(r.header("x-amzn-RequestId") or "", UUID_RE, r)
+        body = r.json()
+        self.assertEqual(body.get("Type"), "User", r)
+        if message is not None:
+            self.assertEqual(body.get(message_key), message, r)
+        return body
+
+    def assertServes(self):
+        """The daemon is alive and still runs a healthy function."""
+        self.assertTrue(self.daemon.alive(), "nimbus serve died")
+        marker = {"still": "serving", "t": time.time()}
+        _, body = self.invoke_ok(self.HEALTHY, marker)
+        self.assertEqual(body, {"healthy": marker})

@@ -9,8 +9,10 @@
 #include <sys/resource.h>
 
 #include <cstdint>
-#include <deque>
+#include <cstring>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sandbox/launcher.h"
@@ -91,14 +93,22 @@ struct ChildPlan {
   rlim_t nofile = 1024;
   rlim_t nproc = 0;                  // 0: leave RLIMIT_NPROC alone
   sock_fprog seccomp_program{};      // valid when seccomp
-  std::deque<std::string> strings;   // storage behind every const char* above
+  // Storage behind every const char* above: heap buffers that stay where
+  // they are when the plan moves (the plan cannot be copied).
+  std::vector<std::unique_ptr<char[]>> strings;
 
-  const char* keep(std::string s) { return strings.emplace_back(std::move(s)).c_str(); }
+  const char* keep(std::string_view s) {
+    auto copy = std::make_unique<char[]>(s.size() + 1);
+    std::memcpy(copy.get(), s.data(), s.size());
+    copy[s.size()] = '\0';
+    return strings.emplace_back(std::move(copy)).get();
+  }
 };
 
 struct ChildOptions {
   std::vector<int> ignored_signals;
   bool namespaces = false;
+  bool private_network = false;  // the child is in a new network namespace: bring lo up
   bool switch_uid = false;
   const std::vector<sock_filter>* seccomp_program = nullptr;  // null: no filter
 };

@@ -31,7 +31,6 @@ class LauncherProcess {
     std::string id;
     InstanceCgroup cgroup;
     unsigned uid = 0;
-    bool pooled_uid = false;
   };
 
   void setup_process();

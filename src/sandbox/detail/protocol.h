@@ -3,7 +3,7 @@
 // sandbox part). Each message is one SOCK_SEQPACKET datagram holding JSON,
 // with file descriptors attached as SCM_RIGHTS.
 //
-//   launcher -> daemon, once at start:  {"op":"hello", "report":{...}, "memory_dir":..., "cgroup_version":n}
+//   launcher -> daemon, once at start:  {"op":"hello", "report":{...}, "memory_dir":"..."}
 //                                       or {"op":"hello", "error":"..."}
 //   daemon -> launcher:  {"op":"spawn", "seq":n, "spec":{...}}  fds: [output_fd?] + inherit_fds
 //                        {"op":"kill", "seq":n, "pid":n}

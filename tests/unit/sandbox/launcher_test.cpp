@@ -27,11 +27,11 @@ namespace nimbus::sandbox {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::ExitEvents;
-using testing::lines_of;
-using testing::OutputPipe;
-using testing::processes_of_uid;
-using testing::TempDir;
+using test_support::ExitEvents;
+using test_support::lines_of;
+using test_support::OutputPipe;
+using test_support::processes_of_uid;
+using test_support::TempDir;
 
 std::string unique_id(std::string_view prefix) {
   static std::atomic<int> counter{0};
@@ -175,9 +175,10 @@ TEST_F(LauncherTest, MountsBelowTheCodeDirectoryStayOut) {
 
 // (3) The instance is the init of its own pid namespace.
 TEST_F(LauncherTest, IsPidOneInItsNamespace) {
-  const Run r = run(shell("echo $$; ls /proc | grep -c '^[0-9]'"));
+  const Run r = run(shell("echo $$; ls /proc | grep -c '^[0-9]'; grep -v ':/$' /proc/self/cgroup | wc -l"));
   const auto lines = lines_of(r.output);
-  ASSERT_EQ(lines.size(), 2u) << r.output;
+  ASSERT_EQ(lines.size(), 3u) << r.output;
+  EXPECT_EQ(lines[2], "0") << "host cgroup paths are visible";
   EXPECT_EQ(lines[0], "1");
   EXPECT_LE(std::stoi(lines[1]), 3) << "processes of the host are visible in /proc";
   EXPECT_NE(r.instance.pid, 1);
@@ -261,8 +262,8 @@ TEST_F(LauncherTest, KillEndsInstanceAndItsChildren) {
   out.close_write();
   ASSERT_NE(out.read_until("started\n").find("started"), std::string::npos);
   // sh + two sleeps run as the instance's uid.
-  const auto deadline = testing::Clock::now() + 10s;
-  while (processes_of_uid(spawned->uid).size() < 3 && testing::Clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  const auto deadline = test_support::Clock::now() + 10s;
+  while (processes_of_uid(spawned->uid).size() < 3 && test_support::Clock::now() < deadline) std::this_thread::sleep_for(5ms);
   EXPECT_EQ(processes_of_uid(spawned->uid).size(), 3u);
 
   ASSERT_TRUE(launcher_->kill(spawned->pid).ok());
@@ -429,12 +430,12 @@ TEST_F(LauncherTest, MeasuresSpawnLatency) {
       InstanceSpec spec = shell("");
       spec.argv = {"/bin/true"};
       spec.network = mode;
-      const auto t0 = testing::Clock::now();
+      const auto t0 = test_support::Clock::now();
       auto spawned = launcher_->spawn(spec);
-      const auto t1 = testing::Clock::now();
+      const auto t1 = test_support::Clock::now();
       ASSERT_TRUE(spawned.ok()) << spawned.error().message;
       ASSERT_TRUE(events_->wait(spawned->pid).has_value());
-      const auto t2 = testing::Clock::now();
+      const auto t2 = test_support::Clock::now();
       spawn_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
       total_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t0).count());
     }
@@ -525,8 +526,8 @@ TEST(LauncherLifetimeTest, DaemonDeathKillsInstances) {
   int status = 0;
   ASSERT_EQ(::waitpid(daemon, &status, 0), daemon);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  const auto deadline = testing::Clock::now() + 10s;
-  while (!processes_of_uid(uid).empty() && testing::Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  const auto deadline = test_support::Clock::now() + 10s;
+  while (!processes_of_uid(uid).empty() && test_support::Clock::now() < deadline) std::this_thread::sleep_for(10ms);
   EXPECT_TRUE(processes_of_uid(uid).empty());
 }
 

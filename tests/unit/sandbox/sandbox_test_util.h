@@ -19,7 +19,7 @@
 
 #include "sandbox/launcher.h"
 
-namespace nimbus::sandbox::testing {
+namespace nimbus::sandbox::test_support {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -165,4 +165,4 @@ inline std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-}  // namespace nimbus::sandbox::testing
+}  // namespace nimbus::sandbox::test_support

@@ -1,0 +1,302 @@
+"""Isolation between functions, the core security claims of docs/isolation.md.
+
+Function A runs a probe that tries to reach function B's code, environment,
+processes, /tmp and Runtime API; every test here fails if that works. B is
+kept warm (a live instance) while A probes, so there is something to find."""
+
+import concurrent.futures
+import glob
+import os
+import time
+import unittest
+import urllib.parse
+import uuid
+
+from harness import ExecutionTestCase, running_daemon, ROLE, make_zip
+
+# The probe (function A). mode "inspect": look around; "scan": knock on every
+# listening TCP port's Runtime API for `seconds`; "api": an unsigned request to
+# the control API.
+PROBE_PY = r'''
+import http.client
+import os
+import socket
+import time
+
+def listening_ports():
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[3] == "0A":  # TCP_LISTEN
+                ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
+
+def knock(port, method, path, timeout):
+    """An HTTP exchange with 127.0.0.1:port: ("http", status, lambda headers, body) or ("error", name)."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        conn.request(method, path, body=b'{"stolen": true}' if method == "POST" else None,
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        body = resp.read(300).decode("utf-8", "replace")
+        lambda_headers = {k: v for k, v in resp.getheaders() if k.lower().startswith("lambda-runtime")}
+        conn.close()
+        return ["http", resp.status, lambda_headers, body]
+    except Exception as e:
+        return ["error", type(e).__name__]
+
+def try_open(path):
+    try:
+        if os.path.isdir(path):
+            return "listed: " + ",".join(sorted(os.listdir(path)))
+        with open(path, "rb") as f:
+            return "read: " + f.read(200).decode("utf-8", "replace")
+    except Exception as e:
+        return "error: " + type(e).__name__
+
+def inspect(event):
+    out = {"uid": os.getuid(), "gid": os.getgid(), "euid": os.geteuid(), "pid": os.getpid(),
+           "groups": os.getgroups(), "root": sorted(os.listdir("/")), "var": sorted(os.listdir("/var")),
+           "task": sorted(os.listdir("/var/task")), "tmp": sorted(os.listdir("/tmp"))}
+    procs = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = {}
+            try:
+                with open(f"/proc/{entry}/status") as f:
+                    for line in f:
+                        if line.startswith("Uid:"):
+                            info["uid"] = int(line.split()[1])
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    info["environ"] = f.read().decode("utf-8", "replace")
+            except Exception as e:
+                info["error"] = type(e).__name__
+            procs[entry] = info
+    out["procs"] = procs
+    out["opened"] = {p: try_open(p) for p in event.get("paths", [])}
+    out["exists"] = {p: os.path.exists(p) for p in event.get("paths", [])}
+    with open("/proc/self/mountinfo") as f:
+        task_sources = [line.split()[3] for line in f if line.split()[4] == "/var/task"]
+    out["task_source"] = task_sources
+    # The host directory around our own code, as named in mountinfo.
+    out["task_source_parent"] = try_open(os.path.dirname(task_sources[0])) if task_sources else None
+    if event.get("write_tmp"):
+        with open("/tmp/" + event["write_tmp"], "w") as f:
+            f.write("a's private data")
+    return out
+
+def scan(event):
+    own = int(os.environ["AWS_LAMBDA_RUNTIME_API"].rsplit(":", 1)[1])
+    skip = {own, *event.get("skip", [])}
+    targets = set(event.get("targets", []))
+    answers, seen, rounds = {}, set(), 0
+    deadline = time.monotonic() + event["seconds"]
+    while time.monotonic() < deadline:
+        rounds += 1
+        for port in sorted((set(listening_ports()) | targets) - skip):
+            seen.add(port)
+            for method, path in (("GET", "/2018-06-01/runtime/invocation/next"),
+                                 ("POST", "/2018-06-01/runtime/invocation/x/response"),
+                                 ("GET", "/2018-06-01/runtime/invocation/next")):
+                answers.setdefault(str(port), []).append(knock(port, method, path, 0.5))
+    return {"own": own, "seen": sorted(seen), "rounds": rounds, "answers": answers, "uid": os.getuid()}
+
+def api(event):
+    return {"unsigned": knock(event["port"], "GET", "/2015-03-31/functions/", 2)}
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"inspect": inspect, "scan": scan, "api": api}[event["mode"]](event)
+'''
+
+SECRET = "b-secret-" + uuid.uuid4().hex
+MARKER = "b-code-marker-" + uuid.uuid4().hex
+
+# Function B: reports what it is and where its Runtime API is.
+TARGET_PY = r'''
+import os
+import time
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"event": event, "uid": os.getuid(), "gid": os.getgid(), "secret": os.environ.get("SECRET"),
+            "runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"], "tmp": sorted(os.listdir("/tmp")),
+            "request_id": context.aws_request_id}
+'''
+
+
+def runtime_api_answers(answers, port):
+    """The HTTP answers a probe got from `port` (a Runtime API must refuse the connection instead)."""
+    return [a for a in answers.get(str(port), []) if a[0] == "http"]
+
+
+def suspicious_answers(answers):
+    """Answers from any port that look like a Runtime API accepted the request."""
+    bad = {}
+    for port, results in answers.items():
+        for a in results:
+            if a[0] != "http":
+                continue
+            status, lambda_headers, body = a[1], a[2], a[3]
+            if 200 <= status < 300 or lambda_headers or "InvalidRequestID" in body or "errorType" in body:
+                bad.setdefault(port, []).append(a)
+    return bad
+
+
+class IsolationTest(ExecutionTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.create_function("iso-a", {"app.py": PROBE_PY}, Timeout=15)
+            cls.create_function("iso-b", {"app.py": TARGET_PY, "b_marker.txt": MARKER}, Timeout=15,
+                                Environment={"Variables": {"SECRET": SECRET}})
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    def warm_b(self):
+        """Runs B once (so a B instance is alive and idle) and returns its result."""
+        _, body = self.invoke_ok("iso-b", {"warm": True})
+        self.assertEqual(body["secret"], SECRET)  # B itself does see its variable
+        return body
+
+    def probe(self, **event):
+        _, body = self.invoke_ok("iso-a", event)
+        return body
+
+    def api_port(self):
+        return urllib.parse.urlsplit(self.daemon.endpoint).port
+
+    def test_code_of_another_function_is_invisible(self):
+        self.warm_b()
+        markers = glob.glob(os.path.join(self.daemon.data_dir, "code", "*", "b_marker.txt"))
+        self.assertEqual(len(markers), 1, "B's code is not where the test expects it on the host")
+        b_marker = markers[0]
+        with open(b_marker) as f:
+            self.assertEqual(f.read(), MARKER)
+        b_dir = os.path.dirname(b_marker)
+        paths = [b_marker, b_dir, os.path.join(self.daemon.data_dir, "code"), self.daemon.data_dir,
+                 os.path.join(self.daemon.data_dir, "credentials")]
+        out = self.probe(mode="inspect", paths=paths)
+        for path in paths:
+            self.assertTrue(out["opened"][path].startswith("error: "), (path, out["opened"][path]))
+            self.assertFalse(out["exists"][path], path)
+        self.assertEqual(out["task"], ["app.py"])  # only its own code under /var/task
+        self.assertEqual(out["var"], ["runtime", "task"])
+        for forbidden in ("root", "home", "work", "srv", "mnt", "opt", "media"):
+            self.assertNotIn(forbidden, out["root"])
+        # Even knowing the host path of its own code, A cannot list its siblings.
+        self.assertEqual(len(out["task_source"]), 1, out["task_source"])
+        self.assertTrue(out["task_source"][0].startswith(os.path.join(self.daemon.data_dir, "code")), out)
+        self.assertTrue(out["task_source_parent"].startswith("error: "), out["task_source_parent"])
+
+    def test_environment_and_processes_of_another_function_are_invisible(self):
+        b = self.warm_b()
+        self.assertEqual(self.daemon.metric("nimbus_instances", function="iso-b"), 1)
+        out = self.probe(mode="inspect")
+        self.assertEqual(out["pid"], 1, "the runtime is not PID 1 of its own PID namespace")
+        self.assertIn("1", out["procs"])
+        for pid, info in out["procs"].items():
+            self.assertEqual(info.get("uid"), out["uid"], f"A sees pid {pid} of another user: {info}")
+            self.assertNotIn(SECRET, info.get("environ", ""), f"A read B's environment through /proc/{pid}")
+        self.assertIn("AWS_LAMBDA_FUNCTION_NAME=iso-a", out["procs"]["1"]["environ"])  # the probe can read environ
+        self.assertNotIn("SECRET=", out["procs"]["1"]["environ"])
+        self.assertNotEqual(out["uid"], b["uid"])
+
+    def test_tmp_is_private(self):
+        name = "a-only-" + uuid.uuid4().hex
+        first = self.probe(mode="inspect", write_tmp=name)
+        self.assertNotIn(name, first["tmp"])
+        again = self.probe(mode="inspect")
+        self.assertIn(name, again["tmp"])  # A's own warm instance keeps it
+        b = self.warm_b()
+        self.assertNotIn(name, b["tmp"])
+        self.assertFalse(os.path.exists(os.path.join("/tmp", name)), "A's /tmp is the host's /tmp")
+        # A's second instance (running next to the first) has its own empty /tmp.
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            outs = list(pool.map(lambda _: self.probe(mode="inspect", sleep=1.0), range(2)))
+        self.assertEqual(len({o["procs"]["1"]["environ"] for o in outs}), 2, "expected two A instances")
+        self.assertEqual(sorted(name in o["tmp"] for o in outs), [False, True], outs)
+
+    def test_instances_run_as_distinct_unprivileged_users(self):
+        b = self.warm_b()
+        a = self.probe(mode="inspect")
+        self.assertNotEqual(a["uid"], 0)
+        self.assertNotEqual(b["uid"], 0)
+        self.assertEqual(a["euid"], a["uid"])
+        self.assertNotEqual(a["uid"], b["uid"])
+        self.assertNotEqual(a["gid"], b["gid"])
+        self.assertNotIn(0, a["groups"])
+        self.assertNotEqual(a["uid"], os.getuid())
+
+    def test_cannot_take_another_functions_invocations(self):
+        before = self.daemon.metric("nimbus_invocations_total", function="iso-b")
+        b = self.warm_b()
+        b_port = int(b["runtime_api"].rsplit(":", 1)[1])
+        api_port = self.api_port()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            scan = pool.submit(self.probe, mode="scan", seconds=2.5, skip=[api_port], targets=[b_port])
+            time.sleep(0.3)  # let the scan start (bounded: the scan runs 2.5 s)
+            # B keeps answering its own invocations while A knocks on its port.
+            for i in range(4):
+                _, got = self.invoke_ok("iso-b", {"i": i, "sleep": 0.2})
+                self.assertEqual(got["event"], {"i": i, "sleep": 0.2})
+                self.assertEqual(got["runtime_api"], b["runtime_api"])  # the same, warm B instance
+            result = scan.result(timeout=20)
+        self.assertIn(b_port, result["seen"])
+        self.assertGreaterEqual(result["rounds"], 2)
+        self.assertEqual(runtime_api_answers(result["answers"], b_port), [],
+                         "B's Runtime API answered function A")
+        self.assertEqual(suspicious_answers(result["answers"]), {})
+        self.assertEqual(self.daemon.metric("nimbus_invocations_total", function="iso-b"), before + 5)
+
+    def test_control_api_is_reachable_but_needs_a_signature(self):
+        out = self.probe(mode="api", port=self.api_port())
+        self.assertEqual(out["unsigned"][0], "http", out)
+        self.assertEqual(out["unsigned"][1], 403, out)
+
+
+class CrossDaemonIsolationTest(ExecutionTestCase):
+    """Two daemons on one host (e.g. two data directories): their instances
+    must not share uids either, or the Runtime API's uid check lets one
+    daemon's function talk to the other daemon's instance."""
+
+    def test_instances_of_two_daemons_do_not_share_uids(self):
+        self.create_function("x-b", {"app.py": TARGET_PY}, Timeout=15)
+        b = self.invoke_ok("x-b", {"warm": True})[1]
+        b_port = int(b["runtime_api"].rsplit(":", 1)[1])
+        with running_daemon() as other:
+            self.extra_daemons = [other]
+            client = other.boto3_client()
+            self.addCleanup(client.close)
+            client.create_function(FunctionName="x-a", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                                   Code={"ZipFile": make_zip({"app.py": PROBE_PY})}, Timeout=15)
+            api_ports = [urllib.parse.urlsplit(d.endpoint).port for d in (self.daemon, other)]
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                scan = pool.submit(other.invoke, "x-a", {"mode": "scan", "seconds": 2.0, "skip": api_ports,
+                                                         "targets": [b_port]})
+                time.sleep(0.3)
+                results = [self.daemon.invoke("x-b", {"i": i, "sleep": 0.2}) for i in range(3)]
+                r = scan.result(timeout=20)
+            self.assertEqual(r.status, 200, r)
+            result = r.json()
+            b_results = [(res.status, res.header("X-Amz-Function-Error"), res.json()) for res in results]
+            talked = runtime_api_answers(result["answers"], b_port)
+            details = (f"uid of B (daemon 1) {b['uid']}, uid of A (daemon 2) {result['uid']}; "
+                       f"B's results while A knocked: {b_results}; A's answers from B's Runtime API: {talked[:4]}")
+            self.assertNotEqual(result["uid"], b["uid"], "two daemons gave live instances the same uid: " + details)
+            self.assertEqual(talked, [], "an instance of another daemon talked to B's Runtime API: " + details)
+            for i, (status, function_error, body) in enumerate(b_results):
+                self.assertEqual((status, function_error), (200, None), details)
+                self.assertEqual(body["event"], {"i": i, "sleep": 0.2}, details)
+
+if __name__ == "__main__":
+    unittest.main()
