@@ -26,10 +26,9 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-// Instance uids: kUidBase + a block per daemon (by pid) + a slot, so two
-// daemons on one host do not hand out the same uid.
+// Instance uids, leased host-wide through UidPool.
 constexpr unsigned kUidBase = 800000;
-constexpr unsigned kUidsPerDaemon = 4096;
+constexpr unsigned kUidCount = 100000;
 constexpr std::size_t kLogTailBytes = 4096;
 
 double ms_since(SteadyClock::time_point t0) {
@@ -78,7 +77,7 @@ Invoker::Invoker(asio::any_io_executor executor, registry::Registry& registry, s
       logs_(logs),
       clock_(clock),
       config_(std::move(config)),
-      uid_base_(kUidBase + static_cast<unsigned>(::getpid() % 64) * kUidsPerDaemon) {}
+      uids_(config_.uid_lock_dir, kUidBase, kUidCount) {}
 
 Invoker::~Invoker() { stop(); }
 
@@ -174,6 +173,7 @@ asio::awaitable<void> Invoker::read_exit_events() {
         by_pid_.erase(it);
         inst->exit = *event;
       }
+      if (inst->uid != 0) uids_.release(inst->uid);
       if (event->oom_killed) metrics_.counter("nimbus_oom_kills_total", "Instances killed for exceeding their memory", inst->function).add();
       inst->session->fail();  // wakes a waiting invoke(), which reads inst->exit
       bool was_idle;
@@ -340,20 +340,33 @@ struct StartOutcome {
 }  // namespace
 
 asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<Instance> inst,
-                                                              const registry::FunctionConfig& config) {
+                                                              const registry::FunctionConfig& config,
+                                                              std::string request_id) {
+  auto fail_with = [&request_id](std::string_view type, std::string_view message) {
+    return make_error(ErrorCode::kService,
+                      error_body(type, fmt::format("RequestId: {} Error: {}", request_id, message)));
+  };
   auto code_dir = registry_.code_directory(config.name);
-  if (!code_dir.ok()) co_return std::move(code_dir).error();
+  if (!code_dir.ok()) co_return fail_with("Runtime.Unknown", code_dir.error().message);
   auto command = command_for(config, *code_dir);
-  if (!command.ok()) co_return std::move(command).error();
+  if (!command.ok()) {
+    const bool entrypoint = command.error().code == ErrorCode::kInvalidParameterValue;
+    co_return fail_with(entrypoint ? "Runtime.InvalidEntrypoint" : "Runtime.Unknown", command.error().message);
+  }
 
   const bool private_uids = launcher_.isolation().uid_switch;
+  if (private_uids) {
+    auto uid = uids_.acquire();
+    if (!uid.ok()) co_return fail_with("Runtime.Unknown", uid.error().message);
+    inst->uid = *uid;
+  }
   auto opened = runtime_api_.open(private_uids ? std::optional<unsigned>(inst->uid) : std::nullopt);
   if (!opened.ok()) co_return std::move(opened).error();
   inst->session_id = opened->id;
   inst->session = opened->session;
 
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) co_return make_error(ErrorCode::kService, "pipe for instance output failed");
+  if (::pipe2(fds, O_CLOEXEC) != 0) co_return fail_with("Runtime.Unknown", "pipe for instance output failed");
   ::fcntl(fds[0], F_SETFL, O_NONBLOCK);
   ::fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
   inst->output = std::make_unique<asio::posix::stream_descriptor>(executor_, fds[0]);
@@ -372,7 +385,10 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   const auto t0 = SteadyClock::now();
   auto spawned = launcher_.spawn(spec);
   ::close(fds[1]);
-  if (!spawned.ok()) co_return std::move(spawned).error();
+  if (!spawned.ok()) {
+    if (inst->uid != 0) uids_.release(inst->uid);
+    co_return fail_with("Runtime.Unknown", spawned.error().message);
+  }
   bool exited_already = false;
   {
     std::lock_guard lock(mu_);
@@ -381,6 +397,7 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
       inst->exit = early->second;
       early_exits_.erase(early);
       exited_already = true;
+      if (inst->uid != 0) uids_.release(inst->uid);
     } else {
       by_pid_[inst->pid] = inst;
     }
@@ -389,7 +406,8 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   asio::co_spawn(executor_, read_output(inst), asio::detached);
   metrics_.counter("nimbus_cold_starts_total", "Instances started", config.name).add();
 
-  const auto ready = co_await inst->session->wait_ready(t0 + config_.init_timeout);
+  // Init may take Lambda's 10 s, and then the function's timeout again.
+  const auto ready = co_await inst->session->wait_ready(t0 + config_.init_timeout + std::chrono::seconds(config.timeout));
   const double init_ms = ms_since(t0);
   metrics_.histogram("nimbus_init_duration_ms", "Instance init duration (spawn to first /next)", config.name).observe(init_ms);
   switch (ready.status) {
@@ -398,9 +416,10 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
     case runtime_api::InitStatus::kInitError:
       co_return make_error(ErrorCode::kService, ready.body);
     case runtime_api::InitStatus::kTimeout:
-      co_return make_error(ErrorCode::kService,
-                           error_body("Sandbox.Timedout", fmt::format("Init timed out after {:.2f} seconds",
-                                                                      config_.init_timeout.count() / 1000.0)));
+      // Lambda retries a slow init inside the invoke, under the function's
+      // timeout; what the caller finally sees is the task timeout.
+      metrics_.counter("nimbus_timeouts_total", "Invocations that timed out", config.name).add();
+      co_return fail_with("Sandbox.Timedout", timeout_message(config.timeout));
     case runtime_api::InitStatus::kExited: {
       std::optional<sandbox::ExitEvent> exit;
       {
@@ -409,9 +428,8 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
       }
       const std::string reason = exit ? exit_reason(exit->wait_status) : "unknown";
       const bool oom = exit && exit->oom_killed;
-      co_return make_error(ErrorCode::kService,
-                           error_body(oom ? "Runtime.OutOfMemory" : "Runtime.ExitError",
-                                      "Runtime exited with error: " + reason));
+      metrics_.counter("nimbus_runtime_exits_total", "Instances that exited during an invocation", config.name).add();
+      co_return fail_with(oom ? "Runtime.OutOfMemory" : "Runtime.ExitError", "Runtime exited with error: " + reason);
     }
   }
   co_return make_error(ErrorCode::kService, "unreachable");
@@ -492,7 +510,6 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
         for (char c : fn) slug.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
         // Unique on the host (cgroups are shared between daemons).
         inst->id = fmt::format("{}-{}-{}", slug.substr(0, 40), ::getpid(), n);
-        inst->uid = uid_base_ + static_cast<unsigned>(n % kUidsPerDaemon);
         inst->function = fn;
         inst->revision = config.revision_id;
         pool.instances.push_back(inst);
@@ -528,8 +545,9 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
     log += '\n';
   };
 
+  const auto t_start = SteadyClock::now();
   if (cold) {
-    auto started = co_await start_instance(inst, config);
+    auto started = co_await start_instance(inst, config, result.request_id);
     if (!started.ok()) {
       // The invocation fails as Lambda reports init failures: 200 with the
       // error payload and X-Amz-Function-Error.
@@ -542,7 +560,15 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       log_line(fmt::format("START RequestId: {} Version: $LATEST", result.request_id));
       if (!output.empty()) log += output.back() == '\n' ? output : output + "\n";
       log_line(fmt::format("END RequestId: {}", result.request_id));
-      log_line(report_line({result.request_id, 0, config.memory_size, 0, std::nullopt, "error", type}));
+      std::optional<sandbox::ExitEvent> exit;
+      {
+        std::lock_guard lock(mu_);
+        exit = inst->exit;
+      }
+      const int peak_mb = exit ? static_cast<int>((exit->peak_memory_bytes + (1u << 20) - 1) >> 20) : 0;
+      const bool timed_out = type == "Sandbox.Timedout";
+      log_line(report_line({result.request_id, ms_since(t_start), config.memory_size, peak_mb, std::nullopt,
+                            timed_out ? "timeout" : "error", timed_out ? std::string() : type}));
       logs_.append(fn, start_ms, log);
       metrics_.counter("nimbus_invocations_total", "Invocations", fn).add();
       metrics_.counter("nimbus_invocation_errors_total", "Invocations that failed", fn).add();
@@ -620,7 +646,12 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       break;
     }
   }
-  report.max_memory_used_mb = static_cast<int>((launcher_.peak_memory(inst->id) + (1u << 20) - 1) >> 20);
+  std::uint64_t peak = launcher_.peak_memory(inst->id);
+  {
+    std::lock_guard lock(mu_);
+    if (inst->exit) peak = std::max(peak, inst->exit->peak_memory_bytes);  // its cgroup is gone
+  }
+  report.max_memory_used_mb = static_cast<int>((peak + (1u << 20) - 1) >> 20);
   if (inst->init_ms) {
     report.init_duration_ms = inst->init_ms;
     inst->init_ms.reset();

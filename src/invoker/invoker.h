@@ -25,6 +25,7 @@
 #include "registry/registry.h"
 #include "runtime_api/runtime_api.h"
 #include "sandbox/launcher.h"
+#include "sandbox/uid_pool.h"
 #include "telemetry/logs.h"
 #include "telemetry/metrics.h"
 
@@ -34,6 +35,7 @@ namespace asio = boost::asio;
 
 struct InvokerConfig {
   std::filesystem::path runtimes_dir;            // installed runtime clients (/var/runtime)
+  std::filesystem::path uid_lock_dir = "/run/nimbus/uids";  // host-wide instance uid leases
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};
   std::chrono::milliseconds init_timeout{10000};  // Lambda's on-demand init limit
   int account_concurrency = 1000;
@@ -94,8 +96,10 @@ class Invoker {
   asio::awaitable<void> read_output(std::shared_ptr<Instance> instance);
   asio::awaitable<InvokeResult> run(InvokeRequest request, registry::FunctionConfig config);
   // Spawns an instance and waits for its runtime to ask for work.
+  // On failure the error's message is the Lambda error JSON for the caller.
   asio::awaitable<base::Result<double>> start_instance(std::shared_ptr<Instance> instance,
-                                                       const registry::FunctionConfig& config);
+                                                       const registry::FunctionConfig& config,
+                                                       std::string request_id);
   // Where the code and the runtime clients are, as the instance sees them.
   struct Paths {
     std::string task;
@@ -117,7 +121,7 @@ class Invoker {
   telemetry::LogStore& logs_;
   const base::Clock& clock_;
   InvokerConfig config_;
-  unsigned uid_base_;
+  sandbox::UidPool uids_;
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Pool>> pools_;          // GUARDED_BY(mu_)

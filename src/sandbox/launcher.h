@@ -79,6 +79,7 @@ struct ExitEvent {
   int wait_status = 0;  // as from waitpid: WIFEXITED/WIFSIGNALED...
   bool oom_killed = false;
   std::string instance_id;
+  std::uint64_t peak_memory_bytes = 0;  // the cgroup's peak, read before it was removed
 };
 
 // What isolation the host allows, probed once by the launcher at start.

@@ -515,10 +515,12 @@ void LauncherProcess::finish_instance(int pid, int status) {
   if (!report_.namespaces) ::kill(-pid, SIGKILL);
   kill_cgroup(instance.cgroup);
   const bool oom = cgroup_oom_killed(instance.cgroup);
+  const std::uint64_t peak =
+      instance.cgroup.memory_dir.empty() ? 0 : read_peak_memory(instance.cgroup.memory_dir, instance.cgroup.version);
   if (!remove_cgroup(instance.cgroup)) pending_removals_.push_back(instance.cgroup);
   release_uid(instance);
   live_ids_.erase(instance.id);
-  ExitEvent event{pid, status, oom, instance.id};
+  ExitEvent event{pid, status, oom, instance.id, peak};
   pending_events_.push_back(event_to_json(event));
 }
 

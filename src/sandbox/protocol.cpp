@@ -216,7 +216,8 @@ IsolationReport report_from_json(const json& j) {
 }
 
 json event_to_json(const ExitEvent& e) {
-  return json{{"pid", e.pid}, {"status", e.wait_status}, {"oom", e.oom_killed}, {"id", e.instance_id}};
+  return json{{"pid", e.pid}, {"status", e.wait_status}, {"oom", e.oom_killed}, {"id", e.instance_id},
+              {"peak", e.peak_memory_bytes}};
 }
 
 std::optional<ExitEvent> event_from_json(const json& j) {
@@ -226,6 +227,7 @@ std::optional<ExitEvent> event_from_json(const json& j) {
     e.wait_status = j.at("status").get<int>();
     e.oom_killed = j.at("oom").get<bool>();
     e.instance_id = j.at("id").get<std::string>();
+    e.peak_memory_bytes = j.value("peak", std::uint64_t{0});
     return e;
   } catch (const std::exception&) {
     return std::nullopt;

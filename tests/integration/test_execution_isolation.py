@@ -7,6 +7,7 @@ kept warm (a live instance) while A probes, so there is something to find."""
 import concurrent.futures
 import glob
 import os
+import subprocess
 import time
 import unittest
 import urllib.parse
@@ -264,6 +265,15 @@ class IsolationTest(ExecutionTestCase):
         self.assertEqual(out["unsigned"][1], 403, out)
 
 
+def align_next_pid(remainder, modulus, limit=1024):
+    """Forks /bin/true until the next new process will likely get a pid ≡ remainder (mod modulus)."""
+    for _ in range(limit):
+        p = subprocess.Popen(["/bin/true"])
+        p.wait()
+        if (p.pid + 1) % modulus == remainder:
+            return
+
+
 class CrossDaemonIsolationTest(ExecutionTestCase):
     """Two daemons on one host (e.g. two data directories): their instances
     must not share uids either, or the Runtime API's uid check lets one
@@ -273,6 +283,10 @@ class CrossDaemonIsolationTest(ExecutionTestCase):
         self.create_function("x-b", {"app.py": TARGET_PY}, Timeout=15)
         b = self.invoke_ok("x-b", {"warm": True})[1]
         b_port = int(b["runtime_api"].rsplit(":", 1)[1])
+        # The worst case for a uid range derived from the daemon's pid: the
+        # second daemon's pid equals the first's modulo 64 (nimbus picks a
+        # block by pid % 64). Any scheme must give distinct uids here too.
+        align_next_pid(self.daemon.proc.pid % 64, 64)
         with running_daemon() as other:
             self.extra_daemons = [other]
             client = other.boto3_client()
@@ -290,7 +304,8 @@ class CrossDaemonIsolationTest(ExecutionTestCase):
             result = r.json()
             b_results = [(res.status, res.header("X-Amz-Function-Error"), res.json()) for res in results]
             talked = runtime_api_answers(result["answers"], b_port)
-            details = (f"uid of B (daemon 1) {b['uid']}, uid of A (daemon 2) {result['uid']}; "
+            details = (f"daemon pids {self.daemon.proc.pid} and {other.proc.pid}; "
+                       f"uid of B (daemon 1) {b['uid']}, uid of A (daemon 2) {result['uid']}; "
                        f"B's results while A knocked: {b_results}; A's answers from B's Runtime API: {talked[:4]}")
             self.assertNotEqual(result["uid"], b["uid"], "two daemons gave live instances the same uid: " + details)
             self.assertEqual(talked, [], "an instance of another daemon talked to B's Runtime API: " + details)
