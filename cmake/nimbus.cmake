@@ -14,7 +14,7 @@ if(NIMBUS_WERROR)
 endif()
 # Boost.Asio: C++20 coroutines, no deprecated interfaces.
 target_compile_definitions(nimbus_flags INTERFACE BOOST_ASIO_NO_DEPRECATED
-  BOOST_BEAST_USE_STD_STRING_VIEW)
+ )
 if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
   target_compile_options(nimbus_flags INTERFACE -Wthread-safety)
 endif()

@@ -8,7 +8,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -16,9 +19,12 @@ namespace nimbus::http {
 
 namespace {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-}
+}  // namespace
 
-struct Server::Connection {
+// Connections and listeners of a Server (this file only).
+namespace server_internal {
+
+struct Connection {
   Connection(asio::ip::tcp::socket s, std::uint64_t tag, asio::ip::tcp::endpoint from)
       : stream(std::move(s)), listener(tag), peer(std::move(from)) {}
   beast::tcp_stream stream;
@@ -27,22 +33,65 @@ struct Server::Connection {
   std::atomic<bool> busy{false};
 };
 
-struct Server::Listener {
+struct Listener {
   Listener(asio::any_io_executor ex, std::uint64_t t) : acceptor(asio::make_strand(ex)), tag(t) {}
   asio::ip::tcp::acceptor acceptor;
   std::uint64_t tag;
 };
 
-Server::Server(asio::any_io_executor executor, ServerConfig config, Handler handler,
-               ErrorRenderer render_error)
-    : executor_(std::move(executor)),
-      config_(std::move(config)),
-      handler_(std::move(handler)),
-      render_error_(std::move(render_error)) {}
+}  // namespace server_internal
 
-Server::~Server() = default;
+using server_internal::Connection;
+using server_internal::Listener;
 
-base::Result<std::shared_ptr<Server::Listener>> Server::bind(const std::string& host, std::uint16_t port,
+struct Server::Core : std::enable_shared_from_this<Core> {
+  Core(asio::any_io_executor executor, ServerConfig config, Handler handler, ErrorRenderer render_error)
+      : executor_(std::move(executor)),
+        config_(std::move(config)),
+        handler_(std::move(handler)),
+        render_error_(std::move(render_error)) {}
+
+  base::Result<std::shared_ptr<Listener>> bind(const std::string& host, std::uint16_t port, std::uint64_t tag);
+  base::Result<asio::ip::tcp::endpoint> listen();
+  void start();
+  base::Result<asio::ip::tcp::endpoint> add_listener(const std::string& host, std::uint16_t port, std::uint64_t tag);
+  void remove_listener(std::uint64_t tag);
+  void start_accepting(std::shared_ptr<Listener> listener);
+  asio::awaitable<void> accept_loop(std::shared_ptr<Core> self, std::shared_ptr<Listener> listener);
+  asio::awaitable<void> serve(std::shared_ptr<Core> self, std::shared_ptr<Connection> conn);
+  void stop();
+  bool drain(std::chrono::milliseconds deadline);
+
+  asio::any_io_executor executor_;
+  ServerConfig config_;
+  Handler handler_;
+  ErrorRenderer render_error_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> in_flight_{0};
+  std::atomic<std::uint64_t> served_{0};
+  std::mutex mu_;
+  std::unordered_set<std::shared_ptr<Connection>> connections_;             // GUARDED_BY(mu_)
+  std::unordered_map<std::uint64_t, std::shared_ptr<Listener>> listeners_;  // GUARDED_BY(mu_)
+};
+
+Server::Server(asio::any_io_executor executor, ServerConfig config, Handler handler, ErrorRenderer render_error)
+    : core_(std::make_shared<Core>(std::move(executor), std::move(config), std::move(handler),
+                                   std::move(render_error))) {}
+
+Server::~Server() { core_->stop(); }
+
+base::Result<asio::ip::tcp::endpoint> Server::listen() { return core_->listen(); }
+void Server::start() { core_->start(); }
+base::Result<asio::ip::tcp::endpoint> Server::add_listener(const std::string& host, std::uint16_t port,
+                                                           std::uint64_t tag) {
+  return core_->add_listener(host, port, tag);
+}
+void Server::remove_listener(std::uint64_t tag) { core_->remove_listener(tag); }
+void Server::stop() { core_->stop(); }
+bool Server::drain(std::chrono::milliseconds deadline) { return core_->drain(deadline); }
+std::uint64_t Server::requests_served() const { return core_->served_.load(); }
+
+base::Result<std::shared_ptr<Listener>> Server::Core::bind(const std::string& host, std::uint16_t port,
                                                              std::uint64_t tag) {
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(host, ec);
@@ -66,13 +115,13 @@ base::Result<std::shared_ptr<Server::Listener>> Server::bind(const std::string& 
   return listener;
 }
 
-base::Result<asio::ip::tcp::endpoint> Server::listen() {
+base::Result<asio::ip::tcp::endpoint> Server::Core::listen() {
   auto listener = bind(config_.host, config_.port, 0);
   if (!listener.ok()) return std::move(listener).error();
   return (*listener)->acceptor.local_endpoint();
 }
 
-void Server::start() {
+void Server::Core::start() {
   std::shared_ptr<Listener> main;
   {
     std::lock_guard lock(mu_);
@@ -83,8 +132,8 @@ void Server::start() {
   start_accepting(std::move(main));
 }
 
-base::Result<asio::ip::tcp::endpoint> Server::add_listener(const std::string& host, std::uint16_t port,
-                                                           std::uint64_t tag) {
+base::Result<asio::ip::tcp::endpoint> Server::Core::add_listener(const std::string& host, std::uint16_t port,
+                                                                 std::uint64_t tag) {
   auto listener = bind(host, port, tag);
   if (!listener.ok()) return std::move(listener).error();
   auto endpoint = (*listener)->acceptor.local_endpoint();
@@ -92,7 +141,7 @@ base::Result<asio::ip::tcp::endpoint> Server::add_listener(const std::string& ho
   return endpoint;
 }
 
-void Server::remove_listener(std::uint64_t tag) {
+void Server::Core::remove_listener(std::uint64_t tag) {
   std::lock_guard lock(mu_);
   if (const auto it = listeners_.find(tag); it != listeners_.end()) {
     auto listener = it->second;
@@ -108,9 +157,9 @@ void Server::remove_listener(std::uint64_t tag) {
   }
 }
 
-void Server::start_accepting(std::shared_ptr<Listener> listener) {
+void Server::Core::start_accepting(std::shared_ptr<Listener> listener) {
   auto executor = listener->acceptor.get_executor();
-  asio::co_spawn(executor, accept_loop(std::move(listener)), [name = config_.name](std::exception_ptr e) {
+  asio::co_spawn(executor, accept_loop(shared_from_this(), std::move(listener)), [name = config_.name](std::exception_ptr e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);
@@ -120,7 +169,7 @@ void Server::start_accepting(std::shared_ptr<Listener> listener) {
   });
 }
 
-asio::awaitable<void> Server::accept_loop(std::shared_ptr<Listener> listener) {
+asio::awaitable<void> Server::Core::accept_loop(std::shared_ptr<Core> self, std::shared_ptr<Listener> listener) {
   while (!stopping_) {
     auto [ec, socket] = co_await listener->acceptor.async_accept(asio::make_strand(executor_), kUseTuple);
     if (ec) {
@@ -140,7 +189,7 @@ asio::awaitable<void> Server::accept_loop(std::shared_ptr<Listener> listener) {
       std::lock_guard lock(mu_);
       connections_.insert(conn);
     }
-    asio::co_spawn(conn->stream.get_executor(), serve(conn), [this, conn, name = config_.name](std::exception_ptr e) {
+    asio::co_spawn(conn->stream.get_executor(), serve(self, conn), [self, conn, name = config_.name](std::exception_ptr e) {
       if (e) {
         try {
           std::rethrow_exception(e);
@@ -148,13 +197,13 @@ asio::awaitable<void> Server::accept_loop(std::shared_ptr<Listener> listener) {
           spdlog::warn("{}: connection ended: {}", name, ex.what());
         }
       }
-      std::lock_guard lock(mu_);
-      connections_.erase(conn);
+      std::lock_guard lock(self->mu_);
+      self->connections_.erase(conn);
     });
   }
 }
 
-asio::awaitable<void> Server::serve(std::shared_ptr<Connection> conn) {
+asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::shared_ptr<Connection> conn) {
   beast::flat_buffer buffer;
   for (;;) {
     beast::http::request_parser<beast::http::string_body> parser;
@@ -168,13 +217,13 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Connection> conn) {
     conn->busy = true;
     in_flight_.fetch_add(1);
     struct Done {
-      Server* s;
+      Core* s;  // kept alive by `self`, a parameter of this frame
       Connection* c;
       ~Done() {
         c->busy = false;
         s->in_flight_.fetch_sub(1);
       }
-    } done{this, conn.get()};
+    } done{self.get(), conn.get()};
 
     Response response;
     bool keep_alive = parser.get().keep_alive();
@@ -228,7 +277,7 @@ asio::awaitable<void> Server::serve(std::shared_ptr<Connection> conn) {
   }
 }
 
-void Server::stop() {
+void Server::Core::stop() {
   if (stopping_.exchange(true)) return;
   std::lock_guard lock(mu_);
   for (const auto& [tag, listener] : listeners_) {
@@ -243,7 +292,7 @@ void Server::stop() {
   }
 }
 
-bool Server::drain(std::chrono::milliseconds deadline) {
+bool Server::Core::drain(std::chrono::milliseconds deadline) {
   const auto until = std::chrono::steady_clock::now() + deadline;
   while (in_flight_.load() > 0) {
     if (std::chrono::steady_clock::now() >= until) return false;

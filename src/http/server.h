@@ -9,16 +9,12 @@
 // for one connection at a time. start()/stop() may be called from any thread.
 // Lifetime: owned by the daemon; stop() and drain() before destruction.
 
-#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
-#include <unordered_set>
 
 #include "base/result.h"
 #include "http/types.h"
@@ -73,27 +69,14 @@ class Server {
   // Waits until no request is in flight or the deadline passes; true if drained.
   bool drain(std::chrono::milliseconds deadline);
 
-  [[nodiscard]] std::uint64_t requests_served() const { return served_.load(); }
+  [[nodiscard]] std::uint64_t requests_served() const;
 
  private:
-  struct Connection;
-  struct Listener;
-  base::Result<std::shared_ptr<Listener>> bind(const std::string& host, std::uint16_t port,
-                                               std::uint64_t tag);
-  void start_accepting(std::shared_ptr<Listener> listener);
-  asio::awaitable<void> accept_loop(std::shared_ptr<Listener> listener);
-  asio::awaitable<void> serve(std::shared_ptr<Connection> conn);
-
-  asio::any_io_executor executor_;
-  ServerConfig config_;
-  Handler handler_;
-  ErrorRenderer render_error_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<int> in_flight_{0};
-  std::atomic<std::uint64_t> served_{0};
-  std::mutex mu_;
-  std::unordered_set<std::shared_ptr<Connection>> connections_;  // GUARDED_BY(mu_)
-  std::unordered_map<std::uint64_t, std::shared_ptr<Listener>> listeners_;  // GUARDED_BY(mu_)
+  // Everything the coroutines touch lives here, shared by them and the
+  // Server, so a connection frame destroyed after the Server (when its
+  // io_context goes away) still finds its state.
+  struct Core;
+  std::shared_ptr<Core> core_;
 };
 
 }  // namespace nimbus::http
