@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/crypto.h"
+#include "invoker/metrics.h"
 #include "invoker/policy.h"
 #include "registry/runtimes.h"
 
@@ -47,6 +48,7 @@ enum class InstanceState { kStarting, kIdle, kBusy, kDraining, kDead };
 struct Invoker::Instance {
   std::string id;
   std::string function;
+  FunctionMetrics* metrics = nullptr;  // its pool's; pools live as long as the invoker
   std::string revision;  // the configuration it was started with
   InstanceState state = InstanceState::kStarting;  // GUARDED_BY(Invoker::mu_)
   int pid = 0;
@@ -62,8 +64,10 @@ struct Invoker::Instance {
 };
 
 struct Invoker::Pool {
+  Pool(telemetry::Registry& registry, const std::string& function) : metrics(registry, function) {}
   std::vector<std::shared_ptr<Instance>> instances;
   int in_flight = 0;
+  FunctionMetrics metrics;
 };
 
 Invoker::Invoker(asio::any_io_executor executor, registry::Registry& registry, sandbox::Launcher& launcher,
@@ -147,7 +151,7 @@ void Invoker::destroy(const std::shared_ptr<Instance>& inst) {
     if (it != pools_.end()) {
       auto& v = it->second->instances;
       v.erase(std::remove(v.begin(), v.end(), inst), v.end());
-      metrics_.gauge("nimbus_instances", "Live instances per function", inst->function).set(static_cast<std::int64_t>(v.size()));
+      it->second->metrics.instances.set(static_cast<std::int64_t>(v.size()));
     }
   }
   if (inst->pid > 0) (void)launcher_.kill(inst->pid);
@@ -174,7 +178,7 @@ asio::awaitable<void> Invoker::read_exit_events() {
         inst->exit = *event;
       }
       if (inst->uid != 0) uids_.release(inst->uid);
-      if (event->oom_killed) metrics_.counter("nimbus_oom_kills_total", "Instances killed for exceeding their memory", inst->function).add();
+      if (event->oom_killed) inst->metrics->oom_kills.add();
       inst->session->fail();  // wakes a waiting invoke(), which reads inst->exit
       bool was_idle;
       {
@@ -404,12 +408,12 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   }
   if (exited_already) inst->session->fail();
   asio::co_spawn(executor_, read_output(inst), asio::detached);
-  metrics_.counter("nimbus_cold_starts_total", "Instances started", config.name).add();
+  inst->metrics->cold_starts.add();
 
   // Init may take Lambda's 10 s, and then the function's timeout again.
   const auto ready = co_await inst->session->wait_ready(t0 + config_.init_timeout + std::chrono::seconds(config.timeout));
   const double init_ms = ms_since(t0);
-  metrics_.histogram("nimbus_init_duration_ms", "Instance init duration (spawn to first /next)", config.name).observe(init_ms);
+  inst->metrics->init_duration.observe(init_ms);
   switch (ready.status) {
     case runtime_api::InitStatus::kReady:
       co_return init_ms;
@@ -418,7 +422,7 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
     case runtime_api::InitStatus::kTimeout:
       // Lambda retries a slow init inside the invoke, under the function's
       // timeout; what the caller finally sees is the task timeout.
-      metrics_.counter("nimbus_timeouts_total", "Invocations that timed out", config.name).add();
+      inst->metrics->timeouts.add();
       co_return fail_with("Sandbox.Timedout", timeout_message(config.timeout));
     case runtime_api::InitStatus::kExited: {
       std::optional<sandbox::ExitEvent> exit;
@@ -428,7 +432,7 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
       }
       const std::string reason = exit ? exit_reason(exit->wait_status) : "unknown";
       const bool oom = exit && exit->oom_killed;
-      metrics_.counter("nimbus_runtime_exits_total", "Instances that exited during an invocation", config.name).add();
+      inst->metrics->runtime_exits.add();
       co_return fail_with(oom ? "Runtime.OutOfMemory" : "Runtime.ExitError", "Runtime exited with error: " + reason);
     }
   }
@@ -453,6 +457,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
   const bool reserved = config.reserved_concurrency.has_value();
 
   // Place the invocation.
+  FunctionMetrics* m = nullptr;
   std::shared_ptr<Instance> inst;
   bool cold = false;
   std::vector<std::shared_ptr<Instance>> stale;
@@ -464,8 +469,9 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       co_return result;
     }
     auto& pool_ptr = pools_[fn];
-    if (!pool_ptr) pool_ptr = std::make_unique<Pool>();
+    if (!pool_ptr) pool_ptr = std::make_unique<Pool>(metrics_, fn);
     Pool& pool = *pool_ptr;
+    m = &pool.metrics;
     int idle = 0;
     for (auto& i : pool.instances) {
       if (i->revision != config.revision_id) {
@@ -489,7 +495,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
                                    ? "ReservedFunctionConcurrentInvocationLimitExceeded"
                                    : "ConcurrentInvocationLimitExceeded";
       result.error = make_error(ErrorCode::kTooManyRequests, "Rate Exceeded.");
-      metrics_.counter("nimbus_throttles_total", "Invocations refused for concurrency", fn).add();
+      m->throttles.add();
     } else {
       ++pool.in_flight;
       if (!reserved) ++unreserved_in_flight_;
@@ -512,10 +518,11 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
         inst->id = fmt::format("{}-{}-{}", slug.substr(0, 40), ::getpid(), n);
         inst->function = fn;
         inst->revision = config.revision_id;
+        inst->metrics = m;
         pool.instances.push_back(inst);
-        metrics_.gauge("nimbus_instances", "Live instances per function", fn).set(static_cast<std::int64_t>(pool.instances.size()));
+        m->instances.set(static_cast<std::int64_t>(pool.instances.size()));
       }
-      metrics_.gauge("nimbus_concurrent_executions", "Invocations in flight", fn).set(pool.in_flight);
+      m->concurrent.set(pool.in_flight);
     }
   }
   for (auto& s : stale) destroy(s);
@@ -528,7 +535,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       auto& pool = *pools_[fn];
       --pool.in_flight;
       if (!reserved) --unreserved_in_flight_;
-      metrics_.gauge("nimbus_concurrent_executions", "Invocations in flight", fn).set(pool.in_flight);
+      pool.metrics.concurrent.set(pool.in_flight);
       if (i->state == InstanceState::kDraining || stopping_) kill = true;
       if (!kill && i->state != InstanceState::kDead) {
         i->state = InstanceState::kIdle;
@@ -570,8 +577,8 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       log_line(report_line({result.request_id, ms_since(t_start), config.memory_size, peak_mb, std::nullopt,
                             timed_out ? "timeout" : "error", timed_out ? std::string() : type}));
       logs_.append(fn, start_ms, log);
-      metrics_.counter("nimbus_invocations_total", "Invocations", fn).add();
-      metrics_.counter("nimbus_invocation_errors_total", "Invocations that failed", fn).add();
+      m->invocations.add();
+      m->errors.add();
       release(inst, false);
       result.status = InvokeStatus::kFunctionError;
       result.payload = std::move(body);
@@ -625,7 +632,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       result.payload = error_body("Sandbox.Timedout", fmt::format("RequestId: {} Error: {}", result.request_id, message));
       report.status = "timeout";
       keep = false;
-      metrics_.counter("nimbus_timeouts_total", "Invocations that timed out", fn).add();
+      m->timeouts.add();
       break;
     }
     case runtime_api::InvokeStatus::kExited: {
@@ -642,7 +649,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       report.status = "error";
       report.error_type = type;
       keep = false;
-      metrics_.counter("nimbus_runtime_exits_total", "Instances that exited during an invocation", fn).add();
+      m->runtime_exits.add();
       break;
     }
   }
@@ -661,11 +668,9 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
   logs_.append(fn, start_ms, log);
   result.log = log.size() > kLogTailBytes ? log.substr(log.size() - kLogTailBytes) : std::move(log);
 
-  metrics_.counter("nimbus_invocations_total", "Invocations", fn).add();
-  if (result.status != InvokeStatus::kSuccess) {
-    metrics_.counter("nimbus_invocation_errors_total", "Invocations that failed", fn).add();
-  }
-  metrics_.histogram("nimbus_invocation_duration_ms", "Invocation duration", fn).observe(duration);
+  m->invocations.add();
+  if (result.status != InvokeStatus::kSuccess) m->errors.add();
+  m->duration.observe(duration);
   release(inst, keep);
   co_return result;
 }

@@ -1,0 +1,39 @@
+#pragma once
+// Every metric the invoker reports, declared in one place. A function's
+// series are looked up once, when its pool is created, so the invoke path
+// only touches atomics.
+
+#include <string>
+
+#include "telemetry/metrics.h"
+
+namespace nimbus::invoker {
+
+struct FunctionMetrics {
+  FunctionMetrics(telemetry::Registry& r, const std::string& fn)
+      : invocations(r.counter("nimbus_invocations_total", "Invocations", fn)),
+        errors(r.counter("nimbus_invocation_errors_total", "Invocations that failed", fn)),
+        throttles(r.counter("nimbus_throttles_total", "Invocations refused for concurrency", fn)),
+        timeouts(r.counter("nimbus_timeouts_total", "Invocations that timed out", fn)),
+        runtime_exits(r.counter("nimbus_runtime_exits_total", "Instances that exited during an invocation", fn)),
+        oom_kills(r.counter("nimbus_oom_kills_total", "Instances killed for exceeding their memory", fn)),
+        cold_starts(r.counter("nimbus_cold_starts_total", "Instances started", fn)),
+        duration(r.histogram("nimbus_invocation_duration_ms", "Invocation duration", fn)),
+        init_duration(r.histogram("nimbus_init_duration_ms", "Instance init duration (spawn to first /next)", fn)),
+        concurrent(r.gauge("nimbus_concurrent_executions", "Invocations in flight", fn)),
+        instances(r.gauge("nimbus_instances", "Live instances per function", fn)) {}
+
+  telemetry::Counter& invocations;
+  telemetry::Counter& errors;
+  telemetry::Counter& throttles;
+  telemetry::Counter& timeouts;
+  telemetry::Counter& runtime_exits;
+  telemetry::Counter& oom_kills;
+  telemetry::Counter& cold_starts;
+  telemetry::Histogram& duration;
+  telemetry::Histogram& init_duration;
+  telemetry::Gauge& concurrent;
+  telemetry::Gauge& instances;
+};
+
+}  // namespace nimbus::invoker
