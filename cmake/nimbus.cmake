@@ -2,9 +2,10 @@
 # declares one part (src/<part>/) as the static library nimbus::<part>.
 
 add_library(nimbus_flags INTERFACE)
-target_compile_options(nimbus_flags INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local
-  -Wnon-virtual-dtor -Wno-missing-field-initializers)
+target_compile_options(nimbus_flags INTERFACE -Wall -Wextra -Wpedantic -Wnon-virtual-dtor
+  -Wno-missing-field-initializers)
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  target_compile_options(nimbus_flags INTERFACE -Wshadow=local)
   # GCC 12 misreads Asio's coroutine frame allocator (awaitable_frame_base's
   # sized operator delete) as a mismatched new/delete at -O2; a false positive.
   target_compile_options(nimbus_flags INTERFACE -Wno-mismatched-new-delete)

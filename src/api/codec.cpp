@@ -301,12 +301,10 @@ json render_configuration(const registry::FunctionConfig& c, const std::string& 
   };
   if (!c.environment.empty()) out["Environment"] = {{"Variables", c.environment}};
   if (!c.dead_letter_target.empty()) out["DeadLetterConfig"] = {{"TargetArn", c.dead_letter_target}};
-  if (view == ConfigView::kFull) {
-    // nimbus applies changes synchronously: a function is Active and its
-    // last update Successful as soon as the call returns.
-    out["State"] = "Active";
-    out["LastUpdateStatus"] = "Successful";
-  }
+  // nimbus applies changes synchronously: a function is Active and its
+  // last update Successful as soon as the call returns.
+  if (view != ConfigView::kListRow) out["State"] = "Active";
+  if (view == ConfigView::kFull) out["LastUpdateStatus"] = "Successful";
   return out;
 }
 

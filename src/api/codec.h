@@ -27,7 +27,11 @@ namespace nimbus::api {
 [[nodiscard]] base::Result<registry::Tags> parse_tags(const nlohmann::json& body, std::string_view member);
 
 // How much of FunctionConfiguration to show.
-enum class ConfigView { kFull, kListRow };
+enum class ConfigView {
+  kFull,     // Get*/Update*: with State and LastUpdateStatus
+  kCreated,  // CreateFunction: State only (Lambda has no LastUpdateStatus yet)
+  kListRow,  // ListFunctions: neither
+};
 
 // FunctionConfiguration for `config`; `arn` is the (possibly qualified) ARN to show.
 [[nodiscard]] nlohmann::json render_configuration(const registry::FunctionConfig& config,

@@ -160,7 +160,7 @@ http::Response LambdaApi::create_function(const http::Request& req, const http::
   NIMBUS_API_TRY(parse_create_function(*body), spec);
   NIMBUS_API_TRY(registry_.create(std::move(*spec)), created);
   return json_response(http::Status::created,
-                       render_configuration(*created, registry_.function_arn(created->name), ConfigView::kFull),
+                       render_configuration(*created, registry_.function_arn(created->name), ConfigView::kCreated),
                        req.version());
 }
 

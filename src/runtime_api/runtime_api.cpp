@@ -59,14 +59,13 @@ std::optional<unsigned> socket_owner_uid(const asio::ip::tcp::endpoint& local, c
       static_cast<ssize_t>(sizeof message)) {
     alignas(nlmsghdr) char buffer[8192];
     const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-    if (n > 0) {
-      auto* h = reinterpret_cast<nlmsghdr*>(buffer);
-      int left = static_cast<int>(n);
-      for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) break;
+    // The answer to an exact match is one message (or an error).
+    if (n >= static_cast<ssize_t>(sizeof(nlmsghdr))) {
+      const auto* h = reinterpret_cast<const nlmsghdr*>(buffer);
+      if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && h->nlmsg_len <= static_cast<std::size_t>(n) &&
+          h->nlmsg_len >= NLMSG_LENGTH(sizeof(inet_diag_msg))) {
         const auto* diag = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
         uid = diag->idiag_uid;
-        break;
       }
     }
   }

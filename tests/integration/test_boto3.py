@@ -52,6 +52,8 @@ class Boto3LifecycleTest(DaemonTestCase):
         self.assertEqual(out["Description"], "")
         self.assertEqual(out["TracingConfig"], {"Mode": "PassThrough"})
         self.assertEqual(out["State"], "Active")
+        # Lambda's CreateFunction answer has no LastUpdateStatus yet (reference §3).
+        self.assertNotIn("LastUpdateStatus", out)
         self.assertRegex(out["LastModified"], LAST_MODIFIED_RE)
         self.assertRegex(out["RevisionId"], UUID_RE)
         self.assertNotIn("Environment", out)
