@@ -10,6 +10,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <mutex>
 #include <thread>
+#include <unistd.h>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -56,6 +57,7 @@ struct Server::Core : std::enable_shared_from_this<Core> {
   void start();
   base::Result<asio::ip::tcp::endpoint> add_listener(const std::string& host, std::uint16_t port, std::uint64_t tag);
   void remove_listener(std::uint64_t tag);
+  base::Status adopt_listener(int fd, std::uint64_t tag);
   void start_accepting(std::shared_ptr<Listener> listener);
   asio::awaitable<void> accept_loop(std::shared_ptr<Core> self, std::shared_ptr<Listener> listener);
   asio::awaitable<void> serve(std::shared_ptr<Core> self, std::shared_ptr<Connection> conn);
@@ -87,6 +89,7 @@ base::Result<asio::ip::tcp::endpoint> Server::add_listener(const std::string& ho
   return core_->add_listener(host, port, tag);
 }
 void Server::remove_listener(std::uint64_t tag) { core_->remove_listener(tag); }
+base::Status Server::adopt_listener(int fd, std::uint64_t tag) { return core_->adopt_listener(fd, tag); }
 void Server::stop() { core_->stop(); }
 bool Server::drain(std::chrono::milliseconds deadline) { return core_->drain(deadline); }
 std::uint64_t Server::requests_served() const { return core_->served_.load(); }
@@ -139,6 +142,22 @@ base::Result<asio::ip::tcp::endpoint> Server::Core::add_listener(const std::stri
   auto endpoint = (*listener)->acceptor.local_endpoint();
   start_accepting(std::move(*listener));
   return endpoint;
+}
+
+base::Status Server::Core::adopt_listener(int fd, std::uint64_t tag) {
+  auto listener = std::make_shared<Listener>(executor_, tag);
+  boost::system::error_code ec;
+  listener->acceptor.assign(asio::ip::tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return base::make_error(base::ErrorCode::kService, "adopt listening socket (" + config_.name + "): " + ec.message());
+  }
+  {
+    std::lock_guard lock(mu_);
+    listeners_[tag] = listener;
+  }
+  start_accepting(std::move(listener));
+  return base::Ok{};
 }
 
 void Server::Core::remove_listener(std::uint64_t tag) {

@@ -62,6 +62,9 @@ class Server {
   [[nodiscard]] base::Result<asio::ip::tcp::endpoint> add_listener(const std::string& host,
                                                                    std::uint16_t port,
                                                                    std::uint64_t tag);
+  // Accepts on a socket that is already listening (e.g. one opened inside
+  // another network namespace); takes ownership of `fd`.
+  [[nodiscard]] base::Status adopt_listener(int fd, std::uint64_t tag);
   // Closes a listener and every connection accepted on it, busy or not.
   void remove_listener(std::uint64_t tag);
   // Stops accepting and closes idle connections; requests in flight finish.

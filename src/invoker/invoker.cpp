@@ -294,7 +294,7 @@ base::Result<std::vector<std::string>> Invoker::command_for(const registry::Func
   return make_error(ErrorCode::kService, "unreachable");
 }
 
-std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c, std::uint16_t port,
+std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c, const std::string& runtime_api,
                                               const Paths& paths) const {
   std::vector<std::string> env;
   for (const auto& [k, v] : c.environment) env.push_back(k + "=" + v);
@@ -305,7 +305,7 @@ std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c,
                                    base::to_hex(base::random_bytes(16)));
   // Reserved variables come last and were refused at configuration time, so
   // a user can never override them.
-  env.push_back(fmt::format("AWS_LAMBDA_RUNTIME_API={}:{}", runtime_api_.host(), port));
+  env.push_back("AWS_LAMBDA_RUNTIME_API=" + runtime_api);
   env.push_back("_HANDLER=" + c.handler);
   env.push_back("LAMBDA_TASK_ROOT=" + paths.task);
   env.push_back("LAMBDA_RUNTIME_DIR=" + paths.runtime);
@@ -364,10 +364,25 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
     if (!uid.ok()) co_return fail_with("Runtime.Unknown", uid.error().message);
     inst->uid = *uid;
   }
-  auto opened = runtime_api_.open(private_uids ? std::optional<unsigned>(inst->uid) : std::nullopt);
-  if (!opened.ok()) co_return std::move(opened).error();
-  inst->session_id = opened->id;
-  inst->session = opened->session;
+  // Tagged nimbus:network=none: a network namespace of its own, with the
+  // instance's Runtime API socket on its private loopback.
+  const auto network_tag = config.tags.find("nimbus:network");
+  const bool private_network = network_tag != config.tags.end() && network_tag->second == "none";
+  if (private_network && !launcher_.isolation().network_namespace) {
+    if (inst->uid != 0) uids_.release(inst->uid);
+    co_return fail_with("Runtime.Unknown", "this host cannot give a function a network of its own (nimbus:network=none)");
+  }
+  std::string runtime_api_address = sandbox::kPrivateRuntimeApiAddress;
+  if (!private_network) {
+    auto opened = runtime_api_.open(private_uids ? std::optional<unsigned>(inst->uid) : std::nullopt);
+    if (!opened.ok()) {
+      if (inst->uid != 0) uids_.release(inst->uid);
+      co_return fail_with("Runtime.Unknown", opened.error().message);
+    }
+    inst->session_id = opened->id;
+    inst->session = opened->session;
+    runtime_api_address = fmt::format("{}:{}", runtime_api_.host(), opened->port);
+  }
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) co_return fail_with("Runtime.Unknown", "pipe for instance output failed");
@@ -378,7 +393,8 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   sandbox::InstanceSpec spec;
   spec.instance_id = inst->id;
   spec.argv = std::move(*command);
-  spec.env = environment(config, opened->port, paths_for(*code_dir));
+  spec.env = environment(config, runtime_api_address, paths_for(*code_dir));
+  if (private_network) spec.network = sandbox::NetworkMode::kNone;
   spec.code_dir = *code_dir;
   spec.runtime_dir = config_.runtimes_dir;
   spec.memory_bytes = static_cast<std::uint64_t>(config.memory_size) << 20;
@@ -392,6 +408,21 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   if (!spawned.ok()) {
     if (inst->uid != 0) uids_.release(inst->uid);
     co_return fail_with("Runtime.Unknown", spawned.error().message);
+  }
+  if (private_network) {
+    auto adopted = spawned->runtime_listener_fd >= 0
+                       ? runtime_api_.adopt(spawned->runtime_listener_fd)
+                       : base::Result<runtime_api::OpenedSession>(
+                             make_error(ErrorCode::kService, "the launcher opened no Runtime API socket"));
+    if (!adopted.ok()) {
+      inst->pid = spawned->pid;  // the caller's cleanup kills it; its exit event releases nothing
+      (void)launcher_.kill(spawned->pid);
+      if (inst->uid != 0) uids_.release(inst->uid);
+      inst->uid = 0;
+      co_return fail_with("Runtime.Unknown", adopted.error().message);
+    }
+    inst->session_id = adopted->id;
+    inst->session = adopted->session;
   }
   bool exited_already = false;
   {

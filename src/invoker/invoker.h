@@ -108,7 +108,7 @@ class Invoker {
   Paths paths_for(const std::filesystem::path& code_dir) const;
   base::Result<std::vector<std::string>> command_for(const registry::FunctionConfig& config,
                                                      const std::filesystem::path& code_dir) const;
-  std::vector<std::string> environment(const registry::FunctionConfig& config, std::uint16_t port,
+  std::vector<std::string> environment(const registry::FunctionConfig& config, const std::string& runtime_api,
                                        const Paths& paths) const;
   void destroy(const std::shared_ptr<Instance>& instance);
   std::string drain_output(Instance& instance);

@@ -122,6 +122,22 @@ base::Result<OpenedSession> RuntimeApi::open(std::optional<unsigned> expected_ui
   return OpenedSession{id, endpoint->port(), std::move(session)};
 }
 
+base::Result<OpenedSession> RuntimeApi::adopt(int listen_fd) {
+  auto session = std::make_shared<RuntimeSession>(executor_);
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mu_);
+    id = next_id_++;
+    sessions_[id] = Entry{session, std::nullopt};  // the namespace is the boundary
+  }
+  if (auto adopted = server_->adopt_listener(listen_fd, id); !adopted.ok()) {
+    std::lock_guard lock(mu_);
+    sessions_.erase(id);
+    return std::move(adopted).error();
+  }
+  return OpenedSession{id, 0, std::move(session)};
+}
+
 void RuntimeApi::close(std::uint64_t id) {
   std::shared_ptr<RuntimeSession> session;
   {

@@ -41,6 +41,10 @@ class RuntimeApi {
   // A new session with its own listener. `expected_uid`: only sockets owned
   // by this uid may connect (nullopt: anyone on this host — degraded mode).
   [[nodiscard]] base::Result<OpenedSession> open(std::optional<unsigned> expected_uid);
+  // A new session on a listening socket opened elsewhere (inside the
+  // instance's own network namespace, where only the instance can connect);
+  // takes ownership of `listen_fd`. `port` is 0.
+  [[nodiscard]] base::Result<OpenedSession> adopt(int listen_fd);
   // Closes the listener and its connections, fails the session.
   void close(std::uint64_t id);
   void stop();

@@ -170,13 +170,27 @@ base::Result<SpawnedInstance> Launcher::spawn(const InstanceSpec& spec) {
   fds.insert(fds.end(), spec.inherit_fds.begin(), spec.inherit_fds.end());
 
   std::lock_guard lock(request_mutex_);
-  auto reply = round_trip(json{{"op", "spawn"}, {"spec", detail::spec_to_json(spec)}}, fds);
-  if (!reply.ok()) return std::move(reply).error();
+  std::vector<int> reply_fds;
+  auto reply = round_trip(json{{"op", "spawn"}, {"spec", detail::spec_to_json(spec)}}, fds, &reply_fds);
+  const auto close_fds = [&reply_fds] {
+    for (const int fd : reply_fds) ::close(fd);
+  };
+  if (!reply.ok()) {
+    close_fds();
+    return std::move(reply).error();
+  }
   try {
     if (!reply->at("ok").get<bool>()) {
+      close_fds();
       return make_error(code_of(reply->value("code", "")), reply->at("error").get<std::string>());
     }
-    return SpawnedInstance{reply->at("pid").get<int>(), reply->at("uid").get<unsigned>()};
+    SpawnedInstance spawned{reply->at("pid").get<int>(), reply->at("uid").get<unsigned>()};
+    if (reply->value("runtime_listener", false) && reply_fds.size() == 1) {
+      spawned.runtime_listener_fd = reply_fds[0];
+      reply_fds.clear();
+    }
+    close_fds();
+    return spawned;
   } catch (const std::exception& e) {
     return make_error(ErrorCode::kService, fmt::format("sandbox launcher reply: {}", e.what()));
   }
@@ -196,7 +210,7 @@ base::Status Launcher::kill(int pid) {
   return base::Ok{};
 }
 
-base::Result<json> Launcher::round_trip(json request, const std::vector<int>& fds) {
+base::Result<json> Launcher::round_trip(json request, const std::vector<int>& fds, std::vector<int>* reply_fds) {
   if (!alive_) return make_error(ErrorCode::kService, "sandbox launcher is not running");
   const std::uint64_t seq = ++seq_;
   request["seq"] = seq;
@@ -210,14 +224,19 @@ base::Result<json> Launcher::round_trip(json request, const std::vector<int>& fd
                         fmt::format("sandbox launcher did not answer within {} ms", reply_timeout_.count()));
     }
     detail::Received reply = detail::receive_message(request_fd_, left);
-    for (const int fd : reply.fds) ::close(fd);
     switch (reply.outcome) {
       case ReceiveOutcome::kMessage: {
         // A late answer to a request that timed out earlier is skipped.
         const auto it = reply.message.find("seq");
         if (it != reply.message.end() && it->is_number_unsigned() && it->get<std::uint64_t>() == seq) {
+          if (reply_fds != nullptr) {
+            *reply_fds = std::move(reply.fds);
+          } else {
+            for (const int fd : reply.fds) ::close(fd);
+          }
           return std::move(reply.message);
         }
+        for (const int fd : reply.fds) ::close(fd);
         continue;
       }
       case ReceiveOutcome::kClosed:

@@ -66,9 +66,16 @@ struct InstanceSpec {
   std::vector<int> inherit_fds;               // passed to the instance at fd 3, 4, ... (at most 64)
 };
 
+// With NetworkMode::kNone the instance cannot reach the host's loopback, so
+// the launcher opens its Runtime API socket inside the instance's own network
+// namespace, on this address; the caller adopts the listening descriptor.
+inline constexpr const char* kPrivateRuntimeApiAddress = "127.0.0.1:9001";
+
 struct SpawnedInstance {
   int pid = 0;       // in the daemon's pid namespace
   unsigned uid = 0;  // the uid the instance runs as
+  int runtime_listener_fd = -1;  // NetworkMode::kNone only: listening on kPrivateRuntimeApiAddress
+                                 // inside the instance's network namespace; the caller owns it
 };
 
 // An instance's first process ended; everything of the instance is gone and
@@ -165,7 +172,9 @@ class Launcher {
   Launcher(int launcher_pid, int request_fd, int event_fd);
   [[nodiscard]] base::Status receive_hello(std::chrono::milliseconds timeout);
   // Sends one request and waits for its reply; caller holds request_mutex_.
-  [[nodiscard]] base::Result<nlohmann::json> round_trip(nlohmann::json request, const std::vector<int>& fds);
+  // `reply_fds`: where to keep descriptors the reply carries (else closed).
+  [[nodiscard]] base::Result<nlohmann::json> round_trip(nlohmann::json request, const std::vector<int>& fds,
+                                                        std::vector<int>* reply_fds = nullptr);
 
   int launcher_pid_;
   int request_fd_;

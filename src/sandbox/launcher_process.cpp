@@ -1,6 +1,11 @@
 #include "sandbox/detail/launcher_process.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -19,6 +24,7 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -31,6 +37,7 @@ using nlohmann::json;
 namespace {
 
 constexpr unsigned long kNamespaceFlags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+
 
 // fork()-like clone: the child continues here on a copy of the stack. Raw
 // system call, so that glibc runs no fork handlers (none of which would be
@@ -46,6 +53,75 @@ json error_reply(const std::string& message, std::string_view code = "service") 
 std::string step_message(std::string_view step, std::string_view path, int err) {
   if (path.empty()) return fmt::format("sandbox step '{}': {}", step, std::strerror(err));
   return fmt::format("sandbox step '{}' ({}): {}", step, path, std::strerror(err));
+}
+
+// A descriptor closed when it goes out of scope, unless released.
+struct OwnedFd {
+  int fd = -1;
+  OwnedFd() = default;
+  OwnedFd(const OwnedFd&) = delete;
+  OwnedFd& operator=(const OwnedFd&) = delete;
+  ~OwnedFd() {
+    if (fd >= 0) ::close(fd);
+  }
+  int release() { return std::exchange(fd, -1); }
+};
+
+// Opens a socket listening on 127.0.0.1:9001 inside the network namespace
+// of `pid` (bringing its loopback up), and comes back to our own namespace.
+base::Result<int> listen_in_network_of(int pid) {
+  const std::string theirs_path = fmt::format("/proc/{}/ns/net", pid);
+  OwnedFd own;
+  OwnedFd theirs;
+  own.fd = ::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  theirs.fd = ::open(theirs_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (own.fd < 0 || theirs.fd < 0) {
+    return base::make_error(base::ErrorCode::kService, step_message("open network namespace", theirs_path, errno));
+  }
+  if (::setns(theirs.fd, CLONE_NEWNET) != 0) {
+    return base::make_error(base::ErrorCode::kService, step_message("enter network namespace", theirs_path, errno));
+  }
+  std::string failed;
+  int err = 0;
+  OwnedFd listener;
+  {
+    OwnedFd ctl;
+    ctl.fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    if (ctl.fd < 0 || ::ioctl(ctl.fd, SIOCGIFFLAGS, &ifr) != 0) {
+      failed = "loopback up";
+      err = errno;
+    } else {
+      ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+      if (::ioctl(ctl.fd, SIOCSIFFLAGS, &ifr) != 0) {
+        failed = "loopback up";
+        err = errno;
+      }
+    }
+  }
+  if (failed.empty()) {
+    listener.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(9001);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int one = 1;
+    if (listener.fd < 0 || ::setsockopt(listener.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        ::bind(listener.fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listener.fd, 64) != 0) {
+      failed = "runtime API listener";
+      err = errno;
+    }
+  }
+  if (::setns(own.fd, CLONE_NEWNET) != 0) {
+    // Stuck in an instance's network: nothing else may be spawned from here.
+    std::abort();
+  }
+  if (!failed.empty()) {
+    return base::make_error(base::ErrorCode::kService, step_message(failed, "127.0.0.1:9001", err));
+  }
+  return listener.release();
 }
 
 // waitpid with a deadline; true when reaped.
@@ -314,7 +390,10 @@ void LauncherProcess::handle_request(Received& request) {
   const auto seq = request.message.find("seq");
   reply["seq"] = seq != request.message.end() && seq->is_number_unsigned() ? seq->get<std::uint64_t>() : 0;
   int err = 0;
-  if (!send_message(request_fd_, reply, {}, &err).ok()) {
+  const bool sent = send_message(request_fd_, reply, reply_fds_, &err).ok();
+  for (const int fd : reply_fds_) ::close(fd);
+  reply_fds_.clear();
+  if (!sent) {
     log(fmt::format("reply lost: {}", std::strerror(err)));
     if (err == EPIPE || err == ECONNRESET) shutdown(0);
   }
@@ -448,6 +527,13 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   if (layout_.version != CgroupVersion::kNone) {
     if (auto joined = join_cgroup(instance.cgroup, pid); !joined.ok()) return abandon(joined.error().message);
   }
+  // A private network: open the Runtime API socket inside it, for the daemon.
+  OwnedFd runtime_listener;
+  if (private_network) {
+    auto listener = listen_in_network_of(pid);
+    if (!listener.ok()) return abandon(listener.error().message);
+    runtime_listener.fd = *listener;
+  }
   const char go = 1;
   if (::write(sync_pipe[1], &go, 1) != 1) return abandon(step_message("release child", "", errno));
 
@@ -485,7 +571,12 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   if (report_.uid_switch) used_uids_.insert(uid);
   live_ids_.insert(instance.id);
   instances_.emplace(pid, std::move(instance));
-  return json{{"ok", true}, {"pid", pid}, {"uid", uid}};
+  json reply{{"ok", true}, {"pid", pid}, {"uid", uid}};
+  if (runtime_listener.fd >= 0) {
+    reply_fds_.push_back(runtime_listener.release());
+    reply["runtime_listener"] = true;
+  }
+  return reply;
 }
 
 json LauncherProcess::kill_instance(int pid) {

@@ -6,6 +6,7 @@ kept warm (a live instance) while A probes, so there is something to find."""
 
 import concurrent.futures
 import glob
+import json
 import os
 import subprocess
 import time
@@ -263,6 +264,41 @@ class IsolationTest(ExecutionTestCase):
         out = self.probe(mode="api", port=self.api_port())
         self.assertEqual(out["unsigned"][0], "http", out)
         self.assertEqual(out["unsigned"][1], 403, out)
+
+
+NETWORK_PY = """
+import json, socket
+
+
+def handler(event, context):
+    devices = [line.split(":")[0].strip() for line in open("/proc/net/dev").read().splitlines()[2:]]
+    try:
+        socket.create_connection(("127.0.0.1", int(event["port"])), timeout=1).close()
+        reached = "connected"
+    except OSError as e:
+        reached = type(e).__name__
+    return {"devices": devices, "reached": reached}
+"""
+
+
+class NetworkOptOutTest(ExecutionTestCase):
+    """The tag nimbus:network=none gives a function a network of its own."""
+
+    def api_port(self):
+        return int(self.daemon.endpoint.rsplit(":", 1)[1])
+
+    def test_tagged_function_has_only_loopback_and_still_runs(self):
+        self.create_function("net-open", {"app.py": NETWORK_PY})
+        self.create_function("net-none", {"app.py": NETWORK_PY}, Tags={"nimbus:network": "none"})
+        payload = json.dumps({"port": self.api_port()}).encode()
+        _, open_ = self.invoke_ok("net-open", payload)
+        self.assertEqual(open_["reached"], "connected", open_)
+        self.assertGreater(len(open_["devices"]), 1, open_)
+        for _ in range(2):  # cold, then warm: its Runtime API works inside its own network
+            _, closed = self.invoke_ok("net-none", payload)
+            self.assertEqual(closed["devices"], ["lo"], closed)
+            self.assertEqual(closed["reached"], "ConnectionRefusedError", closed)
+        self.assertEqual(self.daemon.metric("nimbus_cold_starts_total", function="net-none"), 1)
 
 
 def align_next_pid(remainder, modulus, limit=1024):

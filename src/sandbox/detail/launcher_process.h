@@ -67,6 +67,7 @@ class LauncherProcess {
   std::set<unsigned> used_uids_;
   unsigned next_uid_offset_ = 0;
   std::vector<nlohmann::json> pending_events_;
+  std::vector<int> reply_fds_;  // descriptors the next reply carries (then closed)
   std::vector<InstanceCgroup> pending_removals_;
   bool stopping_ = false;
 };
