@@ -7,7 +7,7 @@ namespace {
 
 // Indexed by ErrorCode. Types and message casing from botocore's Lambda model
 // (shared/reference/lambda-api.md §1.4, §4.1).
-constexpr std::array<ErrorShape, 14> kShapes = {{
+constexpr std::array<ErrorShape, 15> kShapes = {{
     {"InvalidParameterValueException", 400, "message", "User"},
     {"ValidationException", 400, "message", "User"},
     {"ResourceNotFoundException", 404, "Message", "User"},
@@ -21,6 +21,7 @@ constexpr std::array<ErrorShape, 14> kShapes = {{
     {"AccessDeniedException", 403, "Message", "User"},
     {"MissingAuthenticationTokenException", 403, "message", "User"},
     {"NotImplementedException", 501, "message", "User"},
+    {"ProvisionedConcurrencyConfigNotFoundException", 404, "message", "User"},
     {"ServiceException", 500, "Message", "Service"},
 }};
 

@@ -23,6 +23,7 @@ enum class ErrorCode : std::uint8_t {
   kAccessDenied,            // other account
   kMissingAuthentication,   // no Authorization header
   kNotImplemented,          // route that nimbus does not offer (yet)
+  kProvisionedConfigNotFound,  // GetProvisionedConcurrencyConfig without one
   kService,                 // our fault or the environment's (disk, sqlite)
 };
 

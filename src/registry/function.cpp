@@ -1,10 +1,14 @@
 #include "registry/function.h"
 
+#include <algorithm>
+
 namespace nimbus::registry {
 
 nlohmann::json to_document(const FunctionConfig& c) {
   return {
       {"name", c.name},
+      {"version", c.version},
+      {"last_published", c.last_published},
       {"runtime", c.runtime},
       {"role", c.role},
       {"handler", c.handler},
@@ -29,6 +33,8 @@ nlohmann::json to_document(const FunctionConfig& c) {
 FunctionConfig from_document(const nlohmann::json& d) {
   FunctionConfig c;
   c.name = d.value("name", "");
+  c.version = d.value("version", std::string(kLatest));
+  c.last_published = d.value("last_published", 0);
   c.runtime = d.value("runtime", "");
   c.role = d.value("role", "");
   c.handler = d.value("handler", "");
@@ -50,6 +56,47 @@ FunctionConfig from_document(const nlohmann::json& d) {
     c.reserved_concurrency = it->get<int>();
   }
   return c;
+}
+
+nlohmann::json to_document(const Alias& a) {
+  return {{"function", a.function},
+          {"name", a.name},
+          {"function_version", a.function_version},
+          {"description", a.description},
+          {"additional_weights", a.additional_weights},
+          {"revision_id", a.revision_id}};
+}
+
+Alias alias_from_document(const nlohmann::json& d) {
+  Alias a;
+  a.function = d.value("function", "");
+  a.name = d.value("name", "");
+  a.function_version = d.value("function_version", "");
+  a.description = d.value("description", "");
+  a.additional_weights = d.value("additional_weights", std::map<std::string, double>{});
+  a.revision_id = d.value("revision_id", "");
+  return a;
+}
+
+nlohmann::json to_document(const ProvisionedConcurrency& p) {
+  return {{"function", p.function},
+          {"qualifier", p.qualifier},
+          {"requested", p.requested},
+          {"last_modified_ms", p.last_modified_ms}};
+}
+
+ProvisionedConcurrency provisioned_from_document(const nlohmann::json& d) {
+  ProvisionedConcurrency p;
+  p.function = d.value("function", "");
+  p.qualifier = d.value("qualifier", "");
+  p.requested = d.value("requested", 0);
+  p.last_modified_ms = d.value("last_modified_ms", std::int64_t{0});
+  return p;
+}
+
+bool is_version_number(std::string_view text) {
+  return !text.empty() && text.size() <= 10 && text.front() != '0' &&
+         std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
 }
 
 }  // namespace nimbus::registry

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -15,9 +16,14 @@ namespace nimbus::registry {
 using EnvVars = std::map<std::string, std::string>;
 using Tags = std::map<std::string, std::string>;
 
-// Everything Lambda's FunctionConfiguration says about $LATEST, plus tags.
+inline constexpr std::string_view kLatest = "$LATEST";
+
+// Everything Lambda's FunctionConfiguration says about $LATEST or one
+// published version, plus the function's tags.
 struct FunctionConfig {
   std::string name;
+  std::string version{kLatest};    // "$LATEST" or a published number ("1", "2", ...)
+  int last_published = 0;          // $LATEST only: the last version number issued
   std::string runtime;
   std::string role;
   std::string handler;
@@ -71,6 +77,41 @@ struct ConfigPatch {
   std::optional<std::string> revision_id;  // optimistic lock
 };
 
+// PublishVersion's input.
+struct PublishSpec {
+  std::optional<std::string> code_sha256;  // must match $LATEST's when given
+  std::optional<std::string> description;
+  std::optional<std::string> revision_id;  // $LATEST's, optimistic lock
+};
+
+// A named pointer to a version, optionally splitting traffic with a second one.
+struct Alias {
+  std::string function;
+  std::string name;
+  std::string function_version;
+  std::string description;
+  std::map<std::string, double> additional_weights;  // RoutingConfig.AdditionalVersionWeights (≤ 1)
+  std::string revision_id;
+};
+
+// CreateAlias / UpdateAlias input; on update, members left empty keep their value.
+struct AliasSpec {
+  std::string name;
+  std::optional<std::string> function_version;
+  std::optional<std::string> description;
+  std::optional<std::map<std::string, double>> additional_weights;
+  std::optional<std::string> revision_id;
+};
+
+// PutProvisionedConcurrencyConfig: keep `requested` instances of the version
+// that `qualifier` (an alias or a version number) names initialised.
+struct ProvisionedConcurrency {
+  std::string function;
+  std::string qualifier;
+  int requested = 0;
+  std::int64_t last_modified_ms = 0;
+};
+
 // A function name as a caller may write it: name, name:qualifier, partial or
 // full ARN. The qualifier is empty when none was given.
 struct FunctionRef {
@@ -81,5 +122,11 @@ struct FunctionRef {
 // Stored document <-> config. The document is our own format; never shown.
 [[nodiscard]] nlohmann::json to_document(const FunctionConfig& config);
 [[nodiscard]] FunctionConfig from_document(const nlohmann::json& document);
+[[nodiscard]] nlohmann::json to_document(const Alias& alias);
+[[nodiscard]] Alias alias_from_document(const nlohmann::json& document);
+[[nodiscard]] nlohmann::json to_document(const ProvisionedConcurrency& config);
+[[nodiscard]] ProvisionedConcurrency provisioned_from_document(const nlohmann::json& document);
+// Whether `text` is a published version number ("1", "42").
+[[nodiscard]] bool is_version_number(std::string_view text);
 
 }  // namespace nimbus::registry

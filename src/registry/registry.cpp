@@ -206,13 +206,20 @@ base::Status Registry::remove(std::string_view name) {
   std::lock_guard lock(write_mu_);
   auto current = load(name);
   if (!current.ok()) return std::move(current).error();
+  // The versions go with the function (the store cascades); so may their code.
+  std::vector<std::string> version_code;
+  if (auto versions = store_.list_versions(name, 0, 1u << 20); versions.ok()) {
+    for (const auto& v : *versions) version_code.push_back(v.code_sha256);
+  }
   auto status = store_.delete_function(name);
   cache_erase(name);
+  forget_children(name);
   if (!status.ok()) {
     if (status.error().code == ErrorCode::kResourceNotFound) return not_found(*this, name);
     return status;
   }
   collect_garbage(current->code_sha256_hex);
+  for (const auto& code : version_code) collect_garbage(code);
   if (current->reserved_concurrency) reserved_total_.store(-1);  // recount on next read
   spdlog::info("registry: deleted function {}", name);
   return base::Ok{};
@@ -303,8 +310,12 @@ base::Result<AccountUsage> Registry::usage() {
 base::Result<std::filesystem::path> Registry::code_directory(std::string_view name) {
   auto c = load(name);
   if (!c.ok()) return std::move(c).error();
-  auto digest = base::digest_from_hex(c->code_sha256_hex);
-  if (!digest) return make_error(ErrorCode::kService, "function " + std::string(name) + " has no code");
+  return code_directory(*c);
+}
+
+base::Result<std::filesystem::path> Registry::code_directory(const FunctionConfig& config) {
+  auto digest = base::digest_from_hex(config.code_sha256_hex);
+  if (!digest) return make_error(ErrorCode::kService, "function " + config.name + " has no code");
   return blobs_.unpacked(*digest);
 }
 

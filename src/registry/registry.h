@@ -33,6 +33,11 @@ struct FunctionPage {
   std::string next_marker;  // empty on the last page
 };
 
+struct AliasPage {
+  std::vector<Alias> aliases;
+  std::string next_marker;  // empty on the last page
+};
+
 struct AccountUsage {
   std::int64_t function_count = 0;
   std::int64_t total_code_size = 0;
@@ -71,8 +76,47 @@ class Registry {
   [[nodiscard]] base::Result<AccountUsage> usage();
   // The read-only directory holding the function's unpacked code.
   [[nodiscard]] base::Result<std::filesystem::path> code_directory(std::string_view name);
+  // The read-only directory holding the code `config` ($LATEST or a version) runs.
+  [[nodiscard]] base::Result<std::filesystem::path> code_directory(const FunctionConfig& config);
   // The zip of a function's current code.
   [[nodiscard]] base::Result<std::string> code_zip(std::string_view name);
+
+  // --- Versions, aliases and provisioned concurrency (versions.cpp) ---
+
+  // PublishVersion: snapshots $LATEST as the next version number (never
+  // reused). When nothing changed since the last publish, returns that version.
+  [[nodiscard]] base::Result<FunctionConfig> publish_version(std::string_view name, const PublishSpec& spec);
+  // The configuration `qualifier` names: "" or "$LATEST", a version number,
+  // or an alias (its primary version). Served from memory once loaded.
+  [[nodiscard]] base::Result<FunctionConfig> get_qualified(std::string_view name, std::string_view qualifier);
+  // What an invocation runs: as get_qualified, but an alias that routes a
+  // weight to a second version picks it when `draw` (uniform in [0,1)) < weight.
+  [[nodiscard]] base::Result<FunctionConfig> select_version(std::string_view name, std::string_view qualifier,
+                                                            double draw);
+  // ListVersionsByFunction: $LATEST, then the versions ascending.
+  [[nodiscard]] base::Result<FunctionPage> list_versions(std::string_view name, std::string_view marker,
+                                                         std::size_t max_items);
+  // Refused while an alias routes to it; takes its provisioned config along.
+  [[nodiscard]] base::Status delete_version(std::string_view name, std::string_view version);
+
+  [[nodiscard]] base::Result<Alias> create_alias(std::string_view function, const AliasSpec& spec);
+  [[nodiscard]] base::Result<Alias> get_alias(std::string_view function, std::string_view alias);
+  [[nodiscard]] base::Result<Alias> update_alias(std::string_view function, const AliasSpec& spec);
+  [[nodiscard]] base::Status delete_alias(std::string_view function, std::string_view alias);
+  // Aliases in name order; with `function_version`, only those routing to it.
+  [[nodiscard]] base::Result<AliasPage> list_aliases(std::string_view function, std::string_view function_version,
+                                                     std::string_view marker, std::size_t max_items);
+
+  [[nodiscard]] base::Result<ProvisionedConcurrency> put_provisioned(std::string_view function,
+                                                                     std::string_view qualifier, int requested);
+  [[nodiscard]] base::Result<ProvisionedConcurrency> get_provisioned(std::string_view function,
+                                                                     std::string_view qualifier);
+  // Succeeds when there is none (as Lambda's Delete does).
+  [[nodiscard]] base::Status delete_provisioned(std::string_view function, std::string_view qualifier);
+  [[nodiscard]] base::Result<std::vector<ProvisionedConcurrency>> list_provisioned(std::string_view function);
+  // Every provisioned config of every function, from memory: the invoker
+  // polls it to keep that many instances initialised.
+  [[nodiscard]] std::vector<ProvisionedConcurrency> provisioned_all();
 
   // Resolves a FunctionName as callers may write it (name, ARN, name:qualifier).
   [[nodiscard]] base::Result<FunctionRef> resolve(std::string_view function_name) const;
@@ -85,6 +129,14 @@ class Registry {
   base::Result<FunctionConfig> load(std::string_view name);
   base::Status save(const FunctionConfig& config, std::string_view expected_revision);
   void collect_garbage(const std::string& code_sha256_hex);
+  base::Result<FunctionConfig> load_version(std::string_view name, std::int64_t number);
+  base::Result<Alias> load_alias(std::string_view function, std::string_view alias);
+  // Checks an alias's target and routing against Lambda's rules.
+  base::Status check_routing(const Alias& alias);
+  // Loads every provisioned config once; the caller holds cache_mu_.
+  void load_provisioned_locked();
+  // Drops every cached version, alias and provisioned config of a function.
+  void forget_children(std::string_view name);
 
   store::Store& store_;
   store::BlobStore& blobs_;
@@ -94,6 +146,12 @@ class Registry {
   // query SQLite; every write goes through this class and updates it.
   std::mutex cache_mu_;
   std::map<std::string, FunctionConfig, std::less<>> cache_;  // GUARDED_BY(cache_mu_)
+  // Published versions ("name:N", immutable) and aliases ("name:alias").
+  std::map<std::string, FunctionConfig, std::less<>> version_cache_;  // GUARDED_BY(cache_mu_)
+  std::map<std::string, Alias, std::less<>> alias_cache_;             // GUARDED_BY(cache_mu_)
+  // Every provisioned config, "name:qualifier" -> config; loaded on first use.
+  std::map<std::string, ProvisionedConcurrency, std::less<>> provisioned_;  // GUARDED_BY(cache_mu_)
+  bool provisioned_loaded_ = false;                                          // GUARDED_BY(cache_mu_)
   std::atomic<std::int64_t> reserved_total_{-1};               // -1: not counted yet
   void cache_put(const FunctionConfig& config);
   void cache_erase(std::string_view name);

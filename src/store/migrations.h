@@ -7,7 +7,7 @@
 
 namespace nimbus::store {
 
-inline constexpr std::array<const char*, 1> kMigrations = {
+inline constexpr std::array<const char*, 2> kMigrations = {
     // 1: functions ($LATEST configuration as a document).
     R"sql(
     CREATE TABLE functions (
@@ -20,6 +20,29 @@ inline constexpr std::array<const char*, 1> kMigrations = {
       updated_ms   INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX functions_code ON functions(code_sha256);
+    )sql",
+    // 2: published versions (immutable snapshots) and small documents that
+    // belong to one function (aliases, provisioned concurrency, ...); both go
+    // when their function goes.
+    R"sql(
+    CREATE TABLE versions (
+      function     TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+      version      INTEGER NOT NULL,
+      document     TEXT NOT NULL,
+      code_sha256  TEXT NOT NULL,
+      code_size    INTEGER NOT NULL,
+      created_ms   INTEGER NOT NULL,
+      PRIMARY KEY (function, version)
+    ) WITHOUT ROWID;
+    CREATE INDEX versions_code ON versions(code_sha256);
+    CREATE TABLE function_resources (
+      function     TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+      kind         TEXT NOT NULL,
+      key          TEXT NOT NULL,
+      document     TEXT NOT NULL,
+      revision_id  TEXT NOT NULL,
+      PRIMARY KEY (function, kind, key)
+    ) WITHOUT ROWID;
     )sql",
 };
 

@@ -45,6 +45,30 @@ FunctionRow read_row(const auto& st) {
   return FunctionRow{st.text(0), st.text(1), st.text(2), st.text(3), st.int64(4), st.int64(5),
                      st.int64(6)};
 }
+
+constexpr const char* kVersionColumns =
+    "SELECT function, version, document, code_sha256, code_size, created_ms FROM versions";
+
+VersionRow read_version(const auto& st) {
+  return VersionRow{st.text(0), st.int64(1), st.text(2), st.text(3), st.int64(4), st.int64(5)};
+}
+
+constexpr const char* kResourceColumns =
+    "SELECT function, key, document, revision_id FROM function_resources";
+
+std::string_view kind_name(ResourceKind kind) {
+  switch (kind) {
+    case ResourceKind::kAlias:
+      return "alias";
+    case ResourceKind::kProvisionedConcurrency:
+      return "provisioned-concurrency";
+  }
+  return "unknown";
+}
+
+ResourceRow read_resource(const auto& st, ResourceKind kind) {
+  return ResourceRow{st.text(0), kind, st.text(1), st.text(2), st.text(3)};
+}
 }  // namespace
 
 SqliteStore::SqliteStore(std::filesystem::path db_path) : path_(std::move(db_path)) {}
@@ -176,6 +200,10 @@ base::Result<std::vector<FunctionRow>> SqliteStore::list_functions(std::string_v
 
 base::Status SqliteStore::update_function(const FunctionRow& row, std::string_view expected_revision) {
   std::lock_guard lock(mu_);
+  return update_function_locked(row, expected_revision);
+}
+
+base::Status SqliteStore::update_function_locked(const FunctionRow& row, std::string_view expected_revision) {
   Statement st(db_,
                "UPDATE functions SET document = ?2, revision_id = ?3, code_sha256 = ?4, "
                "code_size = ?5, updated_ms = ?6 WHERE name = ?1 AND revision_id = ?7");
@@ -212,9 +240,221 @@ base::Status SqliteStore::delete_function(std::string_view name) {
   return base::Ok{};
 }
 
+base::Status SqliteStore::publish_version(const FunctionRow& function, std::string_view expected_revision,
+                                          const VersionRow& version) {
+  std::lock_guard lock(mu_);
+  NIMBUS_TRY(exec("BEGIN IMMEDIATE"));
+  auto status = update_function_locked(function, expected_revision);
+  if (status.ok()) {
+    Statement st(db_,
+                 "INSERT INTO versions (function, version, document, code_sha256, code_size, created_ms) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (!st.prepared()) {
+      status = sqlite_error("prepare publish");
+    } else {
+      st.bind(1, version.function);
+      st.bind(2, version.version);
+      st.bind(3, version.document);
+      st.bind(4, version.code_sha256);
+      st.bind(5, version.code_size);
+      st.bind(6, version.created_ms);
+      const int rc = st.step();
+      if (rc == SQLITE_CONSTRAINT) {
+        status = make_error(ErrorCode::kResourceConflict,
+                            fmt::format("Version {} of {} already exists", version.version, version.function));
+      } else if (rc != SQLITE_DONE) {
+        status = sqlite_error("insert version");
+      }
+    }
+  }
+  if (!status.ok()) {
+    (void)exec("ROLLBACK");
+    return status;
+  }
+  return exec("COMMIT");
+}
+
+base::Result<VersionRow> SqliteStore::get_version(std::string_view function, std::int64_t version) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, fmt::format("{} WHERE function = ?1 AND version = ?2", kVersionColumns).c_str());
+  if (!st.prepared()) return sqlite_error("prepare get version");
+  st.bind(1, function);
+  st.bind(2, version);
+  const int rc = st.step();
+  if (rc == SQLITE_DONE) {
+    return make_error(ErrorCode::kResourceNotFound, fmt::format("Version {} of {} not found", version, function));
+  }
+  if (rc != SQLITE_ROW) return sqlite_error("get version");
+  return read_version(st);
+}
+
+base::Result<std::vector<VersionRow>> SqliteStore::list_versions(std::string_view function, std::int64_t after,
+                                                                 std::size_t limit) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, fmt::format("{} WHERE function = ?1 AND version > ?2 ORDER BY version LIMIT ?3",
+                                kVersionColumns)
+                        .c_str());
+  if (!st.prepared()) return sqlite_error("prepare list versions");
+  st.bind(1, function);
+  st.bind(2, after);
+  st.bind(3, static_cast<std::int64_t>(limit));
+  std::vector<VersionRow> rows;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(read_version(st));
+  if (rc != SQLITE_DONE) return sqlite_error("list versions");
+  return rows;
+}
+
+base::Status SqliteStore::delete_version(std::string_view function, std::int64_t version) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, "DELETE FROM versions WHERE function = ?1 AND version = ?2");
+  if (!st.prepared()) return sqlite_error("prepare delete version");
+  st.bind(1, function);
+  st.bind(2, version);
+  if (st.step() != SQLITE_DONE) return sqlite_error("delete version");
+  if (sqlite3_changes(db_) == 0) {
+    return make_error(ErrorCode::kResourceNotFound, fmt::format("Version {} of {} not found", version, function));
+  }
+  return base::Ok{};
+}
+
+base::Status SqliteStore::insert_resource(const ResourceRow& row) {
+  std::lock_guard lock(mu_);
+  Statement st(db_,
+               "INSERT INTO function_resources (function, kind, key, document, revision_id) "
+               "VALUES (?1, ?2, ?3, ?4, ?5)");
+  if (!st.prepared()) return sqlite_error("prepare insert resource");
+  st.bind(1, row.function);
+  st.bind(2, kind_name(row.kind));
+  st.bind(3, row.key);
+  st.bind(4, row.document);
+  st.bind(5, row.revision_id);
+  const int rc = st.step();
+  if (rc == SQLITE_CONSTRAINT) {
+    // Either the key is taken or the function is gone (foreign key).
+    Statement probe(db_, "SELECT 1 FROM functions WHERE name = ?1");
+    probe.bind(1, row.function);
+    if (probe.step() != SQLITE_ROW) {
+      return make_error(ErrorCode::kResourceNotFound, "Function not found: " + row.function);
+    }
+    return make_error(ErrorCode::kResourceConflict,
+                      fmt::format("{} {} of {} already exists", kind_name(row.kind), row.key, row.function));
+  }
+  if (rc != SQLITE_DONE) return sqlite_error("insert resource");
+  return base::Ok{};
+}
+
+base::Status SqliteStore::put_resource(const ResourceRow& row) {
+  std::lock_guard lock(mu_);
+  Statement st(db_,
+               "INSERT OR REPLACE INTO function_resources (function, kind, key, document, revision_id) "
+               "VALUES (?1, ?2, ?3, ?4, ?5)");
+  if (!st.prepared()) return sqlite_error("prepare put resource");
+  st.bind(1, row.function);
+  st.bind(2, kind_name(row.kind));
+  st.bind(3, row.key);
+  st.bind(4, row.document);
+  st.bind(5, row.revision_id);
+  const int rc = st.step();
+  if (rc == SQLITE_CONSTRAINT) return make_error(ErrorCode::kResourceNotFound, "Function not found: " + row.function);
+  if (rc != SQLITE_DONE) return sqlite_error("put resource");
+  return base::Ok{};
+}
+
+base::Result<ResourceRow> SqliteStore::get_resource(ResourceKind kind, std::string_view function,
+                                                    std::string_view key) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, fmt::format("{} WHERE function = ?1 AND kind = ?2 AND key = ?3", kResourceColumns).c_str());
+  if (!st.prepared()) return sqlite_error("prepare get resource");
+  st.bind(1, function);
+  st.bind(2, kind_name(kind));
+  st.bind(3, key);
+  const int rc = st.step();
+  if (rc == SQLITE_DONE) {
+    return make_error(ErrorCode::kResourceNotFound,
+                      fmt::format("{} {} of {} not found", kind_name(kind), key, function));
+  }
+  if (rc != SQLITE_ROW) return sqlite_error("get resource");
+  return read_resource(st, kind);
+}
+
+base::Result<std::vector<ResourceRow>> SqliteStore::list_resources(ResourceKind kind, std::string_view function,
+                                                                   std::string_view after, std::size_t limit) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, fmt::format("{} WHERE function = ?1 AND kind = ?2 AND key > ?3 ORDER BY key LIMIT ?4",
+                                kResourceColumns)
+                        .c_str());
+  if (!st.prepared()) return sqlite_error("prepare list resources");
+  st.bind(1, function);
+  st.bind(2, kind_name(kind));
+  st.bind(3, after);
+  st.bind(4, static_cast<std::int64_t>(limit));
+  std::vector<ResourceRow> rows;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(read_resource(st, kind));
+  if (rc != SQLITE_DONE) return sqlite_error("list resources");
+  return rows;
+}
+
+base::Result<std::vector<ResourceRow>> SqliteStore::all_resources(ResourceKind kind) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, fmt::format("{} WHERE kind = ?1 ORDER BY function, key", kResourceColumns).c_str());
+  if (!st.prepared()) return sqlite_error("prepare all resources");
+  st.bind(1, kind_name(kind));
+  std::vector<ResourceRow> rows;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(read_resource(st, kind));
+  if (rc != SQLITE_DONE) return sqlite_error("all resources");
+  return rows;
+}
+
+base::Status SqliteStore::update_resource(const ResourceRow& row, std::string_view expected_revision) {
+  std::lock_guard lock(mu_);
+  Statement st(db_,
+               "UPDATE function_resources SET document = ?4, revision_id = ?5 "
+               "WHERE function = ?1 AND kind = ?2 AND key = ?3 AND revision_id = ?6");
+  if (!st.prepared()) return sqlite_error("prepare update resource");
+  st.bind(1, row.function);
+  st.bind(2, kind_name(row.kind));
+  st.bind(3, row.key);
+  st.bind(4, row.document);
+  st.bind(5, row.revision_id);
+  st.bind(6, expected_revision);
+  if (st.step() != SQLITE_DONE) return sqlite_error("update resource");
+  if (sqlite3_changes(db_) == 1) return base::Ok{};
+  Statement probe(db_, "SELECT 1 FROM function_resources WHERE function = ?1 AND kind = ?2 AND key = ?3");
+  probe.bind(1, row.function);
+  probe.bind(2, kind_name(row.kind));
+  probe.bind(3, row.key);
+  if (probe.step() == SQLITE_ROW) {
+    return make_error(ErrorCode::kPreconditionFailed,
+                      "The Revision Id provided does not match the latest Revision Id. Call the "
+                      "GetFunction/GetAlias API to retrieve the latest Revision Id");
+  }
+  return make_error(ErrorCode::kResourceNotFound,
+                    fmt::format("{} {} of {} not found", kind_name(row.kind), row.key, row.function));
+}
+
+base::Status SqliteStore::delete_resource(ResourceKind kind, std::string_view function, std::string_view key) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, "DELETE FROM function_resources WHERE function = ?1 AND kind = ?2 AND key = ?3");
+  if (!st.prepared()) return sqlite_error("prepare delete resource");
+  st.bind(1, function);
+  st.bind(2, kind_name(kind));
+  st.bind(3, key);
+  if (st.step() != SQLITE_DONE) return sqlite_error("delete resource");
+  if (sqlite3_changes(db_) == 0) {
+    return make_error(ErrorCode::kResourceNotFound,
+                      fmt::format("{} {} of {} not found", kind_name(kind), key, function));
+  }
+  return base::Ok{};
+}
+
 base::Result<bool> SqliteStore::code_in_use(std::string_view code_sha256) {
   std::lock_guard lock(mu_);
-  Statement st(db_, "SELECT 1 FROM functions WHERE code_sha256 = ?1 LIMIT 1");
+  Statement st(db_,
+               "SELECT 1 FROM functions WHERE code_sha256 = ?1 "
+               "UNION ALL SELECT 1 FROM versions WHERE code_sha256 = ?1 LIMIT 1");
   if (!st.prepared()) return sqlite_error("prepare code_in_use");
   st.bind(1, code_sha256);
   const int rc = st.step();

@@ -32,12 +32,29 @@ class SqliteStore final : public Store {
                                                         std::size_t limit) override;
   base::Status update_function(const FunctionRow& row, std::string_view expected_revision) override;
   base::Status delete_function(std::string_view name) override;
+  base::Status publish_version(const FunctionRow& function, std::string_view expected_revision,
+                              const VersionRow& version) override;
+  base::Result<VersionRow> get_version(std::string_view function, std::int64_t version) override;
+  base::Result<std::vector<VersionRow>> list_versions(std::string_view function, std::int64_t after,
+                                                      std::size_t limit) override;
+  base::Status delete_version(std::string_view function, std::int64_t version) override;
+  base::Status insert_resource(const ResourceRow& row) override;
+  base::Status put_resource(const ResourceRow& row) override;
+  base::Result<ResourceRow> get_resource(ResourceKind kind, std::string_view function,
+                                         std::string_view key) override;
+  base::Result<std::vector<ResourceRow>> list_resources(ResourceKind kind, std::string_view function,
+                                                        std::string_view after, std::size_t limit) override;
+  base::Result<std::vector<ResourceRow>> all_resources(ResourceKind kind) override;
+  base::Status update_resource(const ResourceRow& row, std::string_view expected_revision) override;
+  base::Status delete_resource(ResourceKind kind, std::string_view function, std::string_view key) override;
   base::Result<bool> code_in_use(std::string_view code_sha256) override;
   base::Result<UsageTotals> usage() override;
 
  private:
   class Statement;
   base::Status migrate();
+  // update_function's body; the caller holds mu_.
+  base::Status update_function_locked(const FunctionRow& row, std::string_view expected_revision);
   base::Status exec(const char* sql);
   base::Error sqlite_error(std::string_view what) const;
 

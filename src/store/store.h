@@ -29,6 +29,27 @@ struct FunctionRow {
   std::int64_t updated_ms = 0;
 };
 
+// One published version: an immutable snapshot of a function's document.
+struct VersionRow {
+  std::string function;
+  std::int64_t version = 0;    // 1, 2, 3, ... never reused
+  std::string document;        // JSON, owned by the registry
+  std::string code_sha256;     // hex digest of the code blob it runs
+  std::int64_t code_size = 0;
+  std::int64_t created_ms = 0;
+};
+
+// Small documents that belong to one function and are deleted with it.
+enum class ResourceKind { kAlias, kProvisionedConcurrency };
+
+struct ResourceRow {
+  std::string function;
+  ResourceKind kind = ResourceKind::kAlias;
+  std::string key;             // alias name, qualifier, ...
+  std::string document;        // JSON, owned by the registry
+  std::string revision_id;     // optimistic lock
+};
+
 struct UsageTotals {
   std::int64_t function_count = 0;
   std::int64_t total_code_size = 0;
@@ -51,7 +72,46 @@ class Store {
                                                      std::string_view expected_revision) = 0;
   // kResourceNotFound when absent.
   [[nodiscard]] virtual base::Status delete_function(std::string_view name) = 0;
-  // Whether any function still refers to the code blob `code_sha256`.
+  // Replaces the function row (compare-and-swap on `expected_revision`, as
+  // update_function) and inserts `version`, in one transaction.
+  // kResourceConflict when that version number exists.
+  [[nodiscard]] virtual base::Status publish_version(const FunctionRow& function,
+                                                     std::string_view expected_revision,
+                                                     const VersionRow& version) = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Result<VersionRow> get_version(std::string_view function,
+                                                             std::int64_t version) = 0;
+  // Up to `limit` versions numbered above `after`, ascending.
+  [[nodiscard]] virtual base::Result<std::vector<VersionRow>> list_versions(std::string_view function,
+                                                                            std::int64_t after,
+                                                                            std::size_t limit) = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Status delete_version(std::string_view function, std::int64_t version) = 0;
+
+  // kResourceConflict when (function, kind, key) exists; kResourceNotFound
+  // when the function does not.
+  [[nodiscard]] virtual base::Status insert_resource(const ResourceRow& row) = 0;
+  // Inserts or replaces; kResourceNotFound when the function does not exist.
+  [[nodiscard]] virtual base::Status put_resource(const ResourceRow& row) = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Result<ResourceRow> get_resource(ResourceKind kind, std::string_view function,
+                                                               std::string_view key) = 0;
+  // Up to `limit` rows of one function with key > `after`, in key order.
+  [[nodiscard]] virtual base::Result<std::vector<ResourceRow>> list_resources(ResourceKind kind,
+                                                                              std::string_view function,
+                                                                              std::string_view after,
+                                                                              std::size_t limit) = 0;
+  // Every row of a kind, across functions (loaded once at start).
+  [[nodiscard]] virtual base::Result<std::vector<ResourceRow>> all_resources(ResourceKind kind) = 0;
+  // Replaces the row only if its revision is `expected_revision`:
+  // kPreconditionFailed when it moved on, kResourceNotFound when it is gone.
+  [[nodiscard]] virtual base::Status update_resource(const ResourceRow& row,
+                                                     std::string_view expected_revision) = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Status delete_resource(ResourceKind kind, std::string_view function,
+                                                     std::string_view key) = 0;
+
+  // Whether any function or version still refers to the code blob `code_sha256`.
   [[nodiscard]] virtual base::Result<bool> code_in_use(std::string_view code_sha256) = 0;
   [[nodiscard]] virtual base::Result<UsageTotals> usage() = 0;
 };

@@ -191,5 +191,167 @@ TEST_F(RegistryTest, TagsMergeAndRemove) {
   EXPECT_EQ(registry_->tag("missing", {{"a", "1"}}).error().code, ErrorCode::kResourceNotFound);
 }
 
+TEST_F(RegistryTest, PublishSnapshotsLatestAndReusesAnUnchangedVersion) {
+  ASSERT_TRUE(registry_->create(spec("f")).ok());
+  auto v1 = registry_->publish_version("f", PublishSpec{});
+  ASSERT_TRUE(v1.ok()) << v1.error().message;
+  EXPECT_EQ(v1->version, "1");
+  // Nothing changed: the same version comes back.
+  auto again = registry_->publish_version("f", PublishSpec{});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->version, "1");
+  EXPECT_EQ(again->revision_id, v1->revision_id);
+
+  ConfigPatch patch;
+  patch.timeout = 30;
+  ASSERT_TRUE(registry_->update_configuration("f", patch).ok());
+  PublishSpec wrong_code;
+  wrong_code.code_sha256 = "bm9wZQ==";
+  auto refused = registry_->publish_version("f", wrong_code);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvalidParameterValue);
+  EXPECT_NE(refused.error().message.find("is different from current CodeSHA256 in $LATEST"), std::string::npos);
+  PublishSpec described;
+  described.description = "second";
+  auto v2 = registry_->publish_version("f", described);
+  ASSERT_TRUE(v2.ok());
+  EXPECT_EQ(v2->version, "2");
+  EXPECT_EQ(v2->timeout, 30);
+  EXPECT_EQ(v2->description, "second");
+
+  // Versions are frozen: a later change to $LATEST does not reach them.
+  patch.timeout = 60;
+  ASSERT_TRUE(registry_->update_configuration("f", patch).ok());
+  EXPECT_EQ(registry_->get_qualified("f", "1")->timeout, 3);
+  EXPECT_EQ(registry_->get_qualified("f", "2")->timeout, 30);
+  EXPECT_EQ(registry_->get_qualified("f", "$LATEST")->timeout, 60);
+  auto missing = registry_->get_qualified("f", "3");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message, "Function not found: arn:aws:lambda:us-east-1:000000000000:function:f:3");
+
+  auto page = registry_->list_versions("f", "", 2);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->functions.size(), 2u);
+  EXPECT_EQ(page->functions[0].version, "$LATEST");
+  EXPECT_EQ(page->next_marker, "1");
+  auto rest = registry_->list_versions("f", page->next_marker, 2);
+  ASSERT_EQ(rest->functions.size(), 1u);
+  EXPECT_EQ(rest->functions[0].version, "2");
+  EXPECT_TRUE(rest->next_marker.empty());
+}
+
+TEST_F(RegistryTest, VersionNumbersAreNeverReused) {
+  ASSERT_TRUE(registry_->create(spec("f")).ok());
+  ASSERT_TRUE(registry_->publish_version("f", PublishSpec{}).ok());
+  ASSERT_TRUE(registry_->delete_version("f", "1").ok());
+  ASSERT_TRUE(registry_->update_code("f", make_zip("app.py", "def handler(e, c): return 2\n"), std::nullopt).ok());
+  auto v = registry_->publish_version("f", PublishSpec{});
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->version, "2");
+}
+
+TEST_F(RegistryTest, AliasesRouteToVersionsWithWeights) {
+  ASSERT_TRUE(registry_->create(spec("f")).ok());
+  ASSERT_TRUE(registry_->publish_version("f", PublishSpec{}).ok());
+  ASSERT_TRUE(registry_->update_code("f", make_zip("app.py", "def handler(e, c): return 2\n"), std::nullopt).ok());
+  ASSERT_TRUE(registry_->publish_version("f", PublishSpec{}).ok());
+
+  AliasSpec live;
+  live.name = "live";
+  live.function_version = "1";
+  live.additional_weights = std::map<std::string, double>{{"2", 0.25}};
+  auto created = registry_->create_alias("f", live);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  EXPECT_EQ(registry_->create_alias("f", live).error().code, ErrorCode::kResourceConflict);
+  EXPECT_EQ(registry_->select_version("f", "live", 0.1)->version, "2");
+  EXPECT_EQ(registry_->select_version("f", "live", 0.3)->version, "1");
+  EXPECT_EQ(registry_->get_qualified("f", "live")->version, "1");
+
+  // Lambda's routing rules.
+  AliasSpec bad = live;
+  bad.name = "bad";
+  bad.additional_weights = std::map<std::string, double>{{"1", 0.5}};
+  EXPECT_NE(registry_->create_alias("f", bad).error().message.find("already included in routing"), std::string::npos);
+  bad.function_version = "$LATEST";
+  bad.additional_weights = std::map<std::string, double>{{"2", 0.5}};
+  EXPECT_NE(registry_->create_alias("f", bad).error().message.find("$LATEST is not supported"), std::string::npos);
+  bad.function_version = "1";
+  bad.additional_weights = std::map<std::string, double>{{"2", 1.5}};
+  EXPECT_EQ(registry_->create_alias("f", bad).error().code, ErrorCode::kValidation);
+  bad.additional_weights = std::map<std::string, double>{{"9", 0.5}};
+  EXPECT_EQ(registry_->create_alias("f", bad).error().code, ErrorCode::kResourceNotFound);
+  bad.name = "123";
+  EXPECT_EQ(registry_->create_alias("f", bad).error().code, ErrorCode::kValidation);
+
+  // A version in use by an alias stays.
+  auto in_use = registry_->delete_version("f", "2");
+  ASSERT_FALSE(in_use.ok());
+  EXPECT_EQ(in_use.error().code, ErrorCode::kResourceConflict);
+  EXPECT_NE(in_use.error().message.find("[live]"), std::string::npos);
+
+  AliasSpec move;
+  move.name = "live";
+  move.function_version = "2";
+  move.additional_weights = std::map<std::string, double>{};
+  move.revision_id = "stale";
+  EXPECT_EQ(registry_->update_alias("f", move).error().code, ErrorCode::kPreconditionFailed);
+  move.revision_id = created->revision_id;
+  auto moved = registry_->update_alias("f", move);
+  ASSERT_TRUE(moved.ok()) << moved.error().message;
+  EXPECT_EQ(registry_->select_version("f", "live", 0.0)->version, "2");
+  EXPECT_TRUE(registry_->delete_version("f", "1").ok());
+
+  auto listed = registry_->list_aliases("f", "2", "", 10);
+  ASSERT_EQ(listed->aliases.size(), 1u);
+  EXPECT_TRUE(registry_->list_aliases("f", "1", "", 10)->aliases.empty());
+  ASSERT_TRUE(registry_->delete_alias("f", "live").ok());
+  EXPECT_EQ(registry_->get_alias("f", "live").error().message,
+            "Cannot find alias arn: arn:aws:lambda:us-east-1:000000000000:function:f:live");
+}
+
+TEST_F(RegistryTest, ProvisionedConcurrencyNeedsAPublishedTargetAndSurvivesRestart) {
+  ASSERT_TRUE(registry_->create(spec("f")).ok());
+  EXPECT_EQ(registry_->put_provisioned("f", "$LATEST", 2).error().code, ErrorCode::kInvalidParameterValue);
+  EXPECT_EQ(registry_->put_provisioned("f", "1", 2).error().code, ErrorCode::kResourceNotFound);
+  ASSERT_TRUE(registry_->publish_version("f", PublishSpec{}).ok());
+  EXPECT_EQ(registry_->put_provisioned("f", "1", 0).error().code, ErrorCode::kValidation);
+  EXPECT_EQ(registry_->get_provisioned("f", "1").error().code, ErrorCode::kProvisionedConfigNotFound);
+  ASSERT_TRUE(registry_->put_provisioned("f", "1", 2).ok());
+  ASSERT_TRUE(registry_->set_reserved_concurrency("f", 3).ok());
+  AliasSpec live;
+  live.name = "live";
+  live.function_version = "1";
+  ASSERT_TRUE(registry_->create_alias("f", live).ok());
+  // 2 + 2 > reserved 3.
+  EXPECT_EQ(registry_->put_provisioned("f", "live", 2).error().code, ErrorCode::kInvalidParameterValue);
+
+  registry_ = std::make_unique<Registry>(*store_, *blobs_, clock_, RegistryConfig{});
+  auto all = registry_->provisioned_all();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].qualifier, "1");
+  EXPECT_EQ(all[0].requested, 2);
+  ASSERT_TRUE(registry_->delete_provisioned("f", "1").ok());
+  EXPECT_TRUE(registry_->delete_provisioned("f", "1").ok());  // none: still fine
+  EXPECT_TRUE(registry_->provisioned_all().empty());
+}
+
+TEST_F(RegistryTest, DeletingAFunctionTakesItsVersionsAliasesAndCode) {
+  ASSERT_TRUE(registry_->create(spec("f")).ok());
+  auto v1 = registry_->publish_version("f", PublishSpec{});
+  ASSERT_TRUE(v1.ok());
+  const auto v1_dir = registry_->code_directory(*v1);
+  ASSERT_TRUE(v1_dir.ok());
+  ASSERT_TRUE(registry_->update_code("f", make_zip("app.py", "def handler(e, c): return 2\n"), std::nullopt).ok());
+  // The version keeps its own code after $LATEST moved on.
+  EXPECT_TRUE(std::filesystem::exists(*v1_dir / "app.py"));
+  ASSERT_TRUE(registry_->put_provisioned("f", "1", 1).ok());
+  ASSERT_TRUE(registry_->remove("f").ok());
+  EXPECT_FALSE(std::filesystem::exists(*v1_dir));
+  EXPECT_TRUE(registry_->provisioned_all().empty());
+  ASSERT_TRUE(registry_->create(spec("f")).ok());
+  EXPECT_EQ(registry_->get_qualified("f", "1").error().code, ErrorCode::kResourceNotFound);
+  EXPECT_EQ(registry_->publish_version("f", PublishSpec{})->version, "1");
+}
+
 }  // namespace
 }  // namespace nimbus::registry

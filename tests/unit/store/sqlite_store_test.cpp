@@ -110,5 +110,70 @@ TEST_F(SqliteStoreTest, OpenFailsWithPathInMessage) {
   EXPECT_NE(opened.error().message.find("missing-dir"), std::string::npos);
 }
 
+TEST_F(SqliteStoreTest, PublishesVersionsAtomicallyWithTheFunctionRow) {
+  SqliteStore s(dir_ / "n.db");
+  ASSERT_TRUE(s.open().ok());
+  ASSERT_TRUE(s.insert_function(row("f", "r1")).ok());
+  FunctionRow bumped = row("f", "r2");
+  ASSERT_TRUE(s.publish_version(bumped, "r1", VersionRow{"f", 1, "{}", "v1code", 7, 3}).ok());
+  // A stale revision publishes nothing.
+  auto stale = s.publish_version(row("f", "r3"), "r1", VersionRow{"f", 2, "{}", "v2code", 7, 3});
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, base::ErrorCode::kPreconditionFailed);
+  EXPECT_EQ(s.get_version("f", 2).error().code, base::ErrorCode::kResourceNotFound);
+  // A taken number leaves the function row as it was.
+  auto taken = s.publish_version(row("f", "r4"), "r2", VersionRow{"f", 1, "{}", "x", 7, 3});
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code, base::ErrorCode::kResourceConflict);
+  EXPECT_EQ(s.get_function("f")->revision_id, "r2");
+
+  ASSERT_TRUE(s.publish_version(row("f", "r5"), "r2", VersionRow{"f", 2, "{}", "v2code", 7, 3}).ok());
+  auto listed = s.list_versions("f", 0, 10);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[1].version, 2);
+  EXPECT_EQ(s.list_versions("f", 1, 10)->size(), 1u);
+  EXPECT_TRUE(*s.code_in_use("v1code"));  // a version keeps its code alive
+  ASSERT_TRUE(s.delete_version("f", 1).ok());
+  EXPECT_FALSE(*s.code_in_use("v1code"));
+  EXPECT_EQ(s.delete_version("f", 1).error().code, base::ErrorCode::kResourceNotFound);
+}
+
+TEST_F(SqliteStoreTest, ResourcesBelongToTheirFunction) {
+  SqliteStore s(dir_ / "n.db");
+  ASSERT_TRUE(s.open().ok());
+  ASSERT_TRUE(s.insert_function(row("f")).ok());
+  const ResourceRow prod{"f", ResourceKind::kAlias, "prod", R"({"v":"1"})", "a1"};
+  ASSERT_TRUE(s.insert_resource(prod).ok());
+  EXPECT_EQ(s.insert_resource(prod).error().code, base::ErrorCode::kResourceConflict);
+  EXPECT_EQ(s.insert_resource(ResourceRow{"nobody", ResourceKind::kAlias, "x", "{}", "r"}).error().code,
+            base::ErrorCode::kResourceNotFound);
+  // Kinds are separate namespaces.
+  EXPECT_EQ(s.get_resource(ResourceKind::kProvisionedConcurrency, "f", "prod").error().code,
+            base::ErrorCode::kResourceNotFound);
+  ASSERT_TRUE(s.put_resource(ResourceRow{"f", ResourceKind::kProvisionedConcurrency, "prod", "{}", "p"}).ok());
+  ASSERT_TRUE(s.put_resource(ResourceRow{"f", ResourceKind::kProvisionedConcurrency, "prod", "{\"n\":2}", "p2"}).ok());
+  EXPECT_EQ(s.get_resource(ResourceKind::kProvisionedConcurrency, "f", "prod")->revision_id, "p2");
+
+  ResourceRow moved = prod;
+  moved.revision_id = "a2";
+  EXPECT_EQ(s.update_resource(moved, "wrong").error().code, base::ErrorCode::kPreconditionFailed);
+  ASSERT_TRUE(s.update_resource(moved, "a1").ok());
+  ASSERT_TRUE(s.insert_resource(ResourceRow{"f", ResourceKind::kAlias, "beta", "{}", "b"}).ok());
+  auto aliases = s.list_resources(ResourceKind::kAlias, "f", "", 10);
+  ASSERT_EQ(aliases->size(), 2u);
+  EXPECT_EQ((*aliases)[0].key, "beta");
+  EXPECT_EQ(s.list_resources(ResourceKind::kAlias, "f", "beta", 10)->size(), 1u);
+  EXPECT_EQ(s.all_resources(ResourceKind::kProvisionedConcurrency)->size(), 1u);
+
+  // Deleting the function takes its resources and versions with it.
+  ASSERT_TRUE(s.publish_version(row("f", "r9"), "r1", VersionRow{"f", 1, "{}", "c", 1, 1}).ok());
+  ASSERT_TRUE(s.delete_function("f").ok());
+  EXPECT_TRUE(s.all_resources(ResourceKind::kAlias)->empty());
+  EXPECT_TRUE(s.list_versions("f", 0, 10)->empty());
+  ASSERT_TRUE(s.insert_function(row("f")).ok());
+  EXPECT_TRUE(s.list_resources(ResourceKind::kAlias, "f", "", 10)->empty());
+}
+
 }  // namespace
 }  // namespace nimbus::store
