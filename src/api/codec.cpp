@@ -203,9 +203,8 @@ base::Result<registry::FunctionSpec> parse_create_function(const json& body) {
   NIMBUS_TRY(read_nested_string(body, "TracingConfig", "Mode", spec.tracing_mode));
   NIMBUS_TRY(read_nested_string(body, "DeadLetterConfig", "TargetArn", spec.dead_letter_target));
   NIMBUS_TRY(check_unsupported_members(body));
-  std::optional<bool> publish;
+  std::optional<bool> publish;  // the api part publishes after creating
   NIMBUS_TRY(read_bool(body, "Publish", publish));
-  if (publish.value_or(false)) return unsupported("Publish (function versions)");
   if (const auto it = body.find("Architectures"); it != body.end() && !it->is_null()) {
     if (!it->is_array()) return wrong_type("architectures", "a list", *it);
     std::vector<std::string> archs;
@@ -290,7 +289,7 @@ json render_configuration(const registry::FunctionConfig& c, const std::string& 
       {"MemorySize", c.memory_size},
       {"LastModified", base::format_lambda_time(c.last_modified_ms)},
       {"CodeSha256", c.code_sha256},
-      {"Version", "$LATEST"},
+      {"Version", c.version},
       {"TracingConfig", {{"Mode", c.tracing_mode}}},
       {"RevisionId", c.revision_id},
       {"PackageType", "Zip"},
@@ -305,6 +304,90 @@ json render_configuration(const registry::FunctionConfig& c, const std::string& 
   // last update Successful as soon as the call returns.
   if (view != ConfigView::kListRow) out["State"] = "Active";
   if (view == ConfigView::kFull) out["LastUpdateStatus"] = "Successful";
+  return out;
+}
+
+base::Result<registry::AliasSpec> parse_alias(const json& body, AliasOperation operation) {
+  const bool create = operation == AliasOperation::kCreate;
+  if (create) {
+    NIMBUS_TRY(reject_unknown(body, {"Name", "FunctionVersion", "Description", "RoutingConfig"}, "CreateAlias"));
+  } else {
+    NIMBUS_TRY(reject_unknown(body, {"FunctionVersion", "Description", "RoutingConfig", "RevisionId"}, "UpdateAlias"));
+  }
+  registry::AliasSpec spec;
+  auto text = [&body](std::string_view member, std::string_view model_name) -> base::Result<std::optional<std::string>> {
+    const auto it = body.find(member);
+    if (it == body.end() || it->is_null()) return std::optional<std::string>();
+    if (!it->is_string()) {
+      return make_error(ErrorCode::kValidation,
+                        fmt::format("1 validation error detected: Value at '{}' failed to satisfy constraint: "
+                                    "Member must be a string",
+                                    model_name));
+    }
+    return std::optional<std::string>(it->get<std::string>());
+  };
+  auto name = text("Name", "name");
+  auto function_version = text("FunctionVersion", "functionVersion");
+  auto description = text("Description", "description");
+  auto revision_id = text("RevisionId", "revisionId");
+  for (auto* r : {&name, &function_version, &description, &revision_id}) {
+    if (!r->ok()) return std::move(*r).error();
+  }
+  if (*name) spec.name = **name;
+  spec.function_version = *function_version;
+  spec.description = *description;
+  spec.revision_id = *revision_id;
+  if (create && !*name) {
+    return make_error(ErrorCode::kValidation,
+                      "1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must "
+                      "not be null");
+  }
+  if (const auto routing = body.find("RoutingConfig"); routing != body.end() && !routing->is_null()) {
+    if (!routing->is_object()) {
+      return make_error(ErrorCode::kValidation, "RoutingConfig must be an object with AdditionalVersionWeights");
+    }
+    NIMBUS_TRY(reject_unknown(*routing, {"AdditionalVersionWeights"}, "RoutingConfig"));
+    std::map<std::string, double> weights;
+    if (const auto w = routing->find("AdditionalVersionWeights"); w != routing->end() && !w->is_null()) {
+      if (!w->is_object()) {
+        return make_error(ErrorCode::kValidation, "AdditionalVersionWeights must map a version to a weight");
+      }
+      for (const auto& [version, weight] : w->items()) {
+        if (!weight.is_number()) {
+          return make_error(ErrorCode::kValidation,
+                            fmt::format("AdditionalVersionWeights: the weight of version {} must be a number", version));
+        }
+        weights[version] = weight.get<double>();
+      }
+    }
+    spec.additional_weights = std::move(weights);
+  }
+  return spec;
+}
+
+json render_alias(const registry::Alias& a, const std::string& arn) {
+  json out = {{"AliasArn", arn},
+              {"Name", a.name},
+              {"FunctionVersion", a.function_version},
+              {"Description", a.description},
+              {"RevisionId", a.revision_id}};
+  if (!a.additional_weights.empty()) out["RoutingConfig"] = {{"AdditionalVersionWeights", a.additional_weights}};
+  return out;
+}
+
+json render_provisioned(const registry::ProvisionedConcurrency& p, int available, const std::string& failure) {
+  const int shown = std::min(available, p.requested);
+  std::string status = shown >= p.requested ? "READY" : "IN_PROGRESS";
+  if (shown < p.requested && !failure.empty()) status = "FAILED";
+  // "2019-11-21T19:32:12+0000": Lambda's time without the milliseconds.
+  std::string modified = base::format_lambda_time(p.last_modified_ms);
+  if (const auto dot = modified.find('.'); dot != std::string::npos) modified.erase(dot, 4);
+  json out = {{"RequestedProvisionedConcurrentExecutions", p.requested},
+              {"AvailableProvisionedConcurrentExecutions", shown},
+              {"AllocatedProvisionedConcurrentExecutions", shown},
+              {"Status", status},
+              {"LastModified", modified}};
+  if (status == "FAILED") out["StatusReason"] = failure;
   return out;
 }
 

@@ -26,6 +26,15 @@ namespace nimbus::api {
 [[nodiscard]] base::Result<registry::ConfigPatch> parse_update_configuration(const nlohmann::json& body);
 [[nodiscard]] base::Result<registry::Tags> parse_tags(const nlohmann::json& body, std::string_view member);
 
+enum class AliasOperation { kCreate, kUpdate };
+// CreateAlias / UpdateAlias bodies (the alias name of an update comes from the path).
+[[nodiscard]] base::Result<registry::AliasSpec> parse_alias(const nlohmann::json& body, AliasOperation operation);
+[[nodiscard]] nlohmann::json render_alias(const registry::Alias& alias, const std::string& arn);
+// A ProvisionedConcurrencyConfig with `available` initialised instances; Status
+// is READY when all requested are, FAILED when starting one failed (`failure`).
+[[nodiscard]] nlohmann::json render_provisioned(const registry::ProvisionedConcurrency& config, int available,
+                                                const std::string& failure);
+
 // How much of FunctionConfiguration to show.
 enum class ConfigView {
   kFull,     // Get*/Update*: with State and LastUpdateStatus

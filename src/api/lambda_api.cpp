@@ -5,6 +5,7 @@
 
 #include "api/codec.h"
 #include "base/crypto.h"
+#include "registry/validation.h"
 
 namespace nimbus::api {
 
@@ -25,6 +26,21 @@ http::Response json_response(http::Status status, const json& body, unsigned ver
 
 http::Response empty_response(http::Status status, unsigned version) {
   return http::Response{status, version};
+}
+
+// MaxItems of the list operations: 1..10000 (Lambda then caps the page at 50).
+base::Result<std::size_t> max_items(const http::Params& query) {
+  const std::string* m = http::find_param(query, "MaxItems");
+  if (m == nullptr) return std::size_t{50};
+  char* end = nullptr;
+  const long v = std::strtol(m->c_str(), &end, 10);
+  if (m->empty() || *end != '\0' || v < 1 || v > 10000) {
+    return make_error(ErrorCode::kValidation,
+                      fmt::format("1 validation error detected: Value '{}' at 'maxItems' failed to satisfy "
+                                  "constraint: Member must have value between 1 and 10000",
+                                  *m));
+  }
+  return static_cast<std::size_t>(v);
 }
 
 std::string query_value(const http::Params& query, std::string_view name) {
@@ -60,6 +76,16 @@ LambdaApi::LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config)
   router_.add(V::put, "/2017-10-31/functions/{name}/concurrency", bind(&LambdaApi::put_concurrency));
   router_.add(V::delete_, "/2017-10-31/functions/{name}/concurrency", bind(&LambdaApi::delete_concurrency));
   router_.add(V::get, "/2019-09-30/functions/{name}/concurrency", bind(&LambdaApi::get_concurrency));
+  router_.add(V::post, "/2015-03-31/functions/{name}/versions", bind(&LambdaApi::publish_version));
+  router_.add(V::get, "/2015-03-31/functions/{name}/versions", bind(&LambdaApi::list_versions));
+  router_.add(V::post, "/2015-03-31/functions/{name}/aliases", bind(&LambdaApi::create_alias));
+  router_.add(V::get, "/2015-03-31/functions/{name}/aliases", bind(&LambdaApi::list_aliases));
+  router_.add(V::get, "/2015-03-31/functions/{name}/aliases/{alias}", bind(&LambdaApi::get_alias));
+  router_.add(V::put, "/2015-03-31/functions/{name}/aliases/{alias}", bind(&LambdaApi::update_alias));
+  router_.add(V::delete_, "/2015-03-31/functions/{name}/aliases/{alias}", bind(&LambdaApi::delete_alias));
+  router_.add(V::put, "/2019-09-30/functions/{name}/provisioned-concurrency", bind(&LambdaApi::put_provisioned));
+  router_.add(V::get, "/2019-09-30/functions/{name}/provisioned-concurrency", bind(&LambdaApi::get_provisioned));
+  router_.add(V::delete_, "/2019-09-30/functions/{name}/provisioned-concurrency", bind(&LambdaApi::delete_provisioned));
   router_.add(V::get, "/metrics", bind(&LambdaApi::metrics));
   router_.add(V::get, "/nimbus/v1/functions/{name}/logs", bind(&LambdaApi::function_logs));
 }
@@ -128,7 +154,8 @@ http::asio::awaitable<http::Response> LambdaApi::dispatch(http::Request request)
   co_return render_error(make_error(ErrorCode::kService, "internal error"), request.version());
 }
 
-base::Result<std::string> LambdaApi::unqualified_name(std::string_view label, const http::Params& query) const {
+base::Result<registry::FunctionRef> LambdaApi::qualified_name(std::string_view label,
+                                                              const http::Params& query) const {
   auto ref = registry_.resolve(label);
   if (!ref.ok()) return std::move(ref).error();
   const std::string qualifier_param = query_value(query, "Qualifier");
@@ -136,13 +163,20 @@ base::Result<std::string> LambdaApi::unqualified_name(std::string_view label, co
     return make_error(ErrorCode::kInvalidParameterValue,
                       "The derived qualifier from the function name does not match the specified qualifier.");
   }
-  const std::string qualifier = ref->qualifier.empty() ? qualifier_param : ref->qualifier;
-  if (!qualifier.empty() && qualifier != "$LATEST") {
-    // Versions and aliases come with the versions feature; none exist yet.
-    return make_error(ErrorCode::kResourceNotFound,
-                      "Function not found: " + registry_.function_arn(ref->name, qualifier));
+  if (ref->qualifier.empty()) ref->qualifier = qualifier_param;
+  return ref;
+}
+
+base::Result<std::string> LambdaApi::unqualified_name(std::string_view label, const http::Params& query) const {
+  auto ref = qualified_name(label, query);
+  if (!ref.ok()) return std::move(ref).error();
+  if (!ref->qualifier.empty() && ref->qualifier != registry::kLatest) {
+    return make_error(ErrorCode::kInvalidParameterValue,
+                      fmt::format("Published versions and aliases cannot be changed; call this operation on the "
+                                  "function or $LATEST, not on {}",
+                                  registry_.function_arn(ref->name, ref->qualifier)));
   }
-  return ref->name;
+  return std::move(ref->name);
 }
 
 std::string LambdaApi::code_token(std::string_view name, std::string_view sha_hex) const {
@@ -159,15 +193,17 @@ http::Response LambdaApi::create_function(const http::Request& req, const http::
   NIMBUS_API_TRY(parse_body(req.body()), body);
   NIMBUS_API_TRY(parse_create_function(*body), spec);
   NIMBUS_API_TRY(registry_.create(std::move(*spec)), created);
+  if (body->value("Publish", false)) return render_published(req, created->name, std::nullopt);
   return json_response(http::Status::created,
                        render_configuration(*created, registry_.function_arn(created->name), ConfigView::kCreated),
                        req.version());
 }
 
 http::Response LambdaApi::get_function(const http::Request& req, const http::Params& path, const http::Params& query) {
-  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
-  NIMBUS_API_TRY(registry_.get(*name), config);
-  const std::string qualifier = query_value(query, "Qualifier");
+  NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
+  NIMBUS_API_TRY(registry_.get_qualified(ref->name, ref->qualifier), config);
+  const std::string* name = &ref->name;
+  const std::string& qualifier = ref->qualifier;
   const std::string host = std::string(req[http::Field::host].empty() ? "127.0.0.1" : req[http::Field::host]);
   json out = {
       {"Configuration", render_configuration(*config, registry_.function_arn(*name, qualifier), ConfigView::kFull)},
@@ -185,28 +221,16 @@ http::Response LambdaApi::get_function(const http::Request& req, const http::Par
 
 http::Response LambdaApi::get_configuration(const http::Request& req, const http::Params& path,
                                             const http::Params& query) {
-  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
-  NIMBUS_API_TRY(registry_.get(*name), config);
+  NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
+  NIMBUS_API_TRY(registry_.get_qualified(ref->name, ref->qualifier), config);
   return json_response(http::Status::ok,
-                       render_configuration(*config, registry_.function_arn(*name, query_value(query, "Qualifier")),
+                       render_configuration(*config, registry_.function_arn(ref->name, ref->qualifier),
                                             ConfigView::kFull),
                        req.version());
 }
 
 http::Response LambdaApi::list_functions(const http::Request& req, const http::Params&, const http::Params& query) {
-  std::size_t max_items = 50;
-  if (const std::string* m = http::find_param(query, "MaxItems")) {
-    char* end = nullptr;
-    const long v = std::strtol(m->c_str(), &end, 10);
-    if (m->empty() || *end != '\0' || v < 1 || v > 10000) {
-      return render_error(make_error(ErrorCode::kValidation,
-                                     fmt::format("1 validation error detected: Value '{}' at 'maxItems' failed to "
-                                                 "satisfy constraint: Member must have value between 1 and 10000",
-                                                 *m)),
-                          req.version());
-    }
-    max_items = static_cast<std::size_t>(v);
-  }
+  NIMBUS_API_TRY(max_items(query), limit);
   const std::string version = query_value(query, "FunctionVersion");
   if (!version.empty() && version != "ALL") {
     return render_error(make_error(ErrorCode::kValidation,
@@ -215,11 +239,23 @@ http::Response LambdaApi::list_functions(const http::Request& req, const http::P
                                                version)),
                         req.version());
   }
-  NIMBUS_API_TRY(registry_.list(query_value(query, "Marker"), max_items), page);
+  NIMBUS_API_TRY(registry_.list(query_value(query, "Marker"), *limit), page);
   json functions = json::array();
   for (const auto& f : page->functions) {
     functions.push_back(render_configuration(
         f, registry_.function_arn(f.name, version == "ALL" ? "$LATEST" : ""), ConfigView::kListRow));
+    if (version != "ALL") continue;
+    // FunctionVersion=ALL: every published version follows its $LATEST.
+    std::string marker = "$LATEST";
+    for (;;) {
+      auto versions = registry_.list_versions(f.name, marker, 50);
+      if (!versions.ok()) break;
+      for (const auto& v : versions->functions) {
+        functions.push_back(render_configuration(v, registry_.function_arn(v.name, v.version), ConfigView::kListRow));
+      }
+      if (versions->next_marker.empty()) break;
+      marker = versions->next_marker;
+    }
   }
   json out = {{"Functions", std::move(functions)}};
   if (!page->next_marker.empty()) out["NextMarker"] = page->next_marker;
@@ -247,11 +283,6 @@ http::Response LambdaApi::update_code(const http::Request& req, const http::Para
                                    "Please provide a source for function code: ZipFile"),
                         req.version());
   }
-  if (body->value("Publish", false)) {
-    return render_error(make_error(ErrorCode::kInvalidParameterValue,
-                                   "Publish (function versions) is not supported by nimbus"),
-                        req.version());
-  }
   auto zip = base::base64_decode(zip_it->get<std::string>());
   if (!zip) {
     return render_error(make_error(ErrorCode::kInvalidParameterValue,
@@ -267,7 +298,8 @@ http::Response LambdaApi::update_code(const http::Request& req, const http::Para
                          req.version());
   }
   NIMBUS_API_TRY(registry_.update_code(*name, std::move(*zip), revision), updated);
-  if (invoker_) invoker_->retire(*name);
+  if (invoker_) invoker_->retire(*name, std::string(registry::kLatest));
+  if (body->value("Publish", false)) return render_published(req, *name, std::nullopt);
   return json_response(http::Status::ok,
                        render_configuration(*updated, registry_.function_arn(*name), ConfigView::kFull),
                        req.version());
@@ -279,7 +311,7 @@ http::Response LambdaApi::update_configuration(const http::Request& req, const h
   NIMBUS_API_TRY(parse_body(req.body()), body);
   NIMBUS_API_TRY(parse_update_configuration(*body), patch);
   NIMBUS_API_TRY(registry_.update_configuration(*name, *patch), updated);
-  if (invoker_) invoker_->retire(*name);
+  if (invoker_) invoker_->retire(*name, std::string(registry::kLatest));
   return json_response(http::Status::ok,
                        render_configuration(*updated, registry_.function_arn(*name), ConfigView::kFull),
                        req.version());
@@ -292,7 +324,16 @@ http::Response LambdaApi::delete_function(const http::Request& req, const http::
                                    "$LATEST version cannot be deleted without deleting the function."),
                         req.version());
   }
-  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
+  if (!ref->qualifier.empty()) {
+    // DeleteFunction with a version number deletes that version only.
+    if (auto s = registry_.delete_version(ref->name, ref->qualifier); !s.ok()) {
+      return render_error(s.error(), req.version());
+    }
+    if (invoker_) invoker_->retire(ref->name, ref->qualifier);
+    return empty_response(http::Status::no_content, req.version());
+  }
+  const std::string* name = &ref->name;
   if (auto s = registry_.remove(*name); !s.ok()) return render_error(s.error(), req.version());
   if (invoker_) invoker_->retire(*name);
   if (logs_) logs_->remove(*name);
@@ -407,18 +448,13 @@ http::asio::awaitable<http::Response> LambdaApi::invoke(const http::Request& req
                                                   kMaxSyncPayload)),
                            version);
   }
-  auto name = unqualified_name(*http::find_param(path, "name"), query);
-  if (!name.ok()) {
-    base::Error e = std::move(name).error();
+  auto ref = qualified_name(*http::find_param(path, "name"), query);
+  if (!ref.ok()) {
+    base::Error e = std::move(ref).error();
     co_return render_error(e, version);
   }
-  auto config = registry_.get(*name);
-  if (!config.ok()) {
-    // Lambda names the version it looked for.
-    co_return render_error(make_error(ErrorCode::kResourceNotFound,
-                                      "Function not found: " + registry_.function_arn(*name, "$LATEST")),
-                           version);
-  }
+  const std::string qualifier = ref->qualifier.empty() ? std::string(registry::kLatest) : ref->qualifier;
+  const std::string& name = ref->name;
   const std::string type = req["X-Amz-Invocation-Type"].empty() ? "RequestResponse" : std::string(req["X-Amz-Invocation-Type"]);
   const std::string log_type = req["X-Amz-Log-Type"].empty() ? "None" : std::string(req["X-Amz-Log-Type"]);
   if (type != "RequestResponse" && type != "Event" && type != "DryRun") {
@@ -461,6 +497,14 @@ http::asio::awaitable<http::Response> LambdaApi::invoke(const http::Request& req
     }
     client_context = std::move(*decoded);
   }
+  if (type != "RequestResponse") {
+    // The synchronous path learns this from the invoker's own lookup.
+    if (auto target = registry_.get_qualified(name, ref->qualifier); !target.ok()) {
+      co_return render_error(make_error(ErrorCode::kResourceNotFound,
+                                        "Function not found: " + registry_.function_arn(name, qualifier)),
+                             version);
+    }
+  }
   if (type == "DryRun") {
     http::Response res{http::Status::no_content, version};
     co_return res;
@@ -474,11 +518,11 @@ http::asio::awaitable<http::Response> LambdaApi::invoke(const http::Request& req
                            version);
   }
   invoker::InvokeRequest request;
-  request.function = *name;
+  request.function = name;
+  request.qualifier = ref->qualifier;
   request.payload = std::move(payload);
   request.client_context = std::move(client_context);
-  const std::string qualifier = query_value(query, "Qualifier");
-  request.invoked_arn = registry_.function_arn(*name, qualifier);
+  request.invoked_arn = registry_.function_arn(name, ref->qualifier);
   auto result = co_await invoker_->invoke(std::move(request));
   http::Response res{http::Status::ok, version};
   res.set("x-amzn-RequestId", result.request_id);
@@ -490,6 +534,10 @@ http::asio::awaitable<http::Response> LambdaApi::invoke(const http::Request& req
       co_return throttled;
     }
     case invoker::InvokeStatus::kFailed:
+      if (result.error.code == ErrorCode::kResourceNotFound) {
+        // Lambda names the version it looked for.
+        result.error.message = "Function not found: " + registry_.function_arn(name, qualifier);
+      }
       co_return render_error(result.error, version);
     case invoker::InvokeStatus::kFunctionError:
       res.set("X-Amz-Function-Error", "Unhandled");
@@ -497,7 +545,7 @@ http::asio::awaitable<http::Response> LambdaApi::invoke(const http::Request& req
     case invoker::InvokeStatus::kSuccess:
       break;
   }
-  res.set("X-Amz-Executed-Version", "$LATEST");
+  res.set("X-Amz-Executed-Version", result.executed_version);
   res.set(http::Field::content_type, "application/json");
   if (log_type == "Tail") res.set("X-Amz-Log-Result", base::base64_encode(result.log));
   res.body() = std::move(result.payload);
@@ -547,6 +595,162 @@ http::Response LambdaApi::delete_concurrency(const http::Request& req, const htt
   NIMBUS_API_TRY(registry_.resolve(*http::find_param(path, "name")), ref);
   if (!ref->qualifier.empty()) return render_error(functions_only(), req.version());
   NIMBUS_API_TRY(registry_.set_reserved_concurrency(ref->name, std::nullopt), updated);
+  return empty_response(http::Status::no_content, req.version());
+}
+
+http::Response LambdaApi::render_published(const http::Request& req, const std::string& name,
+                                           std::optional<std::string> code_sha256) {
+  registry::PublishSpec spec;
+  spec.code_sha256 = std::move(code_sha256);
+  NIMBUS_API_TRY(registry_.publish_version(name, spec), version);
+  return json_response(http::Status::created,
+                       render_configuration(*version, registry_.function_arn(name, version->version), ConfigView::kFull),
+                       req.version());
+}
+
+http::Response LambdaApi::publish_version(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(parse_body(req.body()), body);
+  if (auto s = reject_unknown(*body, {"CodeSha256", "Description", "RevisionId"}, "PublishVersion"); !s.ok()) {
+    return render_error(s.error(), req.version());
+  }
+  registry::PublishSpec spec;
+  for (const auto& [member, target] : {std::pair{"CodeSha256", &spec.code_sha256},
+                                       std::pair{"Description", &spec.description},
+                                       std::pair{"RevisionId", &spec.revision_id}}) {
+    const auto it = body->find(member);
+    if (it == body->end() || it->is_null()) continue;
+    if (!it->is_string()) {
+      return render_error(make_error(ErrorCode::kValidation,
+                                     fmt::format("1 validation error detected: {} must be a string", member)),
+                          req.version());
+    }
+    *target = it->get<std::string>();
+  }
+  if (spec.description) {
+    if (auto s = registry::validate_description(*spec.description); !s.ok()) return render_error(s.error(), req.version());
+  }
+  NIMBUS_API_TRY(registry_.publish_version(*name, spec), version);
+  return json_response(http::Status::created,
+                       render_configuration(*version, registry_.function_arn(*name, version->version), ConfigView::kFull),
+                       req.version());
+}
+
+
+http::Response LambdaApi::list_versions(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(max_items(query), limit);
+  NIMBUS_API_TRY(registry_.list_versions(*name, query_value(query, "Marker"), *limit), page);
+  json versions = json::array();
+  for (const auto& v : page->functions) {
+    versions.push_back(render_configuration(v, registry_.function_arn(v.name, v.version), ConfigView::kListRow));
+  }
+  json out = {{"Versions", std::move(versions)}};
+  if (!page->next_marker.empty()) out["NextMarker"] = page->next_marker;
+  return json_response(http::Status::ok, out, req.version());
+}
+
+http::Response LambdaApi::create_alias(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(parse_body(req.body()), body);
+  NIMBUS_API_TRY(parse_alias(*body, AliasOperation::kCreate), spec);
+  NIMBUS_API_TRY(registry_.create_alias(*name, *spec), alias);
+  return json_response(http::Status::created, render_alias(*alias, registry_.function_arn(*name, alias->name)),
+                       req.version());
+}
+
+http::Response LambdaApi::list_aliases(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(max_items(query), limit);
+  NIMBUS_API_TRY(registry_.list_aliases(*name, query_value(query, "FunctionVersion"), query_value(query, "Marker"),
+                                        *limit),
+                 page);
+  json aliases = json::array();
+  for (const auto& a : page->aliases) aliases.push_back(render_alias(a, registry_.function_arn(*name, a.name)));
+  json out = {{"Aliases", std::move(aliases)}};
+  if (!page->next_marker.empty()) out["NextMarker"] = page->next_marker;
+  return json_response(http::Status::ok, out, req.version());
+}
+
+http::Response LambdaApi::get_alias(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(registry_.get_alias(*name, *http::find_param(path, "alias")), alias);
+  return json_response(http::Status::ok, render_alias(*alias, registry_.function_arn(*name, alias->name)),
+                       req.version());
+}
+
+http::Response LambdaApi::update_alias(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  NIMBUS_API_TRY(parse_body(req.body()), body);
+  NIMBUS_API_TRY(parse_alias(*body, AliasOperation::kUpdate), spec);
+  spec->name = *http::find_param(path, "alias");
+  NIMBUS_API_TRY(registry_.update_alias(*name, *spec), alias);
+  return json_response(http::Status::ok, render_alias(*alias, registry_.function_arn(*name, alias->name)),
+                       req.version());
+}
+
+http::Response LambdaApi::delete_alias(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
+  if (auto s = registry_.delete_alias(*name, *http::find_param(path, "alias")); !s.ok()) {
+    return render_error(s.error(), req.version());
+  }
+  return empty_response(http::Status::no_content, req.version());
+}
+
+json LambdaApi::provisioned_view(const registry::ProvisionedConcurrency& p) {
+  int ready = 0;
+  std::string failure;
+  if (invoker_) {
+    if (auto target = registry_.get_qualified(p.function, p.qualifier); target.ok()) {
+      const auto state = invoker_->provisioned_state(*target);
+      ready = state.ready;
+      failure = state.failure;
+    }
+  }
+  return render_provisioned(p, ready, failure);
+}
+
+http::Response LambdaApi::put_provisioned(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
+  NIMBUS_API_TRY(parse_body(req.body()), body);
+  if (auto s = reject_unknown(*body, {"ProvisionedConcurrentExecutions"}, "PutProvisionedConcurrencyConfig"); !s.ok()) {
+    return render_error(s.error(), req.version());
+  }
+  const auto it = body->find("ProvisionedConcurrentExecutions");
+  if (it == body->end() || !it->is_number_integer()) {
+    return render_error(make_error(ErrorCode::kValidation,
+                                   "1 validation error detected: Value null at 'provisionedConcurrentExecutions' failed "
+                                   "to satisfy constraint: Member must not be null"),
+                        req.version());
+  }
+  const auto requested = static_cast<int>(std::clamp<std::int64_t>(it->get<std::int64_t>(), -1, 1 << 30));
+  NIMBUS_API_TRY(registry_.put_provisioned(ref->name, ref->qualifier, requested), config);
+  return json_response(http::Status::accepted, provisioned_view(*config), req.version());
+}
+
+http::Response LambdaApi::get_provisioned(const http::Request& req, const http::Params& path, const http::Params& query) {
+  if (query_value(query, "List") == "ALL") {
+    // ListProvisionedConcurrencyConfigs.
+    NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), http::Params{}), name);
+    NIMBUS_API_TRY(registry_.list_provisioned(*name), configs);
+    json list = json::array();
+    for (const auto& p : *configs) {
+      json row = provisioned_view(p);
+      row["FunctionArn"] = registry_.function_arn(p.function, p.qualifier);
+      list.push_back(std::move(row));
+    }
+    return json_response(http::Status::ok, {{"ProvisionedConcurrencyConfigs", std::move(list)}}, req.version());
+  }
+  NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
+  NIMBUS_API_TRY(registry_.get_provisioned(ref->name, ref->qualifier), config);
+  return json_response(http::Status::ok, provisioned_view(*config), req.version());
+}
+
+http::Response LambdaApi::delete_provisioned(const http::Request& req, const http::Params& path, const http::Params& query) {
+  NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
+  if (auto s = registry_.delete_provisioned(ref->name, ref->qualifier); !s.ok()) {
+    return render_error(s.error(), req.version());
+  }
   return empty_response(http::Status::no_content, req.version());
 }
 

@@ -79,11 +79,27 @@ class LambdaApi {
   http::Response put_concurrency(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response get_concurrency(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response delete_concurrency(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response publish_version(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response list_versions(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response create_alias(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response list_aliases(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response get_alias(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response update_alias(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response delete_alias(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response put_provisioned(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response get_provisioned(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response delete_provisioned(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response metrics(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response function_logs(const http::Request& req, const http::Params& path, const http::Params& query);
 
+  // The function and qualifier a FunctionName path label and ?Qualifier name.
+  base::Result<registry::FunctionRef> qualified_name(std::string_view label, const http::Params& query) const;
   // The $LATEST name a FunctionName path label refers to, or why none.
   base::Result<std::string> unqualified_name(std::string_view label, const http::Params& query) const;
+  // PublishVersion's response (also CreateFunction / UpdateFunctionCode with Publish).
+  http::Response render_published(const http::Request& req, const std::string& name, std::optional<std::string> code_sha256);
+  // A provisioned config as Get/Put/List show it, with the invoker's live count.
+  nlohmann::json provisioned_view(const registry::ProvisionedConcurrency& config);
   std::string code_token(std::string_view name, std::string_view sha_hex) const;
 
   registry::Registry& registry_;

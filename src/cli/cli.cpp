@@ -32,6 +32,7 @@ struct DeployOptions {
   int memory = 0;
   int timeout = 0;
   std::vector<std::string> env;
+  bool publish = false;
 };
 
 int fail(const std::string& message) {
@@ -102,6 +103,96 @@ int deploy(ControlClient& client, const DeployOptions& o) {
              result.value("MemorySize", 0), result.value("Timeout", 0), result.value("CodeSize", 0),
              result.value("CodeSha256", ""));
   fmt::print("  arn: {}\n", result.value("FunctionArn", ""));
+  if (o.publish) {
+    auto published = client.call(http::Verb::post, function_path(o.name) + "/versions", json::object());
+    if (!published.ok()) return fail(published.error().message);
+    fmt::print("  published version {} ({})\n", published->body.value("Version", ""),
+               published->body.value("FunctionArn", ""));
+  }
+  return 0;
+}
+
+int publish(ControlClient& client, const std::string& name, const std::string& description) {
+  json body = json::object();
+  if (!description.empty()) body["Description"] = description;
+  auto reply = client.call(http::Verb::post, function_path(name) + "/versions", body);
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("published {} version {} ({})\n", name, reply->body.value("Version", ""),
+             reply->body.value("FunctionArn", ""));
+  return 0;
+}
+
+struct AliasOptions {
+  std::string function;
+  std::string alias;
+  std::string version;
+  std::vector<std::string> weights;  // VERSION=WEIGHT
+};
+
+int alias_set(ControlClient& client, const AliasOptions& o) {
+  json weights = json::object();
+  for (const auto& w : o.weights) {
+    const auto eq = w.find('=');
+    char* end = nullptr;
+    const double value = eq == std::string::npos ? -1 : std::strtod(w.c_str() + eq + 1, &end);
+    if (eq == std::string::npos || eq == 0 || end == nullptr || *end != '\0') {
+      return fail(fmt::format("--weight '{}': expected VERSION=WEIGHT with a weight between 0 and 1", w));
+    }
+    weights[w.substr(0, eq)] = value;
+  }
+  json body = {{"FunctionVersion", o.version}, {"RoutingConfig", {{"AdditionalVersionWeights", weights}}}};
+  const std::string path = function_path(o.function) + "/aliases";
+  auto updated = client.call(http::Verb::put, path + "/" + http::percent_encode(o.alias), body);
+  if (!updated.ok() && updated.error().code == base::ErrorCode::kResourceNotFound) {
+    body["Name"] = o.alias;
+    updated = client.call(http::Verb::post, path, body);
+  }
+  if (!updated.ok()) return fail(updated.error().message);
+  fmt::print("{} -> version {}{}\n", updated->body.value("AliasArn", ""), o.version,
+             weights.empty() ? "" : " (+ " + weights.dump() + ")");
+  return 0;
+}
+
+int alias_list(ControlClient& client, const std::string& function) {
+  auto reply = client.call(http::Verb::get, function_path(function) + "/aliases");
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("{:<24} {:<10} {}\n", "ALIAS", "VERSION", "ROUTING");
+  for (const auto& a : reply->body.value("Aliases", json::array())) {
+    const json routing = a.contains("RoutingConfig") ? a["RoutingConfig"].value("AdditionalVersionWeights", json::object())
+                                                     : json::object();
+    fmt::print("{:<24} {:<10} {}\n", a.value("Name", ""), a.value("FunctionVersion", ""),
+               routing.empty() ? "" : routing.dump());
+  }
+  return 0;
+}
+
+int alias_remove(ControlClient& client, const std::string& function, const std::string& alias) {
+  auto reply = client.call(http::Verb::delete_, function_path(function) + "/aliases/" + http::percent_encode(alias));
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("deleted alias {} of {}\n", alias, function);
+  return 0;
+}
+
+// `nimbus provision NAME:QUALIFIER COUNT`; 0 removes the configuration.
+int provision(ControlClient& client, const std::string& target, int count) {
+  const auto colon = target.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == target.size()) {
+    return fail(fmt::format("'{}': expected NAME:VERSION or NAME:ALIAS (provisioned concurrency applies to a "
+                            "published version or an alias)",
+                            target));
+  }
+  const std::string path = "/2019-09-30/functions/" + http::percent_encode(target.substr(0, colon)) +
+                           "/provisioned-concurrency?Qualifier=" + http::percent_encode(target.substr(colon + 1));
+  if (count == 0) {
+    auto reply = client.call(http::Verb::delete_, path);
+    if (!reply.ok()) return fail(reply.error().message);
+    fmt::print("{}: provisioned concurrency removed\n", target);
+    return 0;
+  }
+  auto reply = client.call(http::Verb::put, path, json{{"ProvisionedConcurrentExecutions", count}});
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("{}: {} provisioned instances requested ({} ready; `nimbus describe` shows progress)\n", target,
+             count, reply->body.value("AvailableProvisionedConcurrentExecutions", 0));
   return 0;
 }
 
@@ -268,6 +359,7 @@ int run(int argc, char** argv) {
                   "cannot isolate, printed loudly at start");
 
   // deploy
+  std::string target_name;
   DeployOptions deploy_options;
   auto* deploy_cmd = app.add_subcommand("deploy", "Create a function, or update its code and configuration");
   deploy_cmd->add_option("path", deploy_options.path, "directory (zipped for you) or .zip file")->required();
@@ -282,9 +374,33 @@ int run(int argc, char** argv) {
   deploy_cmd->add_option("--description", deploy_options.description, "description");
   deploy_cmd->add_option("--role", deploy_options.role, "execution role ARN (stored, not enforced)")
       ->capture_default_str();
+  deploy_cmd->add_flag("--publish", deploy_options.publish, "publish a version of what was deployed");
+
+  std::string description;
+  auto* publish_cmd = app.add_subcommand("publish", "Publish the function's current code and configuration as a version");
+  publish_cmd->add_option("name", target_name, "function name")->required();
+  publish_cmd->add_option("--description", description, "the version's description");
+  AliasOptions alias_options;
+  auto* alias_cmd = app.add_subcommand("alias", "Manage aliases (named pointers to versions)");
+  alias_cmd->require_subcommand(1);
+  auto* alias_set_cmd = alias_cmd->add_subcommand("set", "Create or move an alias");
+  alias_set_cmd->add_option("function", alias_options.function, "function name")->required();
+  alias_set_cmd->add_option("alias", alias_options.alias, "alias name")->required();
+  alias_set_cmd->add_option("version", alias_options.version, "version it points to ($LATEST or a number)")->required();
+  alias_set_cmd->add_option("--weight", alias_options.weights,
+                            "VERSION=WEIGHT: send that share (0-1) of invocations to a second version");
+  auto* alias_ls_cmd = alias_cmd->add_subcommand("ls", "List a function's aliases");
+  alias_ls_cmd->add_option("function", alias_options.function, "function name")->required();
+  auto* alias_rm_cmd = alias_cmd->add_subcommand("rm", "Delete an alias");
+  alias_rm_cmd->add_option("function", alias_options.function, "function name")->required();
+  alias_rm_cmd->add_option("alias", alias_options.alias, "alias name")->required();
+  std::string provision_target;
+  int provision_count = 0;
+  auto* provision_cmd = app.add_subcommand("provision", "Keep N instances of a version or alias initialised (0 removes)");
+  provision_cmd->add_option("target", provision_target, "NAME:VERSION or NAME:ALIAS")->required();
+  provision_cmd->add_option("count", provision_count, "instances")->required()->check(CLI::Range(0, 100000));
 
   auto* ls = app.add_subcommand("ls", "List functions");
-  std::string target_name;
   auto* describe_cmd = app.add_subcommand("describe", "Show a function's configuration and code location");
   describe_cmd->add_option("name", target_name, "function name or ARN")->required();
   auto* rm = app.add_subcommand("rm", "Delete a function");
@@ -333,6 +449,11 @@ int run(int argc, char** argv) {
   if (rm->parsed()) return remove(*client, target_name);
   if (invoke_cmd->parsed()) return invoke(*client, target_name, payload);
   if (logs_cmd->parsed()) return logs(*client, target_name, follow, since);
+  if (publish_cmd->parsed()) return publish(*client, target_name, description);
+  if (alias_set_cmd->parsed()) return alias_set(*client, alias_options);
+  if (alias_ls_cmd->parsed()) return alias_list(*client, alias_options.function);
+  if (alias_rm_cmd->parsed()) return alias_remove(*client, alias_options.function, alias_options.alias);
+  if (provision_cmd->parsed()) return provision(*client, provision_target, provision_count);
   return fail("no command given (see nimbus --help)");
 }
 

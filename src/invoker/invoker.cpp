@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cctype>
+#include <random>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -48,7 +49,9 @@ enum class InstanceState { kStarting, kIdle, kBusy, kDraining, kDead };
 struct Invoker::Instance {
   std::string id;
   std::string function;
-  FunctionMetrics* metrics = nullptr;  // its pool's; pools live as long as the invoker
+  std::string pool;                    // key of its pool in pools_
+  FunctionMetrics* metrics = nullptr;  // its function's; they live as long as the invoker
+  bool provisioned = false;            // GUARDED_BY(Invoker::mu_) kept initialised, never reaped
   std::string revision;  // the configuration it was started with
   InstanceState state = InstanceState::kStarting;  // GUARDED_BY(Invoker::mu_)
   int pid = 0;
@@ -63,12 +66,30 @@ struct Invoker::Instance {
   std::string output_buffer;  // GUARDED_BY(output_mu)
 };
 
-struct Invoker::Pool {
-  Pool(telemetry::Registry& registry, const std::string& function) : metrics(registry, function) {}
-  std::vector<std::shared_ptr<Instance>> instances;
+// Per function: what spans its versions (reserved concurrency counts every
+// version's invocations) and its metric series.
+struct Invoker::FunctionState {
+  FunctionState(telemetry::Registry& registry, const std::string& function) : metrics(registry, function) {}
   int in_flight = 0;
+  int instances = 0;
   FunctionMetrics metrics;
 };
+
+// The instances of one version.
+struct Invoker::Pool {
+  std::string function;
+  FunctionState* state = nullptr;
+  std::vector<std::shared_ptr<Instance>> instances;
+  int provisioned_target = 0;          // from the registry's provisioned configs
+  std::string provisioned_failure;     // why the last provisioned start failed
+  SteadyClock::time_point failed_at;   // and when (retries back off)
+};
+
+namespace {
+std::string pool_key(const std::string& function, const std::string& version) {
+  return version == registry::kLatest || version.empty() ? function : function + ":" + version;
+}
+}  // namespace
 
 Invoker::Invoker(asio::any_io_executor executor, registry::Registry& registry, sandbox::Launcher& launcher,
                  runtime_api::RuntimeApi& runtime_api, telemetry::Registry& metrics, telemetry::LogStore& logs,
@@ -95,6 +116,10 @@ void Invoker::start() {
   asio::co_spawn(executor_, reap_idle(), [](std::exception_ptr e) {
     if (e) spdlog::error("invoker: reaper ended with an exception");
   });
+  provisioner_ = std::make_unique<asio::steady_timer>(executor_);
+  asio::co_spawn(executor_, keep_provisioned(), [](std::exception_ptr e) {
+    if (e) spdlog::error("invoker: provisioner ended with an exception");
+  });
 }
 
 void Invoker::stop() {
@@ -109,16 +134,17 @@ void Invoker::stop() {
   }
   for (auto& inst : all) destroy(inst);
   if (reaper_) reaper_->cancel();
+  if (provisioner_) provisioner_->cancel();
   if (exit_events_) {
     boost::system::error_code ignored;
     exit_events_->cancel(ignored);
   }
 }
 
-Invoker::PoolCounts Invoker::counts(const std::string& function) {
+Invoker::PoolCounts Invoker::counts(const std::string& function, const std::string& version) {
   std::lock_guard lock(mu_);
   PoolCounts c;
-  const auto it = pools_.find(function);
+  const auto it = pools_.find(pool_key(function, version));
   if (it == pools_.end()) return c;
   for (const auto& inst : it->second->instances) {
     if (inst->state == InstanceState::kStarting) ++c.starting;
@@ -128,18 +154,61 @@ Invoker::PoolCounts Invoker::counts(const std::string& function) {
   return c;
 }
 
-void Invoker::retire(const std::string& function) {
+void Invoker::retire(const std::string& function, const std::string& version) {
   std::vector<std::shared_ptr<Instance>> idle;
   {
     std::lock_guard lock(mu_);
-    const auto it = pools_.find(function);
-    if (it == pools_.end()) return;
-    for (auto& inst : it->second->instances) {
-      if (inst->state == InstanceState::kIdle) idle.push_back(inst);
-      else if (inst->state == InstanceState::kBusy || inst->state == InstanceState::kStarting) inst->state = InstanceState::kDraining;
+    for (auto& [key, pool] : pools_) {
+      if (pool->function != function || (!version.empty() && key != pool_key(function, version))) continue;
+      for (auto& inst : pool->instances) {
+        if (inst->state == InstanceState::kIdle) idle.push_back(inst);
+        else if (inst->state == InstanceState::kBusy || inst->state == InstanceState::kStarting) inst->state = InstanceState::kDraining;
+      }
     }
   }
   for (auto& inst : idle) destroy(inst);
+}
+
+Invoker::ProvisionedState Invoker::provisioned_state(const registry::FunctionConfig& config) {
+  std::lock_guard lock(mu_);
+  ProvisionedState out;
+  const auto it = pools_.find(pool_key(config.name, config.version));
+  if (it == pools_.end()) return out;
+  for (const auto& inst : it->second->instances) {
+    if (inst->provisioned && (inst->state == InstanceState::kIdle || inst->state == InstanceState::kBusy)) ++out.ready;
+  }
+  out.failure = it->second->provisioned_failure;
+  return out;
+}
+
+Invoker::Pool& Invoker::pool_for(const registry::FunctionConfig& config) {
+  auto& pool = pools_[pool_key(config.name, config.version)];
+  if (!pool) {
+    auto& fn = functions_[config.name];
+    if (!fn) fn = std::make_unique<FunctionState>(metrics_, config.name);
+    pool = std::make_unique<Pool>();
+    pool->function = config.name;
+    pool->state = fn.get();
+  }
+  return *pool;
+}
+
+std::shared_ptr<Invoker::Instance> Invoker::new_instance(Pool& pool, const registry::FunctionConfig& config) {
+  auto inst = std::make_shared<Instance>();
+  const std::uint64_t n = next_instance_++;
+  std::string slug;
+  for (char c : config.name) {
+    slug.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
+  }
+  // Unique on the host (cgroups are shared between daemons).
+  inst->id = fmt::format("{}-{}-{}", slug.substr(0, 40), ::getpid(), n);
+  inst->function = config.name;
+  inst->pool = pool_key(config.name, config.version);
+  inst->revision = config.revision_id;
+  inst->metrics = &pool.state->metrics;
+  pool.instances.push_back(inst);
+  pool.state->metrics.instances.set(++pool.state->instances);
+  return inst;
 }
 
 void Invoker::destroy(const std::shared_ptr<Instance>& inst) {
@@ -147,11 +216,12 @@ void Invoker::destroy(const std::shared_ptr<Instance>& inst) {
     std::lock_guard lock(mu_);
     if (inst->state == InstanceState::kDead) return;
     inst->state = InstanceState::kDead;
-    const auto it = pools_.find(inst->function);
+    const auto it = pools_.find(inst->pool);
     if (it != pools_.end()) {
       auto& v = it->second->instances;
+      const auto before = v.size();
       v.erase(std::remove(v.begin(), v.end(), inst), v.end());
-      it->second->metrics.instances.set(static_cast<std::int64_t>(v.size()));
+      if (v.size() != before) it->second->state->metrics.instances.set(--it->second->state->instances);
     }
   }
   if (inst->pid > 0) (void)launcher_.kill(inst->pid);
@@ -208,7 +278,8 @@ asio::awaitable<void> Invoker::reap_idle() {
       const auto now = SteadyClock::now();
       for (auto& [name, pool] : pools_) {
         for (auto& inst : pool->instances) {
-          if (inst->state == InstanceState::kIdle && should_evict(inst->idle_since, now, config_.keep_alive)) {
+          if (inst->state == InstanceState::kIdle && !inst->provisioned &&
+              should_evict(inst->idle_since, now, config_.keep_alive)) {
             expired.push_back(inst);
           }
         }
@@ -216,6 +287,97 @@ asio::awaitable<void> Invoker::reap_idle() {
     }
     for (auto& inst : expired) destroy(inst);
   }
+}
+
+asio::awaitable<void> Invoker::keep_provisioned() {
+  for (;;) {
+    provisioner_->expires_after(config_.provisioning_period);
+    auto [ec] = co_await provisioner_->async_wait(kUseTuple);
+    if (ec) co_return;
+    reconcile_provisioned();
+  }
+}
+
+void Invoker::reconcile_provisioned() {
+  // What the registry asks for, per version: an alias and the version it
+  // points at add up.
+  struct Want {
+    registry::FunctionConfig config;
+    int count = 0;
+  };
+  std::map<std::string, Want> wanted;
+  for (const auto& p : registry_.provisioned_all()) {
+    auto config = registry_.get_qualified(p.function, p.qualifier);
+    if (!config.ok()) continue;
+    auto& want = wanted[pool_key(config->name, config->version)];
+    want.config = std::move(*config);
+    want.count += p.requested;
+  }
+  std::vector<std::pair<std::shared_ptr<Instance>, registry::FunctionConfig>> to_start;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    const auto now = SteadyClock::now();
+    for (auto& [key, pool] : pools_) {
+      if (wanted.count(key) == 0) pool->provisioned_target = 0;
+    }
+    for (auto& [key, want] : wanted) pool_for(want.config).provisioned_target = want.count;
+    for (auto& [key, pool] : pools_) {
+      const auto w = wanted.find(key);
+      int have = 0;
+      for (auto& inst : pool->instances) {
+        const bool live = inst->state != InstanceState::kDraining && inst->state != InstanceState::kDead &&
+                          (w == wanted.end() || inst->revision == w->second.config.revision_id);
+        if (!inst->provisioned || !live) continue;
+        if (have < pool->provisioned_target) {
+          ++have;
+        } else {
+          inst->provisioned = false;  // surplus: ages out like any on-demand instance
+          inst->idle_since = now;
+        }
+      }
+      if (w == wanted.end() || have >= pool->provisioned_target) continue;
+      // After a failed start, wait a little before the next attempt.
+      if (!pool->provisioned_failure.empty() && now - pool->failed_at < std::chrono::seconds(2)) continue;
+      for (; have < pool->provisioned_target; ++have) {
+        auto inst = new_instance(*pool, w->second.config);
+        inst->provisioned = true;
+        to_start.emplace_back(std::move(inst), w->second.config);
+      }
+    }
+  }
+  for (auto& [inst, config] : to_start) {
+    asio::co_spawn(executor_, start_provisioned(std::move(inst), std::move(config)), [](std::exception_ptr e) {
+      if (e) spdlog::error("invoker: a provisioned start ended with an exception");
+    });
+  }
+}
+
+asio::awaitable<void> Invoker::start_provisioned(std::shared_ptr<Instance> inst, registry::FunctionConfig config) {
+  auto started = co_await start_instance(inst, config, "provisioned-" + inst->id);
+  const std::string output = inst->output ? drain_output(*inst) : std::string();
+  if (!output.empty()) logs_.append(config.name, clock_.now_ms(), output.back() == '\n' ? output : output + "\n");
+  bool kill = !started.ok();
+  {
+    std::lock_guard lock(mu_);
+    const auto it = pools_.find(inst->pool);
+    if (it != pools_.end()) {
+      if (started.ok()) {
+        it->second->provisioned_failure.clear();
+      } else {
+        it->second->provisioned_failure = started.error().message;
+        it->second->failed_at = SteadyClock::now();
+      }
+    }
+    if (started.ok() && inst->state == InstanceState::kStarting && !stopping_) {
+      inst->state = InstanceState::kIdle;
+      inst->idle_since = SteadyClock::now();
+    } else {
+      kill = true;
+    }
+  }
+  if (!started.ok()) spdlog::warn("invoker: {}: provisioned instance failed to start: {}", config.name, started.error().message);
+  if (kill) destroy(inst);
 }
 
 asio::awaitable<void> Invoker::read_output(std::shared_ptr<Instance> inst) {
@@ -295,14 +457,14 @@ base::Result<std::vector<std::string>> Invoker::command_for(const registry::Func
 }
 
 std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c, const std::string& runtime_api,
-                                              const Paths& paths) const {
+                                              const Paths& paths, InitType init) const {
   std::vector<std::string> env;
   for (const auto& [k, v] : c.environment) env.push_back(k + "=" + v);
   const auto* runtime = registry::find_runtime(c.runtime);
   const std::int64_t now = clock_.now_ms();
   const std::string date = base::format_lambda_time(now).substr(0, 10);
-  std::string stream = fmt::format("{}/{}/{}/[$LATEST]{}", date.substr(0, 4), date.substr(5, 2), date.substr(8, 2),
-                                   base::to_hex(base::random_bytes(16)));
+  std::string stream = fmt::format("{}/{}/{}/[{}]{}", date.substr(0, 4), date.substr(5, 2), date.substr(8, 2),
+                                   c.version, base::to_hex(base::random_bytes(16)));
   // Reserved variables come last and were refused at configuration time, so
   // a user can never override them.
   env.push_back("AWS_LAMBDA_RUNTIME_API=" + runtime_api);
@@ -310,11 +472,12 @@ std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c,
   env.push_back("LAMBDA_TASK_ROOT=" + paths.task);
   env.push_back("LAMBDA_RUNTIME_DIR=" + paths.runtime);
   env.push_back("AWS_LAMBDA_FUNCTION_NAME=" + c.name);
-  env.push_back("AWS_LAMBDA_FUNCTION_VERSION=$LATEST");
+  env.push_back("AWS_LAMBDA_FUNCTION_VERSION=" + c.version);
   env.push_back(fmt::format("AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}", c.memory_size));
   env.push_back("AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/" + c.name);
   env.push_back("AWS_LAMBDA_LOG_STREAM_NAME=" + stream);
-  env.push_back("AWS_LAMBDA_INITIALIZATION_TYPE=on-demand");
+  env.push_back(std::string("AWS_LAMBDA_INITIALIZATION_TYPE=") +
+                (init == InitType::kProvisioned ? "provisioned-concurrency" : "on-demand"));
   env.push_back("AWS_REGION=" + config_.region);
   env.push_back("AWS_DEFAULT_REGION=" + config_.region);
   if (runtime != nullptr && runtime->family != registry::RuntimeFamily::kProvided) {
@@ -350,7 +513,7 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
     return make_error(ErrorCode::kService,
                       error_body(type, fmt::format("RequestId: {} Error: {}", request_id, message)));
   };
-  auto code_dir = registry_.code_directory(config.name);
+  auto code_dir = registry_.code_directory(config);
   if (!code_dir.ok()) co_return fail_with("Runtime.Unknown", code_dir.error().message);
   auto command = command_for(config, *code_dir);
   if (!command.ok()) {
@@ -393,7 +556,13 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   sandbox::InstanceSpec spec;
   spec.instance_id = inst->id;
   spec.argv = std::move(*command);
-  spec.env = environment(config, runtime_api_address, paths_for(*code_dir));
+  bool provisioned;
+  {
+    std::lock_guard lock(mu_);
+    provisioned = inst->provisioned;
+  }
+  spec.env = environment(config, runtime_api_address, paths_for(*code_dir),
+                         provisioned ? InitType::kProvisioned : InitType::kOnDemand);
   if (private_network) spec.network = sandbox::NetworkMode::kNone;
   spec.code_dir = *code_dir;
   spec.runtime_dir = config_.runtimes_dir;
@@ -471,7 +640,10 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
 }
 
 asio::awaitable<InvokeResult> Invoker::invoke(InvokeRequest request) {
-  auto config = registry_.get(request.function);
+  // An alias may split traffic between two versions: one uniform draw decides.
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const double draw = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+  auto config = registry_.select_version(request.function, request.qualifier, draw);
   if (!config.ok()) {
     InvokeResult r;
     r.status = InvokeStatus::kFailed;
@@ -484,11 +656,13 @@ asio::awaitable<InvokeResult> Invoker::invoke(InvokeRequest request) {
 asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::FunctionConfig config) {
   InvokeResult result;
   result.request_id = base::uuid4();
+  result.executed_version = config.version;
   const std::string& fn = config.name;
   const bool reserved = config.reserved_concurrency.has_value();
 
   // Place the invocation.
   FunctionMetrics* m = nullptr;
+  Pool* placed_in = nullptr;
   std::shared_ptr<Instance> inst;
   bool cold = false;
   std::vector<std::shared_ptr<Instance>> stale;
@@ -499,10 +673,10 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       result.error = make_error(ErrorCode::kService, "nimbus is shutting down");
       co_return result;
     }
-    auto& pool_ptr = pools_[fn];
-    if (!pool_ptr) pool_ptr = std::make_unique<Pool>(metrics_, fn);
-    Pool& pool = *pool_ptr;
-    m = &pool.metrics;
+    Pool& pool = pool_for(config);
+    FunctionState& function = *pool.state;
+    placed_in = &pool;
+    m = &function.metrics;
     int idle = 0;
     for (auto& i : pool.instances) {
       if (i->revision != config.revision_id) {
@@ -514,7 +688,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
     }
     ConcurrencySnapshot snap;
     snap.idle = idle;
-    snap.in_flight = pool.in_flight;
+    snap.in_flight = function.in_flight;
     snap.reserved = config.reserved_concurrency;
     snap.unreserved_in_flight = unreserved_in_flight_;
     snap.account_limit = config_.account_concurrency;
@@ -528,7 +702,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       result.error = make_error(ErrorCode::kTooManyRequests, "Rate Exceeded.");
       m->throttles.add();
     } else {
-      ++pool.in_flight;
+      ++function.in_flight;
       if (!reserved) ++unreserved_in_flight_;
       if (placement == Placement::kUseIdle) {
         // The most recently used instance: its caches are warmest.
@@ -541,32 +715,23 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
         inst->state = InstanceState::kBusy;
       } else {
         cold = true;
-        inst = std::make_shared<Instance>();
-        const std::uint64_t n = next_instance_++;
-        std::string slug;
-        for (char c : fn) slug.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '-');
-        // Unique on the host (cgroups are shared between daemons).
-        inst->id = fmt::format("{}-{}-{}", slug.substr(0, 40), ::getpid(), n);
-        inst->function = fn;
-        inst->revision = config.revision_id;
-        inst->metrics = m;
-        pool.instances.push_back(inst);
-        m->instances.set(static_cast<std::int64_t>(pool.instances.size()));
+        inst = new_instance(pool, config);
       }
-      m->concurrent.set(pool.in_flight);
+      m->concurrent.set(function.in_flight);
     }
   }
   for (auto& s : stale) destroy(s);
   if (result.status == InvokeStatus::kThrottled) co_return result;
 
-  auto release = [this, &fn, reserved](const std::shared_ptr<Instance>& i, bool keep) {
+  // Pools and function states live as long as the invoker.
+  auto release = [this, placed_in, reserved](const std::shared_ptr<Instance>& i, bool keep) {
     bool kill = !keep;
     {
       std::lock_guard lock(mu_);
-      auto& pool = *pools_[fn];
-      --pool.in_flight;
+      FunctionState& function = *placed_in->state;
+      --function.in_flight;
       if (!reserved) --unreserved_in_flight_;
-      pool.metrics.concurrent.set(pool.in_flight);
+      function.metrics.concurrent.set(function.in_flight);
       if (i->state == InstanceState::kDraining || stopping_) kill = true;
       if (!kill && i->state != InstanceState::kDead) {
         i->state = InstanceState::kIdle;
@@ -595,7 +760,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       const std::string type = parsed.is_object() ? parsed.value("errorType", "Runtime.Unknown") : "Runtime.Unknown";
       log_spawn_failure(fmt::format("{}: instance failed to start: {}", fn, body));
       std::string output = inst->output ? drain_output(*inst) : std::string();
-      log_line(fmt::format("START RequestId: {} Version: $LATEST", result.request_id));
+      log_line(fmt::format("START RequestId: {} Version: {}", result.request_id, config.version));
       if (!output.empty()) log += output.back() == '\n' ? output : output + "\n";
       log_line(fmt::format("END RequestId: {}", result.request_id));
       std::optional<sandbox::ExitEvent> exit;
@@ -622,7 +787,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
     if (!init_output.empty()) log += init_output.back() == '\n' ? init_output : init_output + "\n";
   }
 
-  log_line(fmt::format("START RequestId: {} Version: $LATEST", result.request_id));
+  log_line(fmt::format("START RequestId: {} Version: {}", result.request_id, config.version));
   runtime_api::Event event;
   event.request_id = result.request_id;
   event.payload = std::move(request.payload);

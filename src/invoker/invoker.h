@@ -1,10 +1,12 @@
 #pragma once
 // Invoker: turns an invocation into a result. Keeps a pool of instances per
-// function, takes an idle warm one or starts a new one (scale from zero) when
-// the concurrency limits allow, hands the event over through the instance's
-// RuntimeSession, enforces the timeout, reports crashes and OOM kills, writes
-// START/END/REPORT with the function's output to the LogStore, and stops
-// instances idle for longer than the keep-alive.
+// function version ($LATEST or a published number), takes an idle warm one or
+// starts a new one (scale from zero) when the concurrency limits allow, hands
+// the event over through the instance's RuntimeSession, enforces the timeout,
+// reports crashes and OOM kills, writes START/END/REPORT with the function's
+// output to the LogStore, and stops instances idle for longer than the
+// keep-alive. Versions with provisioned concurrency keep that many instances
+// initialised at all times (a reconciler polls the registry's configs).
 //
 // Threads: invoke() is a coroutine callable from any io thread; pool state is
 // guarded by one mutex, never held across co_await. Exit events from the
@@ -38,12 +40,14 @@ struct InvokerConfig {
   std::filesystem::path uid_lock_dir = "/run/nimbus/uids";  // host-wide instance uid leases
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};
   std::chrono::milliseconds init_timeout{10000};  // Lambda's on-demand init limit
+  std::chrono::milliseconds provisioning_period{200};  // how often provisioned pools are topped up
   int account_concurrency = 1000;
   std::string region = "us-east-1";
 };
 
 struct InvokeRequest {
   std::string function;          // name (already resolved)
+  std::string qualifier;         // "", "$LATEST", a version number or an alias
   std::string payload;           // JSON text
   std::string client_context;    // decoded JSON text or empty
   std::string invoked_arn;       // as the caller named it
@@ -59,6 +63,7 @@ enum class InvokeStatus {
 struct InvokeResult {
   InvokeStatus status = InvokeStatus::kSuccess;
   std::string request_id;
+  std::string executed_version = "$LATEST";  // what an alias chose (X-Amz-Executed-Version)
   std::string payload;
   std::string content_type = "application/json";
   std::string log;                 // this invocation's log lines (for X-Amz-Log-Result)
@@ -78,22 +83,37 @@ class Invoker {
 
   [[nodiscard]] asio::awaitable<InvokeResult> invoke(InvokeRequest request);
 
-  // Instances per state, for tests and `nimbus ps`-like views.
+  // Instances per state of one version's pool, for `nimbus ps`-like views.
   struct PoolCounts {
     int starting = 0, idle = 0, busy = 0;
   };
-  [[nodiscard]] PoolCounts counts(const std::string& function);
-  // Stops every instance of a function (after delete or update).
-  void retire(const std::string& function);
+  [[nodiscard]] PoolCounts counts(const std::string& function, const std::string& version);
+  // Provisioned instances of `config`'s version that are initialised, and why
+  // the last one that failed to start did (empty when none failed).
+  struct ProvisionedState {
+    int ready = 0;
+    std::string failure;
+  };
+  [[nodiscard]] ProvisionedState provisioned_state(const registry::FunctionConfig& config);
+  // Stops the instances of one version (after an update of $LATEST or a
+  // version's deletion), or of every version when `version` is empty.
+  void retire(const std::string& function, const std::string& version = {});
 
  private:
   struct Instance;
   struct Pool;
-  struct Lease;
+  struct FunctionState;
 
   asio::awaitable<void> read_exit_events();
   asio::awaitable<void> reap_idle();
   asio::awaitable<void> read_output(std::shared_ptr<Instance> instance);
+  asio::awaitable<void> keep_provisioned();
+  // Tops up provisioned pools to their targets and lets surplus ones age out.
+  void reconcile_provisioned();
+  asio::awaitable<void> start_provisioned(std::shared_ptr<Instance> instance, registry::FunctionConfig config);
+  // The pool of `config`'s version, created on first use; the caller holds mu_.
+  Pool& pool_for(const registry::FunctionConfig& config);
+  std::shared_ptr<Instance> new_instance(Pool& pool, const registry::FunctionConfig& config);
   asio::awaitable<InvokeResult> run(InvokeRequest request, registry::FunctionConfig config);
   // Spawns an instance and waits for its runtime to ask for work.
   // On failure the error's message is the Lambda error JSON for the caller.
@@ -108,8 +128,9 @@ class Invoker {
   Paths paths_for(const std::filesystem::path& code_dir) const;
   base::Result<std::vector<std::string>> command_for(const registry::FunctionConfig& config,
                                                      const std::filesystem::path& code_dir) const;
+  enum class InitType { kOnDemand, kProvisioned };
   std::vector<std::string> environment(const registry::FunctionConfig& config, const std::string& runtime_api,
-                                       const Paths& paths) const;
+                                       const Paths& paths, InitType init) const;
   void destroy(const std::shared_ptr<Instance>& instance);
   std::string drain_output(Instance& instance);
 
@@ -124,7 +145,8 @@ class Invoker {
   sandbox::UidPool uids_;
 
   std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Pool>> pools_;          // GUARDED_BY(mu_)
+  std::map<std::string, std::unique_ptr<Pool>> pools_;          // GUARDED_BY(mu_) by "name" or "name:N"
+  std::map<std::string, std::unique_ptr<FunctionState>> functions_;  // GUARDED_BY(mu_)
   std::map<int, std::shared_ptr<Instance>> by_pid_;             // GUARDED_BY(mu_)
   std::map<int, sandbox::ExitEvent> early_exits_;               // GUARDED_BY(mu_)
   int unreserved_in_flight_ = 0;                                // GUARDED_BY(mu_)
@@ -133,6 +155,7 @@ class Invoker {
 
   std::unique_ptr<asio::posix::stream_descriptor> exit_events_;
   std::unique_ptr<asio::steady_timer> reaper_;
+  std::unique_ptr<asio::steady_timer> provisioner_;
 };
 
 }  // namespace nimbus::invoker
