@@ -96,7 +96,7 @@ struct IsolationReport {
   bool network_namespace = false;  // NetworkMode::kNone is available
   bool cgroups = false;            // memory, cpu and pids limits are enforced
   CgroupVersion cgroup_version = CgroupVersion::kNone;
-  bool seccomp = false;            // the deny-list filter is loaded into every instance
+  bool seccomp = false;            // the allow-list filter is loaded into every instance
   bool uid_switch = false;         // every instance runs as its own unprivileged uid
   std::vector<std::string> lost;   // one sentence per missing protection, for the daemon to print loudly
 };

@@ -40,7 +40,8 @@ std::vector<std::string_view> words(std::string_view s) {
 // Closes the libseccomp context on every path.
 class FilterContext {
  public:
-  FilterContext() : ctx_(seccomp_init(SCMP_ACT_ALLOW)) {}
+  // What is not allowed fails with EPERM, as in Docker's default profile.
+  FilterContext() : ctx_(seccomp_init(SCMP_ACT_ERRNO(EPERM))) {}
   ~FilterContext() {
     if (ctx_ != nullptr) seccomp_release(ctx_);
   }
@@ -94,7 +95,9 @@ base::Result<std::vector<SeccompRule>> parse_seccomp_policy(std::string_view tex
     rule.why = std::string(why);
     rule.line = line_no;
     for (std::size_t i = 1; i < w.size(); ++i) {
-      if (w[i] == "EPERM") {
+      if (w[i] == "allow") {
+        rule.action = RuleAction::kAllow;
+      } else if (w[i] == "EPERM") {
         rule.error = EPERM;
       } else if (w[i] == "ENOSYS") {
         rule.error = ENOSYS;
@@ -107,6 +110,9 @@ base::Result<std::vector<SeccompRule>> parse_seccomp_policy(std::string_view tex
       } else {
         return bad(fmt::format("unknown word '{}'", w[i]));
       }
+    }
+    if (rule.action == RuleAction::kAllow && (w.size() != 2)) {
+      return bad("an allowed call takes no errno or condition (a condition already allows the rest)");
     }
     for (const char c : rule.syscall) {
       if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return bad("not a syscall name");
@@ -132,38 +138,34 @@ base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<
                                     rule.syscall));
     }
     if (nr < 0) continue;  // not a syscall of this architecture
-    const std::uint32_t action = SCMP_ACT_ERRNO(static_cast<std::uint32_t>(rule.error));
-    const auto add = [&](unsigned count, const scmp_arg_cmp* cmp) -> base::Status {
+    const auto add = [&](std::uint32_t action, unsigned count, const scmp_arg_cmp* cmp) -> base::Status {
       const int rc = seccomp_rule_add_array(ctx.get(), action, nr, count, cmp);
       if (rc < 0) return seccomp_error(fmt::format("rule for {}", rule.syscall), rc);
       return base::Ok{};
     };
     switch (rule.condition) {
       case RuleCondition::kAlways:
-        NIMBUS_TRY(add(0, nullptr));
+        if (rule.action == RuleAction::kAllow) {
+          NIMBUS_TRY(add(SCMP_ACT_ALLOW, 0, nullptr));
+        } else if (rule.error != EPERM) {  // EPERM is the default action already
+          NIMBUS_TRY(add(SCMP_ACT_ERRNO(static_cast<std::uint32_t>(rule.error)), 0, nullptr));
+        }
         break;
       case RuleCondition::kNamespaceFlags: {
-        for (const std::uint64_t flag : {CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER,
-                                         CLONE_NEWPID, CLONE_NEWNET}) {
-          const scmp_arg_cmp cmp = arg0_masked_eq(flag, flag);
-          NIMBUS_TRY(add(1, &cmp));
-        }
+        // Allowed when the flags hold no CLONE_NEW* bit; denied otherwise.
+        const std::uint64_t any_namespace = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
+                                            CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
+        const scmp_arg_cmp cmp = arg0_masked_eq(any_namespace, 0);
+        NIMBUS_TRY(add(SCMP_ACT_ALLOW, 1, &cmp));
         break;
       }
       case RuleCondition::kUnusual: {
         // Allowed: 0 (PER_LINUX), 0x8 (PER_LINUX32), 0x20000 (UNAME26),
-        // 0x20008 and the query 0xffffffff (Docker's set). The kernel reads
-        // 32 bits. With bit 31 clear, every bit but 3 and 17 is denied; with
-        // bit 31 set, any clear bit is (only the query has all 32 set).
-        constexpr std::uint64_t kTop = 0x80000000u;
-        for (unsigned bit = 0; bit < 31; ++bit) {
-          const std::uint64_t b = std::uint64_t{1} << bit;
-          if (bit != 3 && bit != 17) {
-            const scmp_arg_cmp set_without_top = arg0_masked_eq(b | kTop, b);
-            NIMBUS_TRY(add(1, &set_without_top));
-          }
-          const scmp_arg_cmp clear_with_top = arg0_masked_eq(b | kTop, kTop);
-          NIMBUS_TRY(add(1, &clear_with_top));
+        // 0x20008 and the query 0xffffffff (Docker's set); the kernel reads
+        // 32 bits. Anything else is denied.
+        for (const std::uint64_t persona : {0x0u, 0x8u, 0x20000u, 0x20008u, 0xffffffffu}) {
+          const scmp_arg_cmp cmp = arg0_masked_eq(0xffffffffu, persona);
+          NIMBUS_TRY(add(SCMP_ACT_ALLOW, 1, &cmp));
         }
         break;
       }

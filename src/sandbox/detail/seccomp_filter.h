@@ -1,5 +1,5 @@
 #pragma once
-// The seccomp deny-list of function instances (internal to the sandbox
+// The seccomp allow-list of function instances (internal to the sandbox
 // part): the policy text (src/sandbox/seccomp.policy, embedded at build
 // time), its parser, and its compilation into a BPF program with libseccomp.
 // The launcher compiles once at start; the child installs the program with
@@ -18,14 +18,21 @@ namespace nimbus::sandbox::detail {
 // The text of src/sandbox/seccomp.policy as built into the binary.
 [[nodiscard]] std::string_view embedded_seccomp_policy();
 
+enum class RuleAction {
+  kDeny,   // fails with `error` (EPERM is also what every unlisted call gets)
+  kAllow,
+};
+
+// A condition on a denied call: it is denied only then, and allowed otherwise.
 enum class RuleCondition {
   kAlways,
-  kNamespaceFlags,  // clone: only when the flags hold a CLONE_NEW* bit
-  kUnusual,         // personality: anything but the usual personas and the query
+  kNamespaceFlags,  // clone: denied when the flags hold a CLONE_NEW* bit
+  kUnusual,         // personality: denied but for the usual personas and the query
 };
 
 struct SeccompRule {
   std::string syscall;
+  RuleAction action = RuleAction::kDeny;
   int error = 0;  // errno returned (EPERM, ENOSYS)
   RuleCondition condition = RuleCondition::kAlways;
   std::string why;
@@ -37,9 +44,11 @@ struct SeccompRule {
 // syscall given twice.
 [[nodiscard]] base::Result<std::vector<SeccompRule>> parse_seccomp_policy(std::string_view text);
 
-// Compiles the rules for the native architecture: default action ALLOW,
-// listed calls fail with their errno, other architectures' ABIs (e.g. i386
-// on x86_64) kill the process. kService when libseccomp does not know a name.
+// Compiles the rules for the native architecture: allowed calls pass, every
+// other call fails with EPERM (or the errno its deny rule names), conditional
+// rules allow the calls outside their condition, other architectures' ABIs
+// (e.g. i386 on x86_64) kill the process. kService when libseccomp does not
+// know a name.
 [[nodiscard]] base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<SeccompRule>& rules);
 
 }  // namespace nimbus::sandbox::detail

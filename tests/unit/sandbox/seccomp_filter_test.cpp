@@ -46,10 +46,12 @@ TEST(SeccompPolicyTest, RejectsMalformedPolicies) {
   const auto error = parse_seccomp_policy("# comment\n\nptrace # ok\nbpf\n");
   ASSERT_FALSE(error.ok());
   EXPECT_NE(error.error().message.find("line 4"), std::string::npos) << error.error().message;
-  auto fine = parse_seccomp_policy("clone3 ENOSYS # fallback\nclone namespace-flags # ns\n");
+  EXPECT_FALSE(parse_seccomp_policy("read allow ENOSYS # why\n").ok());                // allow takes nothing else
+  auto fine = parse_seccomp_policy("clone3 ENOSYS # fallback\nclone namespace-flags # ns\nread allow # io\n");
   ASSERT_TRUE(fine.ok());
   EXPECT_EQ((*fine)[0].error, ENOSYS);
   EXPECT_EQ((*fine)[1].condition, RuleCondition::kNamespaceFlags);
+  EXPECT_EQ((*fine)[2].action, RuleAction::kAllow);
 }
 
 TEST(SeccompPolicyTest, UnknownSyscallFailsCompilation) {
@@ -61,7 +63,7 @@ TEST(SeccompPolicyTest, UnknownSyscallFailsCompilation) {
 }
 
 // Loads the compiled filter in a child process and checks its effect.
-TEST(SeccompPolicyTest, CompiledFilterDeniesListedCallsOnly) {
+TEST(SeccompPolicyTest, CompiledFilterAllowsListedCallsOnly) {
   auto rules = parse_seccomp_policy(embedded_seccomp_policy());
   ASSERT_TRUE(rules.ok());
   auto program = compile_seccomp_filter(*rules);
@@ -84,6 +86,10 @@ TEST(SeccompPolicyTest, CompiledFilterDeniesListedCallsOnly) {
     int st = 0;
     ::waitpid(child, &st, 0);
     if (::getpid() <= 0) ::_exit(19);
+    // Not on the allow-list: denied by default, as is a number no kernel has yet.
+    if (::syscall(SYS_modify_ldt, 0, nullptr, 0) != -1 || errno != EPERM) ::_exit(20);
+    if (::syscall(1000, 0) != -1 || errno != EPERM) ::_exit(21);
+    if (::syscall(SYS_mount, "none", "/", "tmpfs", 0, nullptr) != -1 || errno != EPERM) ::_exit(22);
     ::_exit(0);
   }
   int status = 0;
