@@ -130,6 +130,12 @@ base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<
   if (const int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS); rc < 0) {
     return seccomp_error("bad-architecture action", rc);
   }
+  // A binary tree over the syscall numbers instead of a linear list: with
+  // ~300 allowed calls every call made by an instance would otherwise walk
+  // the whole list.
+  if (const int rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2); rc < 0) {
+    return seccomp_error("binary-tree optimisation", rc);
+  }
   for (const SeccompRule& rule : rules) {
     const int nr = seccomp_syscall_resolve_name(rule.syscall.c_str());
     if (nr == __NR_SCMP_ERROR) {
