@@ -7,7 +7,7 @@
 
 namespace nimbus::store {
 
-inline constexpr std::array<const char*, 1> kMigrations = {
+inline constexpr std::array<const char*, 2> kMigrations = {
     // 1: functions ($LATEST configuration as a document).
     R"sql(
     CREATE TABLE functions (
@@ -20,6 +20,19 @@ inline constexpr std::array<const char*, 1> kMigrations = {
       updated_ms   INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX functions_code ON functions(code_sha256);
+    )sql",
+    // gateway: renumber on merge
+    // 2: gateway routes (one document per route key) and gateway settings (CORS).
+    R"sql(
+    CREATE TABLE gateway_routes (
+      route_key    TEXT PRIMARY KEY,
+      document     TEXT NOT NULL,
+      updated_ms   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE gateway_settings (
+      name         TEXT PRIMARY KEY,
+      document     TEXT NOT NULL
+    ) WITHOUT ROWID;
     )sql",
 };
 
