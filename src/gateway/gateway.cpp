@@ -266,7 +266,8 @@ http::asio::awaitable<http::Response> Gateway::handle(http::Request req, http::R
     res.insert(k, v);
   }
   res.set("apigw-requestid", record.request_id);
-  res.body() = std::move(out.response.body);
+  // A HEAD answer has headers only, whatever the function returned.
+  if (req.method() != http::Verb::head) res.body() = std::move(out.response.body);
 
   record.status = out.response.status;
   record.route_key = out.route_key;

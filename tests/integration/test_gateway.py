@@ -204,6 +204,15 @@ class GatewayRoutingTest(GatewayTestBase):
         self.assertEqual(r.status, 500, r)
         self.assertEqual(r.json(), {"message": "Internal Server Error"})
 
+    def test_head_has_no_body(self):
+        self.add_route("HEAD /h")
+        raw = self.daemon.gateway_exchange(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n"
+                                           b"Connection: close\r\n\r\n")
+        # Both answers come back on one connection: the HEAD one carried no body to confuse framing.
+        self.assertTrue(raw.startswith(b"HTTP/1.1 200"), raw[:300])
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        self.assertTrue(rest.startswith(b"HTTP/1.1 404"), raw)  # nothing between the two answers
+
     def test_keep_alive_serves_several_requests_on_one_connection(self):
         import http.client
         self.add_route("GET /ka")
