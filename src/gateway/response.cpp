@@ -147,7 +147,9 @@ base::Result<GatewayResponse> map_response_v1(std::string_view output) {
         if (!text.ok()) return std::move(text).error();
         texts.push_back(std::move(*text));
       }
-      const auto solo = std::find_if(single.begin(), single.end(), [&](const auto& h) { return iequals(h.first, name); });
+      const std::string& multi_name = name;  // a structured binding cannot be captured before C++20's fix (Clang 14)
+      const auto solo =
+          std::find_if(single.begin(), single.end(), [&](const auto& h) { return iequals(h.first, multi_name); });
       if (solo != single.end()) {
         // One header, the multi values first, named as in multiValueHeaders.
         texts.push_back(solo->second);
