@@ -90,6 +90,10 @@ LambdaApi::LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config)
   router_.add(V::get, "/nimbus/v1/functions/{name}/logs", bind(&LambdaApi::function_logs));
 }
 
+void LambdaApi::add_extension(std::string prefix, Extension extension) {
+  extensions_.emplace_back(std::move(prefix), std::move(extension));
+}
+
 http::Response LambdaApi::render_error(const base::Error& error, unsigned version) const {
   const base::ErrorShape& shape = base::shape_of(error.code);
   json body = {{"Type", shape.fault}, {std::string(shape.message_key), error.message}};
@@ -128,6 +132,18 @@ http::asio::awaitable<http::Response> LambdaApi::dispatch(http::Request request)
     const bool no_method = *miss == http::RouteMiss::kNoMethod;
     // Unknown paths still need a valid signature, so nothing leaks to strangers.
     if (auto auth = authenticate(request); !auth.ok()) co_return render_error(auth.error(), request.version());
+    for (const auto& [prefix, extension] : extensions_) {
+      if (!path.starts_with(prefix)) continue;
+      base::Result<ExtensionReply> reply = make_error(ErrorCode::kService, "internal error");
+      try {
+        reply = extension(request.method(), path, http::parse_query(raw_query), request.body());
+      } catch (const std::exception& e) {
+        spdlog::error("api: {} {}: {}", std::string(request.method_string()), std::string(path), e.what());
+      }
+      if (!reply.ok()) co_return render_error(reply.error(), request.version());
+      if (reply->body.is_null()) co_return empty_response(static_cast<http::Status>(reply->status), request.version());
+      co_return json_response(static_cast<http::Status>(reply->status), reply->body, request.version());
+    }
     co_return render_error(
         make_error(ErrorCode::kNotImplemented,
                    fmt::format("{} {} is not an operation nimbus offers",

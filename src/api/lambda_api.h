@@ -9,6 +9,10 @@
 // any of its threads; it is re-entrant. Owned by the daemon.
 
 #include <functional>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <variant>
 #include <string>
@@ -42,9 +46,25 @@ struct ApiParts {
   telemetry::LogStore* logs = nullptr;
 };
 
+// A nimbus extension that another part serves under a path prefix of the
+// control API (the gateway's /nimbus/v1/routes): LambdaApi checks the
+// signature and renders errors in Lambda's shape; the extension gets the
+// method, the path, the decoded query and the body, and answers a status and
+// a JSON body (null: none).
+struct ExtensionReply {
+  unsigned status = 200;
+  nlohmann::json body;
+};
+using Extension = std::function<base::Result<ExtensionReply>(http::Verb, std::string_view path,
+                                                             const http::Params& query, const std::string& body)>;
+
 class LambdaApi {
  public:
   LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config);
+
+  // Serves requests whose path starts with `prefix` through `extension`.
+  // Call before the API serves requests (not synchronised).
+  void add_extension(std::string prefix, Extension extension);
 
   // Serves one request.
   [[nodiscard]] http::asio::awaitable<http::Response> handle(http::Request request);
@@ -109,6 +129,7 @@ class LambdaApi {
   const base::Clock& clock_;
   ApiConfig config_;
   http::Router<Route> router_;
+  std::vector<std::pair<std::string, Extension>> extensions_;
 };
 
 }  // namespace nimbus::api

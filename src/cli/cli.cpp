@@ -33,6 +33,23 @@ struct DeployOptions {
   int timeout = 0;
   std::vector<std::string> env;
   bool publish = false;
+  std::vector<std::string> http_routes;  // --http 'GET /hello'
+};
+
+struct RouteOptions {
+  std::string key;
+  std::string function;
+  std::string qualifier;
+  std::string payload_format;
+  double rate = 0;
+  std::int64_t burst = 0;
+};
+
+struct CorsOptions {
+  std::vector<std::string> origins, methods, headers, expose;
+  int max_age = -2;  // -2: not given
+  bool credentials = false;
+  bool remove = false;
 };
 
 int fail(const std::string& message) {
@@ -108,6 +125,11 @@ int deploy(ControlClient& client, const DeployOptions& o) {
     if (!published.ok()) return fail(published.error().message);
     fmt::print("  published version {} ({})\n", published->body.value("Version", ""),
                published->body.value("FunctionArn", ""));
+  }
+  for (const auto& key : o.http_routes) {
+    auto added = client.call(http::Verb::post, "/nimbus/v1/routes", json{{"RouteKey", key}, {"FunctionName", o.name}});
+    if (!added.ok()) return fail("--http '" + key + "': " + added.error().message);
+    fmt::print("  route: {}\n", key);
   }
   return 0;
 }
@@ -193,6 +215,74 @@ int provision(ControlClient& client, const std::string& target, int count) {
   if (!reply.ok()) return fail(reply.error().message);
   fmt::print("{}: {} provisioned instances requested ({} ready; `nimbus describe` shows progress)\n", target,
              count, reply->body.value("AvailableProvisionedConcurrentExecutions", 0));
+  return 0;
+}
+
+int route_add(ControlClient& client, const RouteOptions& o) {
+  json body = {{"RouteKey", o.key}, {"FunctionName", o.function}};
+  if (!o.qualifier.empty()) body["Qualifier"] = o.qualifier;
+  if (!o.payload_format.empty()) body["PayloadFormatVersion"] = o.payload_format;
+  if (o.rate > 0 || o.burst > 0) {
+    body["ThrottlingRateLimit"] = o.rate;
+    body["ThrottlingBurstLimit"] = o.burst;
+  }
+  auto reply = client.call(http::Verb::post, "/nimbus/v1/routes", body);
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("route {} -> {} (payload {})\n", reply->body.value("RouteKey", o.key),
+             reply->body.value("FunctionName", o.function), reply->body.value("PayloadFormatVersion", "2.0"));
+  return 0;
+}
+
+int route_list(ControlClient& client) {
+  auto reply = client.call(http::Verb::get, "/nimbus/v1/routes");
+  if (!reply.ok()) return fail(reply.error().message);
+  const json routes = reply->body.value("Routes", json::array());
+  if (routes.empty()) {
+    fmt::print("no routes (add one with `nimbus route add 'GET /path' --function NAME`)\n");
+    return 0;
+  }
+  fmt::print("{:<40} {:<32} {:<7} {}\n", "ROUTE", "FUNCTION", "PAYLOAD", "THROTTLE");
+  for (const auto& r : routes) {
+    std::string fn = r.value("FunctionName", "");
+    if (r.contains("Qualifier")) fn += ":" + r.value("Qualifier", "");
+    std::string throttle = "-";
+    if (r.contains("ThrottlingRateLimit")) {
+      throttle = fmt::format("{} rps, burst {}", r.value("ThrottlingRateLimit", 0.0), r.value("ThrottlingBurstLimit", 0));
+    }
+    fmt::print("{:<40} {:<32} {:<7} {}\n", r.value("RouteKey", ""), fn, r.value("PayloadFormatVersion", ""), throttle);
+  }
+  return 0;
+}
+
+int route_remove(ControlClient& client, const std::string& key) {
+  auto reply = client.call(http::Verb::delete_, "/nimbus/v1/routes?RouteKey=" + http::percent_encode(key));
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("removed route {}\n", key);
+  return 0;
+}
+
+int gateway_cors(ControlClient& client, const CorsOptions& o) {
+  const bool setting = !o.origins.empty() || !o.methods.empty() || !o.headers.empty() || !o.expose.empty() ||
+                       o.max_age != -2 || o.credentials;
+  if (o.remove) {
+    auto reply = client.call(http::Verb::delete_, "/nimbus/v1/gateway/cors");
+    if (!reply.ok()) return fail(reply.error().message);
+    fmt::print("CORS disabled\n");
+    return 0;
+  }
+  if (!setting) {
+    auto reply = client.call(http::Verb::get, "/nimbus/v1/gateway/cors");
+    if (!reply.ok()) return fail(reply.error().message);
+    const json& config = reply->body["CorsConfiguration"];
+    fmt::print("{}\n", config.is_null() ? std::string("CORS is not configured") : config.dump(2));
+    return 0;
+  }
+  json body = {{"AllowOrigins", o.origins}, {"AllowMethods", o.methods}, {"AllowHeaders", o.headers},
+               {"ExposeHeaders", o.expose}, {"AllowCredentials", o.credentials}};
+  if (o.max_age != -2) body["MaxAge"] = o.max_age;
+  auto reply = client.call(http::Verb::put, "/nimbus/v1/gateway/cors", body);
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("{}\n", reply->body["CorsConfiguration"].dump(2));
   return 0;
 }
 
@@ -358,6 +448,22 @@ int run(int argc, char** argv) {
                   "run instances as plain processes (no namespaces, cgroups or uid switch); for hosts that "
                   "cannot isolate, printed loudly at start");
 
+  std::string gateway_listen = "0.0.0.0:8080";
+  serve->add_option("--gateway-listen", gateway_listen, "address:port of the HTTP gateway (port 0 picks a free one)")
+      ->capture_default_str();
+  serve->add_option("--gateway-rate", serve_config.gateway.rate, "gateway-wide requests per second (token bucket)")
+      ->capture_default_str()->check(CLI::Range(0.001, 1e9));
+  serve->add_option("--gateway-burst", serve_config.gateway.burst, "gateway-wide burst (token bucket capacity)")
+      ->capture_default_str()->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000000}));
+  int gateway_idle_s = 30;
+  serve->add_option("--gateway-idle-timeout", gateway_idle_s,
+                    "seconds a gateway connection may idle, or take to send its request headers")
+      ->capture_default_str()->check(CLI::Range(1, 3600));
+  int gateway_timeout_ms = 30000;
+  serve->add_option("--gateway-integration-timeout", gateway_timeout_ms,
+                    "milliseconds the gateway waits for a function before answering 503")
+      ->capture_default_str()->check(CLI::Range(50, 30000));
+
   // deploy
   std::string target_name;
   DeployOptions deploy_options;
@@ -399,6 +505,41 @@ int run(int argc, char** argv) {
   auto* provision_cmd = app.add_subcommand("provision", "Keep N instances of a version or alias initialised (0 removes)");
   provision_cmd->add_option("target", provision_target, "NAME:VERSION or NAME:ALIAS")->required();
   provision_cmd->add_option("count", provision_count, "instances")->required()->check(CLI::Range(0, 100000));
+  deploy_cmd->add_option("--http", deploy_options.http_routes,
+                         "also route this key to the function on the gateway, e.g. 'GET /hello' (repeatable)");
+
+  // route, gateway
+  RouteOptions route_options;
+  auto* route_cmd = app.add_subcommand("route", "Manage the HTTP gateway's routes");
+  route_cmd->require_subcommand(1);
+  auto* route_add_cmd = route_cmd->add_subcommand("add", "Route a key such as 'GET /products/{id}' to a function");
+  route_add_cmd->add_option("key", route_options.key, "route key: 'METHOD /path' (ANY, {var}, {proxy+}) or '$default'")
+      ->required();
+  route_add_cmd->add_option("--function,-f", route_options.function, "function name")->required();
+  route_add_cmd->add_option("--qualifier", route_options.qualifier, "version or alias (default $LATEST)");
+  route_add_cmd->add_option("--payload-format", route_options.payload_format, "event format: 2.0 (default) or 1.0")
+      ->check(CLI::IsMember({"2.0", "1.0"}));
+  auto* rate_opt = route_add_cmd->add_option("--rate", route_options.rate, "per-route requests per second")
+                       ->check(CLI::PositiveNumber);
+  auto* burst_opt = route_add_cmd->add_option("--burst", route_options.burst, "per-route burst")
+                        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000000}));
+  rate_opt->needs(burst_opt);
+  burst_opt->needs(rate_opt);
+  auto* route_ls_cmd = route_cmd->add_subcommand("ls", "List routes in the order they are matched");
+  auto* route_rm_cmd = route_cmd->add_subcommand("rm", "Remove a route");
+  route_rm_cmd->add_option("key", route_options.key, "route key as listed")->required();
+  CorsOptions cors_options;
+  auto* gateway_cmd = app.add_subcommand("gateway", "Configure the HTTP gateway");
+  gateway_cmd->require_subcommand(1);
+  auto* cors_cmd = gateway_cmd->add_subcommand("cors", "Show or set CORS (no options: show)");
+  cors_cmd->add_option("--allow-origin", cors_options.origins, "allowed origin, '*' or 'https://*' (repeatable)");
+  cors_cmd->add_option("--allow-methods", cors_options.methods, "allowed methods, e.g. GET POST or '*'");
+  cors_cmd->add_option("--allow-headers", cors_options.headers, "allowed request headers");
+  cors_cmd->add_option("--expose-headers", cors_options.expose, "response headers the browser may read");
+  cors_cmd->add_option("--max-age", cors_options.max_age, "seconds a preflight may be cached (-1 to 86400)")
+      ->check(CLI::Range(-1, 86400));
+  cors_cmd->add_flag("--allow-credentials", cors_options.credentials, "allow cookies and credentials");
+  cors_cmd->add_flag("--delete", cors_options.remove, "turn CORS off");
 
   auto* ls = app.add_subcommand("ls", "List functions");
   auto* describe_cmd = app.add_subcommand("describe", "Show a function's configuration and code location");
@@ -428,6 +569,11 @@ int run(int argc, char** argv) {
     if (!parse_listen(listen, serve_config.api_host, serve_config.api_port)) {
       return fail(fmt::format("--listen '{}': expected ADDRESS:PORT", listen));
     }
+    if (!parse_listen(gateway_listen, serve_config.gateway.host, serve_config.gateway.port)) {
+      return fail(fmt::format("--gateway-listen '{}': expected ADDRESS:PORT", gateway_listen));
+    }
+    serve_config.gateway.idle_timeout = std::chrono::seconds(gateway_idle_s);
+    serve_config.gateway.integration_timeout = std::chrono::milliseconds(gateway_timeout_ms);
     serve_config.auth = no_auth ? api::AuthMode::kNone : api::AuthMode::kSigV4;
     serve_config.registry.region = client_options.region;
     serve_config.keep_alive = std::chrono::seconds(keep_alive_s);
@@ -454,6 +600,10 @@ int run(int argc, char** argv) {
   if (alias_ls_cmd->parsed()) return alias_list(*client, alias_options.function);
   if (alias_rm_cmd->parsed()) return alias_remove(*client, alias_options.function, alias_options.alias);
   if (provision_cmd->parsed()) return provision(*client, provision_target, provision_count);
+  if (route_add_cmd->parsed()) return route_add(*client, route_options);
+  if (route_ls_cmd->parsed()) return route_list(*client);
+  if (route_rm_cmd->parsed()) return route_remove(*client, route_options.key);
+  if (cors_cmd->parsed()) return gateway_cors(*client, cors_options);
   return fail("no command given (see nimbus --help)");
 }
 

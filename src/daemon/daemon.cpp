@@ -141,6 +141,38 @@ base::Status Daemon::start() {
   api_ = std::make_unique<api::LambdaApi>(api::ApiParts{*registry_, invoker_.get(), metrics_.get(), logs_.get()},
                                           clock_, api_config);
 
+  // The gateway: user HTTP on its own listener, its routes managed through the control API.
+  gateway::GatewayConfig gateway_config = config_.gateway;
+  gateway_config.access_log = config_.data_dir / "logs" / "gateway-access.log";
+  gateway_ = std::make_unique<gateway::Gateway>(*store_, *registry_, invoker_.get(), *metrics_, clock_, gateway_config);
+  NIMBUS_TRY(gateway_->start());
+  const auto gateway_control = [gw = gateway_.get()](http::Verb method, std::string_view path,
+                                                      const http::Params& query,
+                                                      const std::string& body) -> base::Result<api::ExtensionReply> {
+    auto reply = gw->control(method, path, query, body);
+    if (!reply.ok()) return std::move(reply).error();
+    return api::ExtensionReply{reply->status, std::move(reply->body)};
+  };
+  api_->add_extension("/nimbus/v1/routes", gateway_control);
+  api_->add_extension("/nimbus/v1/gateway/", gateway_control);
+  http::ServerConfig gateway_server_config;
+  gateway_server_config.host = gateway_config.host;
+  gateway_server_config.port = gateway_config.port;
+  gateway_server_config.body_limit = gateway_config.body_limit;
+  gateway_server_config.header_limit = gateway_config.header_limit;
+  gateway_server_config.idle_timeout = gateway_config.idle_timeout;
+  gateway_server_config.body_timeout = std::chrono::seconds(60);
+  gateway_server_config.name = "gateway";
+  gateway_server_ = std::make_unique<http::Server>(
+      io_.get_executor(), gateway_server_config,
+      [gw = gateway_.get()](http::Request r, http::RequestContext c) { return gw->handle(std::move(r), c); },
+      [gw = gateway_.get()](const base::Error& e, unsigned v) { return gw->render_error(e, v); });
+  auto gateway_endpoint = gateway_server_->listen();
+  if (!gateway_endpoint.ok()) return std::move(gateway_endpoint).error();
+  gateway_port_ = gateway_endpoint->port();
+  gateway_->set_listen_port(gateway_port_);
+  gateway_server_->start();
+
   http::ServerConfig server_config;
   server_config.host = config_.api_host;
   server_config.port = config_.api_port;
@@ -156,11 +188,19 @@ base::Status Daemon::start() {
   api_server_->start();
 
   const std::string api_url = fmt::format("http://{}:{}", config_.api_host, api_port_);
-  const nlohmann::json endpoints = {{"api", api_url}, {"pid", ::getpid()}};
+  // A wildcard bind is reached through loopback.
+  const std::string gateway_host = gateway_config.host == "0.0.0.0" ? "127.0.0.1"
+                                   : gateway_config.host == "::"    ? "[::1]"
+                                   : gateway_config.host.find(':') != std::string::npos
+                                       ? "[" + gateway_config.host + "]"
+                                       : gateway_config.host;
+  const std::string gateway_url = fmt::format("http://{}:{}", gateway_host, gateway_port_);
+  const nlohmann::json endpoints = {{"api", api_url}, {"gateway", gateway_url}, {"pid", ::getpid()}};
   NIMBUS_TRY(base::write_file_atomic(config_.data_dir / "endpoints.json", endpoints.dump() + "\n", 0644));
 
   spdlog::info("nimbus: data directory {}", config_.data_dir.string());
   spdlog::info("nimbus: Lambda API listening on {}", api_url);
+  spdlog::info("nimbus: HTTP gateway listening on {}:{} ({})", gateway_config.host, gateway_port_, gateway_url);
   if (config_.auth == api::AuthMode::kNone) {
     spdlog::warn("nimbus: request signing is OFF (--insecure-no-auth): anyone who can reach {} can "
                  "manage functions",
@@ -220,6 +260,13 @@ void Daemon::request_stop() {
   // serving requests that are still in flight while we wait for them.
   if (stop_requested_.exchange(true)) return;
   stopper_ = std::thread([this] {
+    if (gateway_server_) {
+      gateway_server_->stop();
+      if (!gateway_server_->drain(config_.drain_timeout)) {
+        spdlog::warn("nimbus: gateway requests still in flight after {} ms; stopping anyway",
+                     config_.drain_timeout.count());
+      }
+    }
     if (api_server_) {
       api_server_->stop();
       if (!api_server_->drain(config_.drain_timeout)) {
@@ -234,9 +281,11 @@ void Daemon::request_stop() {
 }
 
 void Daemon::shutdown() {
-  if (api_server_ == nullptr && store_ == nullptr && launcher_ == nullptr) return;
+  if (api_server_ == nullptr && gateway_server_ == nullptr && store_ == nullptr && launcher_ == nullptr) return;
+  gateway_server_.reset();
   api_server_.reset();
   api_.reset();
+  gateway_.reset();
   if (invoker_) invoker_->stop();
   invoker_.reset();
   runtime_api_.reset();

@@ -18,6 +18,7 @@
 
 #include "api/lambda_api.h"
 #include "base/clock.h"
+#include "gateway/gateway.h"
 #include "http/server.h"
 #include "invoker/invoker.h"
 #include "invoker/runtime_files.h"
@@ -41,6 +42,7 @@ struct DaemonConfig {
   std::chrono::milliseconds drain_timeout{10000};
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
+  gateway::GatewayConfig gateway;     // the user-facing HTTP listener (--gateway-listen)
 };
 
 // ~/.local/share/nimbus (or $XDG_DATA_HOME/nimbus); /var/lib/nimbus as root.
@@ -74,6 +76,7 @@ class Daemon {
 
   [[nodiscard]] const std::filesystem::path& data_dir() const { return config_.data_dir; }
   [[nodiscard]] std::uint16_t api_port() const { return api_port_; }
+  [[nodiscard]] std::uint16_t gateway_port() const { return gateway_port_; }
 
  private:
   void shutdown();
@@ -92,6 +95,9 @@ class Daemon {
   std::unique_ptr<api::LambdaApi> api_;
   std::unique_ptr<http::Server> api_server_;
   std::uint16_t api_port_ = 0;
+  std::unique_ptr<gateway::Gateway> gateway_;
+  std::unique_ptr<http::Server> gateway_server_;
+  std::uint16_t gateway_port_ = 0;
   std::atomic<bool> stop_requested_{false};
   std::thread stopper_;  // runs the drain sequence
 };

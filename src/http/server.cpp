@@ -229,10 +229,29 @@ asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::share
     // No limit while reading the header, so an oversize Content-Length is
     // answered with a 413 below instead of a dropped connection.
     parser.body_limit(boost::none);
-    parser.header_limit(64 * 1024);
+    parser.header_limit(config_.header_limit);
     conn->stream.expires_after(config_.idle_timeout);
     auto [ec, n] = co_await beast::http::async_read_header(conn->stream, buffer, parser, kUseTuple);
-    if (ec) co_return;  // closed, timed out or malformed: nothing to answer
+    if (ec) {
+      // Closed or timed out: nothing to answer. Too large or malformed: say so, then close.
+      const bool header_too_large = ec == beast::http::error::header_limit;
+      if (ec.category() != beast::http::make_error_code(beast::http::error::bad_method).category() ||
+          ec == beast::http::error::end_of_stream || ec == beast::http::error::partial_message) {
+        co_return;
+      }
+      Response answer = render_error_(
+          base::Error{header_too_large ? base::ErrorCode::kRequestTooLarge : base::ErrorCode::kInvalidRequestContent,
+                      header_too_large ? "Request header fields are too large" : "Malformed HTTP request"},
+          11);
+      answer.result(header_too_large ? Status::request_header_fields_too_large : Status::bad_request);
+      answer.keep_alive(false);
+      answer.prepare_payload();
+      conn->stream.expires_after(std::chrono::seconds(10));
+      co_await beast::http::async_write(conn->stream, answer, kUseTuple);
+      boost::system::error_code ignored;
+      conn->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
     conn->busy = true;
     in_flight_.fetch_add(1);
     struct Done {
@@ -261,7 +280,7 @@ asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::share
         auto [wec, wn] = co_await beast::http::async_write(conn->stream, cont, kUseTuple);
         if (wec) co_return;
       }
-      conn->stream.expires_after(std::chrono::seconds(300));
+      conn->stream.expires_after(config_.body_timeout);
       std::tie(ec, n) = co_await beast::http::async_read(conn->stream, buffer, parser, kUseTuple);
       if (ec == beast::http::error::body_limit) {
         response = render_error_(base::Error{base::ErrorCode::kRequestTooLarge,
@@ -285,7 +304,7 @@ asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::share
     response.version(version);
     response.keep_alive(keep_alive);
     response.prepare_payload();
-    conn->stream.expires_after(std::chrono::seconds(300));
+    conn->stream.expires_after(config_.body_timeout);
     auto [wec, wn] = co_await beast::http::async_write(conn->stream, response, kUseTuple);
     served_.fetch_add(1);
     if (wec || !keep_alive) {

@@ -40,7 +40,9 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;                       // 0 picks a free port
   std::uint64_t body_limit = 6 * 1024 * 1024;   // larger bodies get 413
-  std::chrono::seconds idle_timeout{75};
+  std::uint32_t header_limit = 64 * 1024;       // request line + headers; larger gets 431
+  std::chrono::seconds idle_timeout{75};        // keep-alive idle, and the whole header read
+  std::chrono::seconds body_timeout{300};       // reading the body, and writing the response
   std::string name = "http";                    // for logs
   AcceptFilter accept_filter;                   // optional
 };

@@ -7,7 +7,7 @@
 
 namespace nimbus::store {
 
-inline constexpr std::array<const char*, 2> kMigrations = {
+inline constexpr std::array<const char*, 3> kMigrations = {
     // 1: functions ($LATEST configuration as a document).
     R"sql(
     CREATE TABLE functions (
@@ -42,6 +42,18 @@ inline constexpr std::array<const char*, 2> kMigrations = {
       document     TEXT NOT NULL,
       revision_id  TEXT NOT NULL,
       PRIMARY KEY (function, kind, key)
+    ) WITHOUT ROWID;
+    )sql",
+    // 3: gateway routes (one document per route key) and gateway settings (CORS).
+    R"sql(
+    CREATE TABLE gateway_routes (
+      route_key    TEXT PRIMARY KEY,
+      document     TEXT NOT NULL,
+      updated_ms   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE gateway_settings (
+      name         TEXT PRIMARY KEY,
+      document     TEXT NOT NULL
     ) WITHOUT ROWID;
     )sql",
 };

@@ -469,4 +469,66 @@ base::Result<UsageTotals> SqliteStore::usage() {
   return UsageTotals{st.int64(0), st.int64(1)};
 }
 
+// --- gateway routes and settings ---------------------------------------------
+
+base::Status SqliteStore::put_route(const RouteRow& row) {
+  std::lock_guard lock(mu_);
+  Statement st(db_,
+               "INSERT INTO gateway_routes (route_key, document, updated_ms) VALUES (?1, ?2, ?3) "
+               "ON CONFLICT(route_key) DO UPDATE SET document = excluded.document, updated_ms = excluded.updated_ms");
+  if (!st.prepared()) return sqlite_error("prepare put route");
+  st.bind(1, row.route_key);
+  st.bind(2, row.document);
+  st.bind(3, row.updated_ms);
+  if (st.step() != SQLITE_DONE) return sqlite_error("put route");
+  return base::Ok{};
+}
+
+base::Result<std::vector<RouteRow>> SqliteStore::list_routes() {
+  std::lock_guard lock(mu_);
+  Statement st(db_, "SELECT route_key, document, updated_ms FROM gateway_routes ORDER BY route_key");
+  if (!st.prepared()) return sqlite_error("prepare list routes");
+  std::vector<RouteRow> rows;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(RouteRow{st.text(0), st.text(1), st.int64(2)});
+  if (rc != SQLITE_DONE) return sqlite_error("list routes");
+  return rows;
+}
+
+base::Status SqliteStore::delete_route(std::string_view route_key) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, "DELETE FROM gateway_routes WHERE route_key = ?1");
+  if (!st.prepared()) return sqlite_error("prepare delete route");
+  st.bind(1, route_key);
+  if (st.step() != SQLITE_DONE) return sqlite_error("delete route");
+  if (sqlite3_changes(db_) == 0) {
+    return make_error(ErrorCode::kResourceNotFound, "Route not found: " + std::string(route_key));
+  }
+  return base::Ok{};
+}
+
+base::Status SqliteStore::put_gateway_setting(std::string_view name, std::string_view document) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, document.empty()
+                        ? "DELETE FROM gateway_settings WHERE name = ?1"
+                        : "INSERT INTO gateway_settings (name, document) VALUES (?1, ?2) "
+                          "ON CONFLICT(name) DO UPDATE SET document = excluded.document");
+  if (!st.prepared()) return sqlite_error("prepare put gateway setting");
+  st.bind(1, name);
+  if (!document.empty()) st.bind(2, document);
+  if (st.step() != SQLITE_DONE) return sqlite_error("put gateway setting");
+  return base::Ok{};
+}
+
+base::Result<std::string> SqliteStore::get_gateway_setting(std::string_view name) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, "SELECT document FROM gateway_settings WHERE name = ?1");
+  if (!st.prepared()) return sqlite_error("prepare get gateway setting");
+  st.bind(1, name);
+  const int rc = st.step();
+  if (rc == SQLITE_DONE) return std::string();
+  if (rc != SQLITE_ROW) return sqlite_error("get gateway setting");
+  return st.text(0);
+}
+
 }  // namespace nimbus::store

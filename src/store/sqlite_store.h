@@ -49,6 +49,11 @@ class SqliteStore final : public Store {
   base::Status delete_resource(ResourceKind kind, std::string_view function, std::string_view key) override;
   base::Result<bool> code_in_use(std::string_view code_sha256) override;
   base::Result<UsageTotals> usage() override;
+  base::Status put_route(const RouteRow& row) override;
+  base::Result<std::vector<RouteRow>> list_routes() override;
+  base::Status delete_route(std::string_view route_key) override;
+  base::Status put_gateway_setting(std::string_view name, std::string_view document) override;
+  base::Result<std::string> get_gateway_setting(std::string_view name) override;
 
  private:
   class Statement;

@@ -55,6 +55,13 @@ struct UsageTotals {
   std::int64_t total_code_size = 0;
 };
 
+// One HTTP gateway route as stored: the gateway's document under its key.
+struct RouteRow {
+  std::string route_key;   // "GET /pets/{id}", "$default"
+  std::string document;    // JSON, owned by the gateway
+  std::int64_t updated_ms = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -114,6 +121,17 @@ class Store {
   // Whether any function or version still refers to the code blob `code_sha256`.
   [[nodiscard]] virtual base::Result<bool> code_in_use(std::string_view code_sha256) = 0;
   [[nodiscard]] virtual base::Result<UsageTotals> usage() = 0;
+
+  // Gateway routes. put_route inserts or replaces the row of its key.
+  [[nodiscard]] virtual base::Status put_route(const RouteRow& row) = 0;
+  // Every route, in key order.
+  [[nodiscard]] virtual base::Result<std::vector<RouteRow>> list_routes() = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Status delete_route(std::string_view route_key) = 0;
+  // Gateway settings documents by name ("cors"); an empty document deletes.
+  // get returns an empty string when the setting is absent.
+  [[nodiscard]] virtual base::Status put_gateway_setting(std::string_view name, std::string_view document) = 0;
+  [[nodiscard]] virtual base::Result<std::string> get_gateway_setting(std::string_view name) = 0;
 };
 
 }  // namespace nimbus::store

@@ -52,10 +52,20 @@ Histogram& Registry::histogram(const std::string& name, const std::string& help,
   return *slot;
 }
 
+Counter& Registry::labelled_counter(const std::string& name, const std::string& help, const std::string& label_name,
+                                   const std::string& label_value) {
+  std::lock_guard lock(mu_);
+  Family& f = family(name, Kind::kCounter, help);
+  f.label_name = label_name;
+  auto& slot = f.counters[label_value];
+  if (!slot) slot = std::make_unique<Counter>();
+  return *slot;
+}
+
 namespace {
-std::string labels(const std::string& value, const std::string& extra = {}) {
+std::string labels(const std::string& label_name, const std::string& value, const std::string& extra = {}) {
   std::string out;
-  if (!value.empty()) out = fmt::format("function=\"{}\"", value);
+  if (!value.empty()) out = fmt::format("{}=\"{}\"", label_name, value);
   if (!extra.empty()) out += (out.empty() ? "" : ",") + extra;
   return out.empty() ? std::string() : "{" + out + "}";
 }
@@ -67,20 +77,20 @@ std::string Registry::render() const {
   for (const auto& [name, f] : families_) {
     const char* type = f.kind == Kind::kCounter ? "counter" : f.kind == Kind::kGauge ? "gauge" : "histogram";
     fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, f.help, name, type);
-    for (const auto& [label, c] : f.counters) fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, labels(label), c->value());
-    for (const auto& [label, g] : f.gauges) fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, labels(label), g->value());
+    for (const auto& [label, c] : f.counters) fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, labels(f.label_name, label), c->value());
+    for (const auto& [label, g] : f.gauges) fmt::format_to(std::back_inserter(out), "{}{} {}\n", name, labels(f.label_name, label), g->value());
     for (const auto& [label, h] : f.histograms) {
       std::uint64_t cumulative = 0;
       for (std::size_t i = 0; i < h->bounds_.size(); ++i) {
         cumulative += h->buckets_[i].load(std::memory_order_relaxed);
         fmt::format_to(std::back_inserter(out), "{}_bucket{} {}\n", name,
-                       labels(label, fmt::format("le=\"{}\"", h->bounds_[i])), cumulative);
+                       labels(f.label_name, label, fmt::format("le=\"{}\"", h->bounds_[i])), cumulative);
       }
       cumulative += h->buckets_[h->bounds_.size()].load(std::memory_order_relaxed);
-      fmt::format_to(std::back_inserter(out), "{}_bucket{} {}\n", name, labels(label, "le=\"+Inf\""), cumulative);
-      fmt::format_to(std::back_inserter(out), "{}_sum{} {:.3f}\n", name, labels(label),
+      fmt::format_to(std::back_inserter(out), "{}_bucket{} {}\n", name, labels(f.label_name, label, "le=\"+Inf\""), cumulative);
+      fmt::format_to(std::back_inserter(out), "{}_sum{} {:.3f}\n", name, labels(f.label_name, label),
                      static_cast<double>(h->sum_micros_.load()) / 1000.0);
-      fmt::format_to(std::back_inserter(out), "{}_count{} {}\n", name, labels(label), h->count());
+      fmt::format_to(std::back_inserter(out), "{}_count{} {}\n", name, labels(f.label_name, label), h->count());
     }
   }
   return out;

@@ -54,6 +54,10 @@ class Registry {
   Counter& counter(const std::string& name, const std::string& help, const std::string& label_value = {});
   Gauge& gauge(const std::string& name, const std::string& help, const std::string& label_value = {});
   Histogram& histogram(const std::string& name, const std::string& help, const std::string& label_value = {});
+  // A counter family whose one label is called `label_name` instead of
+  // "function" (e.g. the gateway's requests by status class).
+  Counter& labelled_counter(const std::string& name, const std::string& help, const std::string& label_name,
+                            const std::string& label_value);
 
   [[nodiscard]] std::string render() const;
 
@@ -62,6 +66,7 @@ class Registry {
   struct Family {
     Kind kind;
     std::string help;
+    std::string label_name = "function";
     std::map<std::string, std::unique_ptr<Counter>> counters;
     std::map<std::string, std::unique_ptr<Gauge>> gauges;
     std::map<std::string, std::unique_ptr<Histogram>> histograms;

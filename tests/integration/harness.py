@@ -142,6 +142,7 @@ class Daemon:
         self.log_path = os.path.join(self.data_dir, log_name)
         self.proc = None
         self.endpoint = None
+        self.gateway = None
         self.pid = None
         self.credentials = None
         self._log = None
@@ -156,7 +157,9 @@ class Daemon:
         if not os.access(NIMBUS_BIN, os.X_OK):
             raise RuntimeError(f"nimbus binary not found or not executable: {NIMBUS_BIN} (set NIMBUS_BIN)")
         self._log = open(self.log_path, "ab")
-        cmd = [NIMBUS_BIN, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0", *self.extra_args]
+        # Each daemon gets its own free gateway port (the default 8080 would collide).
+        cmd = [NIMBUS_BIN, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0",
+               "--gateway-listen", "127.0.0.1:0", *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=_clean_env())
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -179,6 +182,7 @@ class Daemon:
             self.kill()
             raise RuntimeError(f"nimbus serve wrote no endpoints.json within {START_TIMEOUT_S} s\n" + self.log_text())
         self.endpoint = info["api"].rstrip("/")
+        self.gateway = (info.get("gateway") or "").rstrip("/")
         self.pid = info.get("pid")
         self.credentials = self._read_credentials()
         return self
@@ -334,6 +338,33 @@ class Daemon:
             return HttpResponse(resp.status, resp.headers, resp.read())
         finally:
             conn.close()
+
+    def gateway_request(self, method, target, body=b"", headers=None, timeout=60):
+        """One request to the HTTP gateway; `target` is sent exactly as given (no normalisation)."""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        parsed = urllib.parse.urlsplit(self.gateway)
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+        try:
+            conn.request(method, target, body=body or None, headers=dict(headers or {}))
+            resp = conn.getresponse()
+            return HttpResponse(resp.status, resp.headers, resp.read())
+        finally:
+            conn.close()
+
+    def gateway_exchange(self, data, timeout=10.0):
+        """Writes bytes to the gateway on a fresh TCP connection and reads until the peer closes."""
+        parsed = urllib.parse.urlsplit(self.gateway)
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout) as s:
+            s.sendall(data)
+            chunks = []
+            with contextlib.suppress(ConnectionResetError, socket.timeout):
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+        return b"".join(chunks)
 
     def raw_exchange(self, data, timeout=10.0):
         """Writes bytes on a fresh TCP connection and reads until the peer closes."""

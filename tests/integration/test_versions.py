@@ -187,6 +187,22 @@ class VersionsTest(ExecutionTestCase):
         self.client.delete_function(FunctionName="prov")
         self.assertTrue(wait_until(lambda: self.daemon.metric("nimbus_instances", function="prov") == 0, timeout=10))
 
+    def test_gateway_routes_follow_an_alias(self):
+        self.make_versions("gwa")
+        self.client.create_alias(FunctionName="gwa", Name="live", FunctionVersion="1")
+        rc, out, err = self.daemon.cli("route", "add", "GET /gwa", "--function", "gwa", "--qualifier", "live")
+        self.assertEqual(rc, 0, err)
+        r = self.daemon.gateway_request("GET", "/gwa")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual((r.json()["code"], r.json()["arn"]), ("one", function_arn("gwa", "live")))
+        self.client.update_alias(FunctionName="gwa", Name="live", FunctionVersion="2")
+        self.assertEqual(self.daemon.gateway_request("GET", "/gwa").json()["code"], "two")
+        rc, out, err = self.daemon.cli("route", "add", "GET /gwb", "--function", "gwa", "--qualifier", "nope")
+        self.assertEqual(rc, 1)
+        self.assertIn("Function not found: " + function_arn("gwa", "nope"), err)
+        self.daemon.cli("route", "rm", "GET /gwa")
+        self.client.delete_function(FunctionName="gwa")
+
     def test_cli_publishes_aliases_and_provisions(self):
         with tempfile.TemporaryDirectory() as src:
             with open(os.path.join(src, "app.py"), "w") as f:

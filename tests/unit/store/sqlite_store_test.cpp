@@ -177,3 +177,42 @@ TEST_F(SqliteStoreTest, ResourcesBelongToTheirFunction) {
 
 }  // namespace
 }  // namespace nimbus::store
+
+namespace nimbus::store {
+namespace {
+
+TEST(SqliteStoreRoutes, PutListDeleteAndSettings) {
+  const auto dir = std::filesystem::temp_directory_path() / ("nimbus-store-routes-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    SqliteStore s(dir / "n.db");
+    ASSERT_TRUE(s.open().ok());
+    ASSERT_TRUE(s.put_route(RouteRow{"GET /b", R"({"f":1})", 1}).ok());
+    ASSERT_TRUE(s.put_route(RouteRow{"$default", R"({"f":2})", 2}).ok());
+    ASSERT_TRUE(s.put_route(RouteRow{"GET /b", R"({"f":3})", 3}).ok());  // replaces
+    auto rows = s.list_routes();
+    ASSERT_TRUE(rows.ok());
+    ASSERT_EQ(rows->size(), 2u);
+    EXPECT_EQ((*rows)[0].route_key, "$default");
+    EXPECT_EQ((*rows)[1].document, R"({"f":3})");
+    EXPECT_EQ((*rows)[1].updated_ms, 3);
+    ASSERT_TRUE(s.delete_route("$default").ok());
+    auto gone = s.delete_route("$default");
+    ASSERT_FALSE(gone.ok());
+    EXPECT_EQ(gone.error().code, base::ErrorCode::kResourceNotFound);
+
+    EXPECT_EQ(*s.get_gateway_setting("cors"), "");
+    ASSERT_TRUE(s.put_gateway_setting("cors", R"({"AllowOrigins":["*"]})").ok());
+  }
+  SqliteStore again(dir / "n.db");
+  ASSERT_TRUE(again.open().ok());
+  EXPECT_EQ(again.list_routes()->size(), 1u);
+  EXPECT_EQ(*again.get_gateway_setting("cors"), R"({"AllowOrigins":["*"]})");
+  ASSERT_TRUE(again.put_gateway_setting("cors", "").ok());
+  EXPECT_EQ(*again.get_gateway_setting("cors"), "");
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace nimbus::store

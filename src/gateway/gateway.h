@@ -1,0 +1,137 @@
+#pragma once
+// Gateway: the user-facing HTTP API gateway of `nimbus serve`. Holds the
+// route table and CORS configuration (persisted through store::Store), turns
+// each request into a payload 2.0 or 1.0 event, invokes the route's function
+// through the invoker, maps the output back to HTTP, enforces the global and
+// per-route rate limits, and writes the access log and metrics. Also serves
+// function URLs: /fn/NAME/... invokes NAME with a 2.0 event.
+//
+// Threads: handle() is a coroutine run by the gateway listener's connections
+// on any io thread; control() is called by the control API's threads. The
+// current routes/CORS are an immutable snapshot swapped under a mutex (never
+// held across co_await); buckets have their own mutexes. Owned by the
+// daemon, which keeps the invoker, store and registry alive longer.
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "gateway/access_log.h"
+#include "gateway/cors.h"
+#include "gateway/event.h"
+#include "gateway/metrics.h"
+#include "gateway/response.h"
+#include "gateway/route_table.h"
+#include "gateway/token_bucket.h"
+#include "http/server.h"
+#include "http/types.h"
+#include "invoker/invoker.h"
+#include "registry/registry.h"
+#include "store/store.h"
+
+namespace nimbus::gateway {
+
+struct GatewayConfig {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 8080;
+  std::uint64_t body_limit = 10 * 1024 * 1024;       // API Gateway's payload limit → 413
+  std::uint32_t header_limit = 10240;                // request line + headers → 431
+  std::chrono::seconds idle_timeout{30};             // keep-alive idle and header read
+  std::chrono::milliseconds integration_timeout{30000};  // → 503
+  double rate = 10000;                               // gateway-wide requests per second
+  std::int64_t burst = 5000;
+  std::string api_id = "nimbus";
+  std::filesystem::path access_log;                  // empty: no access log
+};
+
+// A control-API answer: status and JSON body (null: no body).
+struct ControlReply {
+  unsigned status = 200;
+  nlohmann::json body;
+};
+
+class Gateway {
+ public:
+  Gateway(store::Store& store, registry::Registry& registry, invoker::Invoker* invoker,
+          telemetry::Registry& metrics, const base::Clock& clock, GatewayConfig config);
+
+  // Loads routes and CORS from the store and opens the access log.
+  [[nodiscard]] base::Status start();
+  // The port the listener is bound to (for x-forwarded-port).
+  void set_listen_port(std::uint16_t port) { listen_port_ = port; }
+  [[nodiscard]] const GatewayConfig& config() const { return config_; }
+
+  // Serves one user request.
+  [[nodiscard]] http::asio::awaitable<http::Response> handle(http::Request request, http::RequestContext context);
+  // A failure found before handle() ran (too large, malformed), API Gateway style.
+  [[nodiscard]] http::Response render_error(const base::Error& error, unsigned version) const;
+
+  // The nimbus extension paths of the control API:
+  //   GET /nimbus/v1/routes, POST /nimbus/v1/routes, DELETE /nimbus/v1/routes?RouteKey=K,
+  //   GET|PUT|DELETE /nimbus/v1/gateway/cors.
+  [[nodiscard]] base::Result<ControlReply> control(http::Verb method, std::string_view path,
+                                                   const http::Params& query, const std::string& body);
+
+ private:
+  struct LimitedBucket {
+    std::mutex mu;
+    TokenBucket bucket;  // GUARDED_BY(mu)
+    LimitedBucket(double rate, std::int64_t burst, const base::Clock& clock) : bucket(rate, burst, clock) {}
+    bool try_take() {
+      std::lock_guard lock(mu);
+      return bucket.try_take();
+    }
+  };
+  // What a request sees: replaced as a whole when routes or CORS change.
+  struct Snapshot {
+    RouteTable table;
+    std::optional<CorsConfig> cors;
+    std::map<std::string, std::shared_ptr<LimitedBucket>> route_buckets;  // by route key
+  };
+  struct Outcome;
+
+  [[nodiscard]] std::shared_ptr<const Snapshot> snapshot() const;
+  [[nodiscard]] base::Status reload();
+  [[nodiscard]] http::asio::awaitable<Outcome> serve(IncomingRequest request, std::shared_ptr<const Snapshot> snap,
+                                                     std::string request_id, std::int64_t time_ms);
+  [[nodiscard]] http::asio::awaitable<Outcome> integrate(const RouteTarget& target, const IncomingRequest& request,
+                                                         const EventContext& context);
+  // The one call into the invoker.
+  [[nodiscard]] http::asio::awaitable<std::optional<invoker::InvokeResult>> invoke_function(const RouteTarget& target,
+                                                                                            std::string payload);
+
+  base::Result<ControlReply> put_route(const std::string& body);
+  base::Result<ControlReply> list_routes();
+  base::Result<ControlReply> delete_route(const http::Params& query);
+  base::Result<ControlReply> cors_control(http::Verb method, const std::string& body);
+
+  store::Store& store_;
+  registry::Registry& registry_;
+  invoker::Invoker* invoker_;
+  GatewayMetrics metrics_;
+  const base::Clock& clock_;
+  GatewayConfig config_;
+  LimitedBucket global_bucket_;
+  AccessLog access_log_;
+  std::atomic<std::uint16_t> listen_port_{0};
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const Snapshot> snapshot_;  // GUARDED_BY(mu_)
+  std::mutex control_mu_;                     // serialises control writes with their reload
+};
+
+// A route as the control API shows it (and the store keeps it).
+[[nodiscard]] nlohmann::json route_to_json(const Route& route);
+// Parses a route from the control API's JSON (RouteKey, FunctionName,
+// Qualifier, PayloadFormatVersion, ThrottlingRateLimit, ThrottlingBurstLimit).
+[[nodiscard]] base::Result<Route> route_from_json(const nlohmann::json& body);
+
+}  // namespace nimbus::gateway

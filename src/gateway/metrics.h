@@ -1,0 +1,45 @@
+#pragma once
+// Every metric the gateway reports, declared in one place and looked up once
+// at construction, so a request only touches atomics.
+
+#include "telemetry/metrics.h"
+
+namespace nimbus::gateway {
+
+struct GatewayMetrics {
+  explicit GatewayMetrics(telemetry::Registry& r)
+      : responses_2xx(by_class(r, "2xx")),
+        responses_3xx(by_class(r, "3xx")),
+        responses_4xx(by_class(r, "4xx")),
+        responses_5xx(by_class(r, "5xx")),
+        throttled(r.counter("nimbus_gateway_throttled_total", "Gateway requests refused by a rate limit (429)")),
+        integration_errors(r.counter("nimbus_gateway_integration_errors_total",
+                                     "Gateway requests whose function failed, timed out or answered unusably")),
+        latency(r.histogram("nimbus_gateway_request_duration_ms", "Gateway request latency, read to response")),
+        integration_latency(r.histogram("nimbus_gateway_integration_duration_ms",
+                                        "Time the gateway waited for the function")) {}
+
+  telemetry::Counter& for_status(unsigned status) {
+    if (status >= 500) return responses_5xx;
+    if (status >= 400) return responses_4xx;
+    if (status >= 300) return responses_3xx;
+    return responses_2xx;
+  }
+
+  telemetry::Counter& responses_2xx;
+  telemetry::Counter& responses_3xx;
+  telemetry::Counter& responses_4xx;
+  telemetry::Counter& responses_5xx;
+  telemetry::Counter& throttled;
+  telemetry::Counter& integration_errors;
+  telemetry::Histogram& latency;
+  telemetry::Histogram& integration_latency;
+
+ private:
+  static telemetry::Counter& by_class(telemetry::Registry& r, const char* cls) {
+    return r.labelled_counter("nimbus_gateway_requests_total", "Gateway requests by response status class", "class",
+                              cls);
+  }
+};
+
+}  // namespace nimbus::gateway
