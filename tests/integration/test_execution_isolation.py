@@ -349,5 +349,25 @@ class CrossDaemonIsolationTest(ExecutionTestCase):
                 self.assertEqual((status, function_error), (200, None), details)
                 self.assertEqual(body["event"], {"i": i, "sleep": 0.2}, details)
 
+
+class DaemonsSharingAHostTest(unittest.TestCase):
+    """Two daemons on one host: each keeps its own cgroup parent, so one
+    stopping never breaks the other's instances."""
+
+    def test_stopping_one_daemon_leaves_the_other_serving(self):
+        code = make_zip({"app.py": "def handler(event, context):\n    return {'pong': event}\n"})
+        with running_daemon() as first:
+            # No instance of `first` lives while `second` stops: an empty
+            # shared parent would be removed from under it.
+            first.boto3_client("lambda").create_function(FunctionName="two", Runtime="python3.12", Role=ROLE,
+                                                         Handler="app.handler", Code={"ZipFile": code})
+            with running_daemon() as second:
+                second.boto3_client("lambda").create_function(FunctionName="two", Runtime="python3.12", Role=ROLE,
+                                                              Handler="app.handler", Code={"ZipFile": code})
+                r = second.invoke("two", {"n": 1})
+                self.assertEqual((r.status, r.json()), (200, {"pong": {"n": 1}}), r)
+            r = first.invoke("two", {"n": 2})
+            self.assertEqual((r.status, r.json()), (200, {"pong": {"n": 2}}), r)
+
 if __name__ == "__main__":
     unittest.main()

@@ -466,7 +466,7 @@ class GatewayThrottleTest(GatewayTestBase):
 
 
 class GatewayGlobalThrottleTest(DaemonTestCase):
-    # Its own daemon: two daemons at once on one host share the sandbox's cgroup parent.
+    # A daemon of its own: the gateway-wide limit applies to everything it serves.
     daemon_args = ("--gateway-rate", "0.01", "--gateway-burst", "3")
 
     def test_global_throttle(self):
