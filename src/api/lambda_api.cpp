@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "api/codec.h"
+#include "api/detail/responses.h"
 #include "base/crypto.h"
 #include "registry/validation.h"
 
@@ -14,41 +15,10 @@ using base::make_error;
 using nlohmann::json;
 namespace bhttp = boost::beast::http;
 
-namespace {
-
-http::Response json_response(http::Status status, const json& body, unsigned version) {
-  http::Response res{status, version};
-  res.set(http::Field::content_type, "application/json");
-  // Error messages may quote what the client sent; never fail on bad UTF-8.
-  res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return res;
-}
-
-http::Response empty_response(http::Status status, unsigned version) {
-  return http::Response{status, version};
-}
-
-// MaxItems of the list operations: 1..10000 (Lambda then caps the page at 50).
-base::Result<std::size_t> max_items(const http::Params& query) {
-  const std::string* m = http::find_param(query, "MaxItems");
-  if (m == nullptr) return std::size_t{50};
-  char* end = nullptr;
-  const long v = std::strtol(m->c_str(), &end, 10);
-  if (m->empty() || *end != '\0' || v < 1 || v > 10000) {
-    return make_error(ErrorCode::kValidation,
-                      fmt::format("1 validation error detected: Value '{}' at 'maxItems' failed to satisfy "
-                                  "constraint: Member must have value between 1 and 10000",
-                                  *m));
-  }
-  return static_cast<std::size_t>(v);
-}
-
-std::string query_value(const http::Params& query, std::string_view name) {
-  const std::string* v = http::find_param(query, name);
-  return v ? *v : std::string();
-}
-
-}  // namespace
+using detail::empty_response;
+using detail::json_response;
+using detail::max_items;
+using detail::query_value;
 
 LambdaApi::LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config)
     : registry_(parts.registry),
@@ -200,10 +170,6 @@ std::string LambdaApi::code_token(std::string_view name, std::string_view sha_he
                                      fmt::format("code:{}:{}", name, sha_hex));
   return base::to_hex(mac).substr(0, 32);
 }
-
-#define NIMBUS_API_TRY(result_expr, var)                                       \
-  auto var = (result_expr);                                                    \
-  if (!var.ok()) return render_error(var.error(), req.version())
 
 http::Response LambdaApi::create_function(const http::Request& req, const http::Params&, const http::Params&) {
   NIMBUS_API_TRY(parse_body(req.body()), body);
@@ -611,162 +577,6 @@ http::Response LambdaApi::delete_concurrency(const http::Request& req, const htt
   NIMBUS_API_TRY(registry_.resolve(*http::find_param(path, "name")), ref);
   if (!ref->qualifier.empty()) return render_error(functions_only(), req.version());
   NIMBUS_API_TRY(registry_.set_reserved_concurrency(ref->name, std::nullopt), updated);
-  return empty_response(http::Status::no_content, req.version());
-}
-
-http::Response LambdaApi::render_published(const http::Request& req, const std::string& name,
-                                           std::optional<std::string> code_sha256) {
-  registry::PublishSpec spec;
-  spec.code_sha256 = std::move(code_sha256);
-  NIMBUS_API_TRY(registry_.publish_version(name, spec), version);
-  return json_response(http::Status::created,
-                       render_configuration(*version, registry_.function_arn(name, version->version), ConfigView::kFull),
-                       req.version());
-}
-
-http::Response LambdaApi::publish_version(const http::Request& req, const http::Params& path, const http::Params& query) {
-  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
-  NIMBUS_API_TRY(parse_body(req.body()), body);
-  if (auto s = reject_unknown(*body, {"CodeSha256", "Description", "RevisionId"}, "PublishVersion"); !s.ok()) {
-    return render_error(s.error(), req.version());
-  }
-  registry::PublishSpec spec;
-  for (const auto& [member, target] : {std::pair{"CodeSha256", &spec.code_sha256},
-                                       std::pair{"Description", &spec.description},
-                                       std::pair{"RevisionId", &spec.revision_id}}) {
-    const auto it = body->find(member);
-    if (it == body->end() || it->is_null()) continue;
-    if (!it->is_string()) {
-      return render_error(make_error(ErrorCode::kValidation,
-                                     fmt::format("1 validation error detected: {} must be a string", member)),
-                          req.version());
-    }
-    *target = it->get<std::string>();
-  }
-  if (spec.description) {
-    if (auto s = registry::validate_description(*spec.description); !s.ok()) return render_error(s.error(), req.version());
-  }
-  NIMBUS_API_TRY(registry_.publish_version(*name, spec), version);
-  return json_response(http::Status::created,
-                       render_configuration(*version, registry_.function_arn(*name, version->version), ConfigView::kFull),
-                       req.version());
-}
-
-
-http::Response LambdaApi::list_versions(const http::Request& req, const http::Params& path, const http::Params& query) {
-  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
-  NIMBUS_API_TRY(max_items(query), limit);
-  NIMBUS_API_TRY(registry_.list_versions(*name, query_value(query, "Marker"), *limit), page);
-  json versions = json::array();
-  for (const auto& v : page->functions) {
-    versions.push_back(render_configuration(v, registry_.function_arn(v.name, v.version), ConfigView::kListRow));
-  }
-  json out = {{"Versions", std::move(versions)}};
-  if (!page->next_marker.empty()) out["NextMarker"] = page->next_marker;
-  return json_response(http::Status::ok, out, req.version());
-}
-
-http::Response LambdaApi::create_alias(const http::Request& req, const http::Params& path, const http::Params& query) {
-  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
-  NIMBUS_API_TRY(parse_body(req.body()), body);
-  NIMBUS_API_TRY(parse_alias(*body, AliasOperation::kCreate), spec);
-  NIMBUS_API_TRY(registry_.create_alias(*name, *spec), alias);
-  return json_response(http::Status::created, render_alias(*alias, registry_.function_arn(*name, alias->name)),
-                       req.version());
-}
-
-http::Response LambdaApi::list_aliases(const http::Request& req, const http::Params& path, const http::Params& query) {
-  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
-  NIMBUS_API_TRY(max_items(query), limit);
-  NIMBUS_API_TRY(registry_.list_aliases(*name, query_value(query, "FunctionVersion"), query_value(query, "Marker"),
-                                        *limit),
-                 page);
-  json aliases = json::array();
-  for (const auto& a : page->aliases) aliases.push_back(render_alias(a, registry_.function_arn(*name, a.name)));
-  json out = {{"Aliases", std::move(aliases)}};
-  if (!page->next_marker.empty()) out["NextMarker"] = page->next_marker;
-  return json_response(http::Status::ok, out, req.version());
-}
-
-http::Response LambdaApi::get_alias(const http::Request& req, const http::Params& path, const http::Params& query) {
-  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
-  NIMBUS_API_TRY(registry_.get_alias(*name, *http::find_param(path, "alias")), alias);
-  return json_response(http::Status::ok, render_alias(*alias, registry_.function_arn(*name, alias->name)),
-                       req.version());
-}
-
-http::Response LambdaApi::update_alias(const http::Request& req, const http::Params& path, const http::Params& query) {
-  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
-  NIMBUS_API_TRY(parse_body(req.body()), body);
-  NIMBUS_API_TRY(parse_alias(*body, AliasOperation::kUpdate), spec);
-  spec->name = *http::find_param(path, "alias");
-  NIMBUS_API_TRY(registry_.update_alias(*name, *spec), alias);
-  return json_response(http::Status::ok, render_alias(*alias, registry_.function_arn(*name, alias->name)),
-                       req.version());
-}
-
-http::Response LambdaApi::delete_alias(const http::Request& req, const http::Params& path, const http::Params& query) {
-  NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
-  if (auto s = registry_.delete_alias(*name, *http::find_param(path, "alias")); !s.ok()) {
-    return render_error(s.error(), req.version());
-  }
-  return empty_response(http::Status::no_content, req.version());
-}
-
-json LambdaApi::provisioned_view(const registry::ProvisionedConcurrency& p) {
-  int ready = 0;
-  std::string failure;
-  if (invoker_) {
-    if (auto target = registry_.get_qualified(p.function, p.qualifier); target.ok()) {
-      const auto state = invoker_->provisioned_state(*target);
-      ready = state.ready;
-      failure = state.failure;
-    }
-  }
-  return render_provisioned(p, ready, failure);
-}
-
-http::Response LambdaApi::put_provisioned(const http::Request& req, const http::Params& path, const http::Params& query) {
-  NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
-  NIMBUS_API_TRY(parse_body(req.body()), body);
-  if (auto s = reject_unknown(*body, {"ProvisionedConcurrentExecutions"}, "PutProvisionedConcurrencyConfig"); !s.ok()) {
-    return render_error(s.error(), req.version());
-  }
-  const auto it = body->find("ProvisionedConcurrentExecutions");
-  if (it == body->end() || !it->is_number_integer()) {
-    return render_error(make_error(ErrorCode::kValidation,
-                                   "1 validation error detected: Value null at 'provisionedConcurrentExecutions' failed "
-                                   "to satisfy constraint: Member must not be null"),
-                        req.version());
-  }
-  const auto requested = static_cast<int>(std::clamp<std::int64_t>(it->get<std::int64_t>(), -1, 1 << 30));
-  NIMBUS_API_TRY(registry_.put_provisioned(ref->name, ref->qualifier, requested), config);
-  return json_response(http::Status::accepted, provisioned_view(*config), req.version());
-}
-
-http::Response LambdaApi::get_provisioned(const http::Request& req, const http::Params& path, const http::Params& query) {
-  if (query_value(query, "List") == "ALL") {
-    // ListProvisionedConcurrencyConfigs.
-    NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), http::Params{}), name);
-    NIMBUS_API_TRY(registry_.list_provisioned(*name), configs);
-    json list = json::array();
-    for (const auto& p : *configs) {
-      json row = provisioned_view(p);
-      row["FunctionArn"] = registry_.function_arn(p.function, p.qualifier);
-      list.push_back(std::move(row));
-    }
-    return json_response(http::Status::ok, {{"ProvisionedConcurrencyConfigs", std::move(list)}}, req.version());
-  }
-  NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
-  NIMBUS_API_TRY(registry_.get_provisioned(ref->name, ref->qualifier), config);
-  return json_response(http::Status::ok, provisioned_view(*config), req.version());
-}
-
-http::Response LambdaApi::delete_provisioned(const http::Request& req, const http::Params& path, const http::Params& query) {
-  NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
-  if (auto s = registry_.delete_provisioned(ref->name, ref->qualifier); !s.ok()) {
-    return render_error(s.error(), req.version());
-  }
   return empty_response(http::Status::no_content, req.version());
 }
 

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/crypto.h"
+#include "invoker/detail/instance.h"
 #include "invoker/metrics.h"
 #include "invoker/policy.h"
 #include "registry/runtimes.h"
@@ -24,10 +25,12 @@ namespace nimbus::invoker {
 using base::ErrorCode;
 using base::make_error;
 using nlohmann::json;
-using SteadyClock = std::chrono::steady_clock;
+using detail::InstanceState;
+using detail::kUseTuple;
+using detail::pool_key;
+using detail::SteadyClock;
 
 namespace {
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // Instance uids, leased host-wide through UidPool.
 constexpr unsigned kUidBase = 800000;
 constexpr unsigned kUidCount = 100000;
@@ -42,53 +45,6 @@ std::string error_body(std::string_view type, std::string_view message) {
 }
 
 void log_spawn_failure(const std::string& what) { spdlog::warn("invoker: {}", what); }
-}  // namespace
-
-enum class InstanceState { kStarting, kIdle, kBusy, kDraining, kDead };
-
-struct Invoker::Instance {
-  std::string id;
-  std::string function;
-  std::string pool;                    // key of its pool in pools_
-  FunctionMetrics* metrics = nullptr;  // its function's; they live as long as the invoker
-  bool provisioned = false;            // GUARDED_BY(Invoker::mu_) kept initialised, never reaped
-  std::string revision;  // the configuration it was started with
-  InstanceState state = InstanceState::kStarting;  // GUARDED_BY(Invoker::mu_)
-  int pid = 0;
-  unsigned uid = 0;
-  std::uint64_t session_id = 0;
-  std::shared_ptr<runtime_api::RuntimeSession> session;
-  SteadyClock::time_point idle_since;               // GUARDED_BY(Invoker::mu_)
-  std::optional<double> init_ms;                    // shown once, in the first REPORT
-  std::optional<sandbox::ExitEvent> exit;           // GUARDED_BY(Invoker::mu_)
-  std::unique_ptr<asio::posix::stream_descriptor> output;  // read end of stdout+stderr
-  std::mutex output_mu;
-  std::string output_buffer;  // GUARDED_BY(output_mu)
-};
-
-// Per function: what spans its versions (reserved concurrency counts every
-// version's invocations) and its metric series.
-struct Invoker::FunctionState {
-  FunctionState(telemetry::Registry& registry, const std::string& function) : metrics(registry, function) {}
-  int in_flight = 0;
-  int instances = 0;
-  FunctionMetrics metrics;
-};
-
-// The instances of one version.
-struct Invoker::Pool {
-  std::string function;
-  FunctionState* state = nullptr;
-  std::vector<std::shared_ptr<Instance>> instances;
-  int provisioned_target = 0;          // from the registry's provisioned configs
-  std::string provisioned_failure;     // why the last provisioned start failed
-  SteadyClock::time_point failed_at;   // and when (retries back off)
-};
-
-namespace {
-std::string pool_key(const std::string& function, const std::string& version) {
-  return version == registry::kLatest || version.empty() ? function : function + ":" + version;
-}
 }  // namespace
 
 Invoker::Invoker(asio::any_io_executor executor, registry::Registry& registry, sandbox::Launcher& launcher,
@@ -167,18 +123,6 @@ void Invoker::retire(const std::string& function, const std::string& version) {
     }
   }
   for (auto& inst : idle) destroy(inst);
-}
-
-Invoker::ProvisionedState Invoker::provisioned_state(const registry::FunctionConfig& config) {
-  std::lock_guard lock(mu_);
-  ProvisionedState out;
-  const auto it = pools_.find(pool_key(config.name, config.version));
-  if (it == pools_.end()) return out;
-  for (const auto& inst : it->second->instances) {
-    if (inst->provisioned && (inst->state == InstanceState::kIdle || inst->state == InstanceState::kBusy)) ++out.ready;
-  }
-  out.failure = it->second->provisioned_failure;
-  return out;
 }
 
 Invoker::Pool& Invoker::pool_for(const registry::FunctionConfig& config) {
@@ -287,97 +231,6 @@ asio::awaitable<void> Invoker::reap_idle() {
     }
     for (auto& inst : expired) destroy(inst);
   }
-}
-
-asio::awaitable<void> Invoker::keep_provisioned() {
-  for (;;) {
-    provisioner_->expires_after(config_.provisioning_period);
-    auto [ec] = co_await provisioner_->async_wait(kUseTuple);
-    if (ec) co_return;
-    reconcile_provisioned();
-  }
-}
-
-void Invoker::reconcile_provisioned() {
-  // What the registry asks for, per version: an alias and the version it
-  // points at add up.
-  struct Want {
-    registry::FunctionConfig config;
-    int count = 0;
-  };
-  std::map<std::string, Want> wanted;
-  for (const auto& p : registry_.provisioned_all()) {
-    auto config = registry_.get_qualified(p.function, p.qualifier);
-    if (!config.ok()) continue;
-    auto& want = wanted[pool_key(config->name, config->version)];
-    want.config = std::move(*config);
-    want.count += p.requested;
-  }
-  std::vector<std::pair<std::shared_ptr<Instance>, registry::FunctionConfig>> to_start;
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return;
-    const auto now = SteadyClock::now();
-    for (auto& [key, pool] : pools_) {
-      if (wanted.count(key) == 0) pool->provisioned_target = 0;
-    }
-    for (auto& [key, want] : wanted) pool_for(want.config).provisioned_target = want.count;
-    for (auto& [key, pool] : pools_) {
-      const auto w = wanted.find(key);
-      int have = 0;
-      for (auto& inst : pool->instances) {
-        const bool live = inst->state != InstanceState::kDraining && inst->state != InstanceState::kDead &&
-                          (w == wanted.end() || inst->revision == w->second.config.revision_id);
-        if (!inst->provisioned || !live) continue;
-        if (have < pool->provisioned_target) {
-          ++have;
-        } else {
-          inst->provisioned = false;  // surplus: ages out like any on-demand instance
-          inst->idle_since = now;
-        }
-      }
-      if (w == wanted.end() || have >= pool->provisioned_target) continue;
-      // After a failed start, wait a little before the next attempt.
-      if (!pool->provisioned_failure.empty() && now - pool->failed_at < std::chrono::seconds(2)) continue;
-      for (; have < pool->provisioned_target; ++have) {
-        auto inst = new_instance(*pool, w->second.config);
-        inst->provisioned = true;
-        to_start.emplace_back(std::move(inst), w->second.config);
-      }
-    }
-  }
-  for (auto& [inst, config] : to_start) {
-    asio::co_spawn(executor_, start_provisioned(std::move(inst), std::move(config)), [](std::exception_ptr e) {
-      if (e) spdlog::error("invoker: a provisioned start ended with an exception");
-    });
-  }
-}
-
-asio::awaitable<void> Invoker::start_provisioned(std::shared_ptr<Instance> inst, registry::FunctionConfig config) {
-  auto started = co_await start_instance(inst, config, "provisioned-" + inst->id);
-  const std::string output = inst->output ? drain_output(*inst) : std::string();
-  if (!output.empty()) logs_.append(config.name, clock_.now_ms(), output.back() == '\n' ? output : output + "\n");
-  bool kill = !started.ok();
-  {
-    std::lock_guard lock(mu_);
-    const auto it = pools_.find(inst->pool);
-    if (it != pools_.end()) {
-      if (started.ok()) {
-        it->second->provisioned_failure.clear();
-      } else {
-        it->second->provisioned_failure = started.error().message;
-        it->second->failed_at = SteadyClock::now();
-      }
-    }
-    if (started.ok() && inst->state == InstanceState::kStarting && !stopping_) {
-      inst->state = InstanceState::kIdle;
-      inst->idle_since = SteadyClock::now();
-    } else {
-      kill = true;
-    }
-  }
-  if (!started.ok()) spdlog::warn("invoker: {}: provisioned instance failed to start: {}", config.name, started.error().message);
-  if (kill) destroy(inst);
 }
 
 asio::awaitable<void> Invoker::read_output(std::shared_ptr<Instance> inst) {

@@ -1,0 +1,75 @@
+#pragma once
+// The invoker's bookkeeping types (internal to the invoker part): an
+// instance, a version's pool, a function's shared state. Every member marked
+// GUARDED_BY(Invoker::mu_) is read and written under the invoker's mutex.
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "invoker/invoker.h"
+#include "invoker/metrics.h"
+
+namespace nimbus::invoker {
+namespace detail {
+
+using SteadyClock = std::chrono::steady_clock;
+inline constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+enum class InstanceState { kStarting, kIdle, kBusy, kDraining, kDead };
+
+// Pools are keyed "name" for $LATEST and "name:N" for version N.
+inline std::string pool_key(const std::string& function, const std::string& version) {
+  return version == registry::kLatest || version.empty() ? function : function + ":" + version;
+}
+
+}  // namespace detail
+
+using detail::InstanceState;
+using detail::SteadyClock;
+
+struct Invoker::Instance {
+  std::string id;
+  std::string function;
+  std::string pool;                    // key of its pool in pools_
+  FunctionMetrics* metrics = nullptr;  // its function's; they live as long as the invoker
+  bool provisioned = false;            // GUARDED_BY(Invoker::mu_) kept initialised, never reaped
+  std::string revision;  // the configuration it was started with
+  InstanceState state = InstanceState::kStarting;  // GUARDED_BY(Invoker::mu_)
+  int pid = 0;
+  unsigned uid = 0;
+  std::uint64_t session_id = 0;
+  std::shared_ptr<runtime_api::RuntimeSession> session;
+  SteadyClock::time_point idle_since;               // GUARDED_BY(Invoker::mu_)
+  std::optional<double> init_ms;                    // shown once, in the first REPORT
+  std::optional<sandbox::ExitEvent> exit;           // GUARDED_BY(Invoker::mu_)
+  std::unique_ptr<asio::posix::stream_descriptor> output;  // read end of stdout+stderr
+  std::mutex output_mu;
+  std::string output_buffer;  // GUARDED_BY(output_mu)
+};
+
+// Per function: what spans its versions (reserved concurrency counts every
+// version's invocations) and its metric series.
+struct Invoker::FunctionState {
+  FunctionState(telemetry::Registry& registry, const std::string& function) : metrics(registry, function) {}
+  int in_flight = 0;
+  int instances = 0;
+  FunctionMetrics metrics;
+};
+
+// The instances of one version.
+struct Invoker::Pool {
+  std::string function;
+  FunctionState* state = nullptr;
+  std::vector<std::shared_ptr<Instance>> instances;
+  int provisioned_target = 0;          // from the registry's provisioned configs
+  std::string provisioned_failure;     // why the last provisioned start failed
+  SteadyClock::time_point failed_at;   // and when (retries back off)
+};
+
+}  // namespace nimbus::invoker
