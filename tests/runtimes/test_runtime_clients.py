@@ -322,9 +322,9 @@ class RuntimeTestCase(unittest.TestCase):
     def diag(self):
         return "\nstdout:\n%s\nstderr:\n%s" % (self.stdout.text(), self.stderr.text())
 
-    def invoke_ok(self, event=None, **kw):
+    def invoke_ok(self, event=None, timeout=TIMEOUT, **kw):
         rid = self.api.invoke(event, **kw)
-        post = self.api.result(rid)
+        post = self.api.result(rid, timeout)
         self.assertEqual(post.kind, "response", post.body.decode(errors="replace") + self.diag())
         return post
 
@@ -585,7 +585,8 @@ class PythonClientTest(RuntimeTestCase):
     def test_large_payloads(self):
         self.start("python", "app.handler", {"app.py": "def handler(e, c):\n    return {'n': len(e['s']), 's': e['s'][::-1]}\n"})
         big = "abcdefghij" * 500_000  # 5 MB
-        post = self.invoke_ok({"s": big})
+        # Reversing 5 MB takes a while on a busy 2-core machine: a longer bound.
+        post = self.invoke_ok({"s": big}, timeout=60)
         self.assertEqual(post.json(), {"n": len(big), "s": big[::-1]})
 
     def test_reconnects_when_server_closes_connection(self):
@@ -883,7 +884,8 @@ class NodeClientTest(RuntimeTestCase):
     def test_large_payloads(self):
         self.start("node", "index.handler", {"index.js": "exports.handler = async (e) => ({ n: e.s.length, s: [...e.s].reverse().join('') });\n"})
         big = "abcdefghij" * 500_000  # 5 MB
-        post = self.invoke_ok({"s": big})
+        # Reversing 5 MB takes a while on a busy 2-core machine: a longer bound.
+        post = self.invoke_ok({"s": big}, timeout=60)
         self.assertEqual(post.json(), {"n": len(big), "s": big[::-1]})
 
     def test_reconnects_when_server_closes_connection(self):
