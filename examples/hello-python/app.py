@@ -7,7 +7,9 @@ invocations = 0  # module globals survive between invocations on a warm instance
 def handler(event, context):
     global invocations
     invocations += 1
-    name = (event or {}).get("name", "world")
+    event = event or {}
+    # {"name": ...} when invoked directly; ?name=... through the HTTP gateway.
+    name = event.get("name") or (event.get("queryStringParameters") or {}).get("name", "world")
     return {
         "message": f"Hello, {name}!",
         "function": context.function_name,
