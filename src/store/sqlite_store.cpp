@@ -318,12 +318,13 @@ base::Status SqliteStore::delete_version(std::string_view function, std::int64_t
   return base::Ok{};
 }
 
-base::Status SqliteStore::insert_resource(const ResourceRow& row) {
-  std::lock_guard lock(mu_);
-  Statement st(db_,
-               "INSERT INTO function_resources (function, kind, key, document, revision_id) "
-               "VALUES (?1, ?2, ?3, ?4, ?5)");
-  if (!st.prepared()) return sqlite_error("prepare insert resource");
+base::Status SqliteStore::write_resource_locked(const ResourceRow& row, ResourceWrite mode) {
+  Statement st(db_, mode == ResourceWrite::kInsert
+                        ? "INSERT INTO function_resources (function, kind, key, document, revision_id) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5)"
+                        : "INSERT OR REPLACE INTO function_resources (function, kind, key, document, revision_id) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5)");
+  if (!st.prepared()) return sqlite_error("prepare write resource");
   st.bind(1, row.function);
   st.bind(2, kind_name(row.kind));
   st.bind(3, row.key);
@@ -331,34 +332,27 @@ base::Status SqliteStore::insert_resource(const ResourceRow& row) {
   st.bind(5, row.revision_id);
   const int rc = st.step();
   if (rc == SQLITE_CONSTRAINT) {
-    // Either the key is taken or the function is gone (foreign key).
+    // Either the key is taken (insert only) or the function is gone (foreign key).
     Statement probe(db_, "SELECT 1 FROM functions WHERE name = ?1");
     probe.bind(1, row.function);
-    if (probe.step() != SQLITE_ROW) {
+    if (mode == ResourceWrite::kReplace || probe.step() != SQLITE_ROW) {
       return make_error(ErrorCode::kResourceNotFound, "Function not found: " + row.function);
     }
     return make_error(ErrorCode::kResourceConflict,
                       fmt::format("{} {} of {} already exists", kind_name(row.kind), row.key, row.function));
   }
-  if (rc != SQLITE_DONE) return sqlite_error("insert resource");
+  if (rc != SQLITE_DONE) return sqlite_error("write resource");
   return base::Ok{};
+}
+
+base::Status SqliteStore::insert_resource(const ResourceRow& row) {
+  std::lock_guard lock(mu_);
+  return write_resource_locked(row, ResourceWrite::kInsert);
 }
 
 base::Status SqliteStore::put_resource(const ResourceRow& row) {
   std::lock_guard lock(mu_);
-  Statement st(db_,
-               "INSERT OR REPLACE INTO function_resources (function, kind, key, document, revision_id) "
-               "VALUES (?1, ?2, ?3, ?4, ?5)");
-  if (!st.prepared()) return sqlite_error("prepare put resource");
-  st.bind(1, row.function);
-  st.bind(2, kind_name(row.kind));
-  st.bind(3, row.key);
-  st.bind(4, row.document);
-  st.bind(5, row.revision_id);
-  const int rc = st.step();
-  if (rc == SQLITE_CONSTRAINT) return make_error(ErrorCode::kResourceNotFound, "Function not found: " + row.function);
-  if (rc != SQLITE_DONE) return sqlite_error("put resource");
-  return base::Ok{};
+  return write_resource_locked(row, ResourceWrite::kReplace);
 }
 
 base::Result<ResourceRow> SqliteStore::get_resource(ResourceKind kind, std::string_view function,

@@ -60,6 +60,8 @@ class SqliteStore final : public Store {
   base::Status migrate();
   // update_function's body; the caller holds mu_.
   base::Status update_function_locked(const FunctionRow& row, std::string_view expected_revision);
+  enum class ResourceWrite { kInsert, kReplace };
+  base::Status write_resource_locked(const ResourceRow& row, ResourceWrite mode);
   base::Status exec(const char* sql);
   base::Error sqlite_error(std::string_view what) const;
 

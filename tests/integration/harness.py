@@ -354,31 +354,11 @@ class Daemon:
 
     def gateway_exchange(self, data, timeout=10.0):
         """Writes bytes to the gateway on a fresh TCP connection and reads until the peer closes."""
-        parsed = urllib.parse.urlsplit(self.gateway)
-        with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout) as s:
-            s.sendall(data)
-            chunks = []
-            with contextlib.suppress(ConnectionResetError, socket.timeout):
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-        return b"".join(chunks)
+        return _exchange(self.gateway, data, timeout)
 
     def raw_exchange(self, data, timeout=10.0):
-        """Writes bytes on a fresh TCP connection and reads until the peer closes."""
-        parsed = urllib.parse.urlsplit(self.endpoint)
-        with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout) as s:
-            s.sendall(data)
-            chunks = []
-            with contextlib.suppress(ConnectionResetError, socket.timeout):
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-        return b"".join(chunks)
+        """Writes bytes to the Lambda API on a fresh TCP connection and reads until the peer closes."""
+        return _exchange(self.endpoint, data, timeout)
 
     def list_function_names(self):
         """All function names via signed raw ListFunctions, following NextMarker."""
@@ -415,6 +395,21 @@ class Daemon:
     def metric(self, name, **labels):
         """One sample of GET /metrics; 0.0 when the series is absent."""
         return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _exchange(url, data, timeout):
+    """Writes bytes to `url`'s host and port on a fresh TCP connection and reads until the peer closes."""
+    parsed = urllib.parse.urlsplit(url)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        with contextlib.suppress(ConnectionResetError, socket.timeout):
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _clean_env():
