@@ -223,7 +223,16 @@ asio::awaitable<void> Dispatcher::claim_loop() {
     }
     if (stopping_) break;
     if (woken_) continue;  // new work arrived while claiming
-    timer_->expires_after(config_.poll_interval);
+    // Sleep until the poll interval passes or a scheduled retry falls due,
+    // whichever is first (a retry can be due in 1 ms under a time scale).
+    auto wait = config_.poll_interval;
+    const std::int64_t now = clock_.now_ms();
+    const std::int64_t due = next_due_ms_.load();
+    if (due - now < wait.count()) {
+      next_due_ms_.store(kNoDue);
+      wait = std::chrono::milliseconds(std::max<std::int64_t>(0, due - now));
+    }
+    timer_->expires_after(wait);
     co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
@@ -290,6 +299,10 @@ asio::awaitable<void> Dispatcher::attempt(store::AsyncInvocationRow row) {
   metrics_.queue_depth.add(static_cast<std::int64_t>(new_rows));
   if (decision.kind == Decision::Kind::kRetry) {
     metrics_.retries.add();
+    // Remember the earliest retry, so the claim loop wakes for it.
+    std::int64_t due = next_due_ms_.load();
+    while (row.next_attempt_ms < due && !next_due_ms_.compare_exchange_weak(due, row.next_attempt_ms)) {
+    }
     co_return;
   }
   metrics_.queue_depth.add(-1);

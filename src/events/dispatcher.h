@@ -16,6 +16,7 @@
 // stop() before it.
 
 #include <atomic>
+#include <cstdint>
 #include <chrono>
 #include <memory>
 
@@ -96,6 +97,8 @@ class Dispatcher {
   std::atomic<int> in_flight_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> woken_{false};
+  static constexpr std::int64_t kNoDue = INT64_MAX;
+  std::atomic<std::int64_t> next_due_ms_{kNoDue};  // earliest scheduled retry
 };
 
 }  // namespace nimbus::events
