@@ -72,6 +72,13 @@ class AsyncTestCase(ExecutionTestCase):
                         f"{function} received {len(self.records(function))} records, want {count}")
         return self.records(function)
 
+    def function_with_sink(self, name, code, sink, on, **config):
+        """Creates `name` and a recorder `sink`, and makes `sink` its `on` (OnSuccess|OnFailure) destination."""
+        self.create_function(name, {"app.py": code})
+        self.create_function(sink, {"app.py": RECORDER_PY})
+        self.client.put_function_event_invoke_config(
+            FunctionName=name, DestinationConfig={on: {"Destination": function_arn(sink)}}, **config)
+
     def invoke_event(self, name, payload, qualifier=None):
         r = self.daemon.invoke(name, payload, headers={"X-Amz-Invocation-Type": "Event"}, qualifier=qualifier)
         self.assertEqual(r.status, 202, r)
@@ -110,11 +117,7 @@ class AsyncInvokeTest(AsyncTestCase):
         self.assertEqual(json.loads(done["LastResponse"]["payload"]), {"doubled": 42})
 
     def test_function_error_is_retried_twice_then_the_failure_destination_gets_the_record(self):
-        self.create_function("async-fails", {"app.py": FAILING_PY})
-        self.create_function("async-fail-sink", {"app.py": RECORDER_PY})
-        self.client.put_function_event_invoke_config(
-            FunctionName="async-fails",
-            DestinationConfig={"OnFailure": {"Destination": function_arn("async-fail-sink")}})
+        self.function_with_sink("async-fails", FAILING_PY, "async-fail-sink", "OnFailure")
         reply = self.client.invoke(FunctionName="async-fails", InvocationType="Event", Payload=b'{"order": 7}')
         self.assertEqual(reply["StatusCode"], 202)
         request_id = reply["ResponseMetadata"]["RequestId"]
@@ -144,11 +147,7 @@ class AsyncInvokeTest(AsyncTestCase):
         self.assertEqual(failed["Deliveries"][0]["state"], "queued")
 
     def test_success_destination_gets_the_result(self):
-        self.create_function("async-succeeds", {"app.py": OK_PY})
-        self.create_function("async-ok-sink", {"app.py": RECORDER_PY})
-        self.client.put_function_event_invoke_config(
-            FunctionName="async-succeeds",
-            DestinationConfig={"OnSuccess": {"Destination": function_arn("async-ok-sink")}})
+        self.function_with_sink("async-succeeds", OK_PY, "async-ok-sink", "OnSuccess")
         request_id = self.invoke_event("async-succeeds", {"n": 4})
         record = self.wait_records("async-ok-sink")[0]
         self.assertEqual(record["requestContext"]["condition"], "Success")
@@ -159,11 +158,7 @@ class AsyncInvokeTest(AsyncTestCase):
         self.assertEqual(record["responsePayload"], {"doubled": 8})
 
     def test_maximum_retry_attempts_zero_runs_once(self):
-        self.create_function("async-once", {"app.py": FAILING_PY})
-        self.create_function("async-once-sink", {"app.py": RECORDER_PY})
-        self.client.put_function_event_invoke_config(
-            FunctionName="async-once", MaximumRetryAttempts=0,
-            DestinationConfig={"OnFailure": {"Destination": function_arn("async-once-sink")}})
+        self.function_with_sink("async-once", FAILING_PY, "async-once-sink", "OnFailure", MaximumRetryAttempts=0)
         request_id = self.invoke_event("async-once", {"x": 1})
         record = self.wait_records("async-once-sink")[0]
         self.assertEqual(record["requestContext"]["approximateInvokeCount"], 1)
@@ -174,19 +169,17 @@ class AsyncInvokeTest(AsyncTestCase):
         self.assertEqual(len(attempts), 1, attempts)
 
     def test_throttled_event_ages_out_to_the_failure_destination(self):
-        self.create_function("async-throttled", {"app.py": FAILING_PY})
-        self.create_function("async-age-sink", {"app.py": RECORDER_PY})
+        self.function_with_sink("async-throttled", FAILING_PY, "async-age-sink", "OnFailure",
+                                MaximumEventAgeInSeconds=600)
         self.client.put_function_concurrency(FunctionName="async-throttled", ReservedConcurrentExecutions=0)
-        self.client.put_function_event_invoke_config(
-            FunctionName="async-throttled", MaximumEventAgeInSeconds=60,
-            DestinationConfig={"OnFailure": {"Destination": function_arn("async-age-sink")}})
         request_id = self.invoke_event("async-throttled", {"late": True})
         record = self.wait_records("async-age-sink")[0]
         self.assertEqual(record["requestContext"]["condition"], "EventAgeExceeded")
         self.assertEqual(record["requestContext"]["requestId"], request_id)
         self.assertEqual(record["responseContext"]["statusCode"], 429)
-        # Backoff 1, 2, 4, 8, 16 s of event time, then the next retry would pass 60 s.
+        # Backoff 1, 2, 4, ... 256 s of event time (0.6 s real here), then the next retry would pass 600 s.
         self.assertGreaterEqual(record["requestContext"]["approximateInvokeCount"], 3)
+        self.assertLessEqual(record["requestContext"]["approximateInvokeCount"], 11)
         failed = self.wait_state(request_id, "failed")
         self.assertEqual(failed["Condition"], "EventAgeExceeded")
         self.assertIn("EventAgeExceeded", failed["LastError"])
