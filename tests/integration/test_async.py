@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -474,3 +475,60 @@ class AsyncDurabilityTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("mount"), "needs root to mount a small tmpfs")
+class AsyncDiskFullTest(unittest.TestCase):
+    """The data directory on a small tmpfs that is then filled up: an Event
+    invoke whose row cannot be committed is answered 500 ServiceException,
+    never 202, and the daemon keeps serving once there is room again."""
+
+    def test_a_full_disk_fails_the_request_instead_of_acknowledging_it(self):
+        mount_dir = tempfile.mkdtemp(prefix="nimbus-it-full-")
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mount_dir]).returncode != 0:
+            os.rmdir(mount_dir)
+            self.skipTest("cannot mount a tmpfs here")
+        filler = os.path.join(mount_dir, "filler")
+        os.mkdir(os.path.join(mount_dir, "data"))
+        try:
+            with running_daemon(data_dir=os.path.join(mount_dir, "data"),
+                                extra_args=("--events-time-scale", SCALE)) as d:
+                client = d.boto3_client("lambda")
+                client.create_function(FunctionName="full", Runtime="python3.12", Role="arn:aws:iam::000000000000:role/x",
+                                       Handler="app.handler", Code={"ZipFile": make_zip({"app.py": OK_PY})})
+                # Fill the file system to the last byte.
+                with open(filler, "wb") as f:
+                    try:
+                        while True:
+                            f.write(b"\0" * (64 * 1024))
+                            f.flush()
+                    except OSError:
+                        pass
+                big = json.dumps({"n": 1, "pad": "x" * 200000})
+                answers = []
+                for _ in range(5):
+                    r = d.invoke("full", big, headers={"X-Amz-Invocation-Type": "Event"})
+                    answers.append(r)
+                    self.assertIn(r.status, (202, 500), r)
+                refused = [r for r in answers if r.status == 500]
+                self.assertTrue(refused, "every Event invoke was acknowledged on a full disk")
+                for r in refused:
+                    self.assertEqual(r.header("x-amzn-ErrorType"), "ServiceException", r)
+                    self.assertIn("full", r.json()["Message"].lower(), r)
+                os.unlink(filler)
+                accepted = {r.header("x-amzn-RequestId") for r in answers if r.status == 202}
+                later = d.invoke("full", {"n": 2}, headers={"X-Amz-Invocation-Type": "Event"})
+                self.assertEqual(later.status, 202, later)
+                accepted.add(later.header("x-amzn-RequestId"))
+
+                def all_succeeded():
+                    rows = d.request("GET", "/nimbus/v1/events", query={"function": "full"}).json()["Invocations"]
+                    done = {row["Id"] for row in rows if row["State"] == "succeeded"}
+                    return accepted <= done and len(rows) == len(accepted)
+
+                self.assertTrue(wait_until(all_succeeded, 30),
+                                d.request("GET", "/nimbus/v1/events", query={"function": "full"}).json())
+                client.close()
+        finally:
+            subprocess.run(["umount", "-l", mount_dir])
+            os.rmdir(mount_dir)
