@@ -289,12 +289,19 @@ asio::awaitable<void> Dispatcher::attempt(store::AsyncInvocationRow row) {
   row.document = doc.dump(-1, ' ', false, json::error_handler_t::replace);
   batch.updates.push_back(row);
   const std::size_t new_rows = batch.inserts.size();
-  base::Status written = co_await queue_.write(std::move(batch));
-  if (!written.ok()) {
-    // The row stays running in the store and is attempted again after a restart.
+  // The outcome must be recorded: on a store error (disk full, ...) try again
+  // every second until it is, or until the daemon stops (then the row, still
+  // running in the store, is attempted again after the restart).
+  for (;;) {
+    base::Status written = co_await queue_.write(batch);
+    if (written.ok()) break;
     metrics_.store_errors.add();
-    spdlog::error("events: recording the outcome of {} failed: {}", row.id, written.error().message);
-    co_return;
+    spdlog::error("events: recording the outcome of {} failed (retrying in 1 s): {}", row.id,
+                  written.error().message);
+    if (stopping_) co_return;
+    asio::steady_timer pause(executor_, std::chrono::seconds(1));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (stopping_) co_return;
   }
   metrics_.queue_depth.add(static_cast<std::int64_t>(new_rows));
   if (decision.kind == Decision::Kind::kRetry) {
