@@ -11,6 +11,7 @@
 #include "base/crypto.h"
 #include "base/files.h"
 #include "cli/control_client.h"
+#include "cli/events_commands.h"
 #include "cli/package.h"
 #include "daemon/daemon.h"
 #include "http/types.h"
@@ -448,6 +449,14 @@ int run(int argc, char** argv) {
                   "run instances as plain processes (no namespaces, cgroups or uid switch); for hosts that "
                   "cannot isolate, printed loudly at start");
 
+  serve->add_option("--events-time-scale", serve_config.events.time_scale,
+                    "TEST ONLY: run asynchronous retry delays and event ages this many times faster (1000: a "
+                    "minute passes in 60 ms)")
+      ->capture_default_str()->check(CLI::Range(1.0, 1e6));
+  serve->add_option("--events-concurrency", serve_config.events.max_in_flight,
+                    "asynchronous invocations attempted at the same time")
+      ->capture_default_str()->check(CLI::Range(1, 10000));
+
   std::string gateway_listen = "0.0.0.0:8080";
   serve->add_option("--gateway-listen", gateway_listen, "address:port of the HTTP gateway (port 0 picks a free one)")
       ->capture_default_str();
@@ -557,6 +566,21 @@ int run(int argc, char** argv) {
   logs_cmd->add_flag("--follow,-f", follow, "keep printing new lines");
   logs_cmd->add_option("--since", since, "only lines newer than this: 30s, 10m, 2h, 1d");
 
+  EventsListOptions events_options;
+  std::string event_id;
+  auto* events_cmd = app.add_subcommand("events", "Asynchronous invocations: list, show, redrive");
+  events_cmd->require_subcommand(1);
+  auto* events_ls_cmd = events_cmd->add_subcommand("ls", "List asynchronous invocations, newest first");
+  events_ls_cmd->add_option("--function,-f", events_options.function, "only this function's");
+  events_ls_cmd->add_option("--state,-s", events_options.state, "only those in this state")
+      ->check(CLI::IsMember({"pending", "running", "succeeded", "failed"}));
+  events_ls_cmd->add_option("--limit,-n", events_options.limit, "at most this many")->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  auto* events_show_cmd = events_cmd->add_subcommand("show", "Show one asynchronous invocation");
+  events_show_cmd->add_option("id", event_id, "invocation (request) id")->required();
+  auto* events_redrive_cmd = events_cmd->add_subcommand("redrive", "Run a failed asynchronous invocation again");
+  events_redrive_cmd->add_option("id", event_id, "invocation (request) id")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -604,6 +628,9 @@ int run(int argc, char** argv) {
   if (route_ls_cmd->parsed()) return route_list(*client);
   if (route_rm_cmd->parsed()) return route_remove(*client, route_options.key);
   if (cors_cmd->parsed()) return gateway_cors(*client, cors_options);
+  if (events_ls_cmd->parsed()) return events_list(*client, events_options);
+  if (events_show_cmd->parsed()) return events_show(*client, event_id);
+  if (events_redrive_cmd->parsed()) return events_redrive(*client, event_id);
   return fail("no command given (see nimbus --help)");
 }
 

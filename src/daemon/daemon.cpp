@@ -138,11 +138,38 @@ base::Status Daemon::start() {
                                                 *logs_, clock_, invoker_config);
   invoker_->start();
 
+  // Asynchronous invocations: the durable queue (group commit), the configs,
+  // the dispatcher. No message sink yet: queue destinations are recorded as
+  // failed until the SQS-compatible queues provide one.
+  events_metrics_ = std::make_unique<events::EventsMetrics>(*metrics_);
+  async_queue_ = std::make_unique<events::AsyncQueue>(*store_, clock_, events_metrics_.get());
+  event_configs_ = std::make_unique<events::EventInvokeConfigs>(*store_, *registry_, clock_);
+  dispatcher_ = std::make_unique<events::Dispatcher>(io_.get_executor(), *async_queue_, *store_, *invoker_, *registry_,
+                                                     *event_configs_, nullptr, *events_metrics_, clock_,
+                                                     config_.events);
+  async_queue_->on_inserted([d = dispatcher_.get()] { d->wake(); });
+  async_queue_->start();
+  NIMBUS_TRY(dispatcher_->start());
+  if (config_.events.time_scale > 1.0) {
+    spdlog::warn("nimbus: TEST ONLY: asynchronous retry delays and event ages run {}x faster than real time",
+                 config_.events.time_scale);
+  }
+  events_control_ = std::make_unique<events::EventsControl>(*store_, *async_queue_, dispatcher_.get(),
+                                                            *events_metrics_, clock_);
+
   api::ApiConfig api_config;
   api_config.auth = config_.auth;
   api_config.credentials = creds->credentials;
-  api_ = std::make_unique<api::LambdaApi>(api::ApiParts{*registry_, invoker_.get(), metrics_.get(), logs_.get()},
+  api_ = std::make_unique<api::LambdaApi>(api::ApiParts{*registry_, invoker_.get(), metrics_.get(), logs_.get(),
+                                                        async_queue_.get(), event_configs_.get()},
                                           clock_, api_config);
+  api_->add_extension("/nimbus/v1/events",
+                      [c = events_control_.get()](http::Verb method, std::string_view path, const http::Params& query,
+                                                  const std::string& body) -> base::Result<api::ExtensionReply> {
+                        auto reply = c->control(method, path, query, body);
+                        if (!reply.ok()) return std::move(reply).error();
+                        return api::ExtensionReply{reply->status, std::move(reply->body)};
+                      });
 
   // The gateway: user HTTP on its own listener, its routes managed through the control API.
   gateway::GatewayConfig gateway_config = config_.gateway;
@@ -277,8 +304,10 @@ void Daemon::request_stop() {
                      config_.drain_timeout.count());
       }
     }
+    if (dispatcher_) dispatcher_->stop();
     if (invoker_) invoker_->stop();
     if (runtime_api_) runtime_api_->stop();
+    if (async_queue_) async_queue_->stop();
     io_.stop();
   });
 }
@@ -289,7 +318,14 @@ void Daemon::shutdown() {
   api_server_.reset();
   api_.reset();
   gateway_.reset();
+  events_control_.reset();
+  if (dispatcher_) dispatcher_->stop();
   if (invoker_) invoker_->stop();
+  if (async_queue_) async_queue_->stop();
+  dispatcher_.reset();
+  event_configs_.reset();
+  async_queue_.reset();
+  events_metrics_.reset();
   invoker_.reset();
   runtime_api_.reset();
   if (logs_) logs_->stop();

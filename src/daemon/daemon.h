@@ -18,6 +18,11 @@
 
 #include "api/lambda_api.h"
 #include "base/clock.h"
+#include "events/async_queue.h"
+#include "events/control.h"
+#include "events/dispatcher.h"
+#include "events/invoke_config.h"
+#include "events/metrics.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "invoker/invoker.h"
@@ -43,6 +48,7 @@ struct DaemonConfig {
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
   gateway::GatewayConfig gateway;     // the user-facing HTTP listener (--gateway-listen)
+  events::DispatcherConfig events;    // asynchronous invocations (--events-time-scale is test-only)
 };
 
 // ~/.local/share/nimbus (or $XDG_DATA_HOME/nimbus); /var/lib/nimbus as root.
@@ -92,6 +98,11 @@ class Daemon {
   std::unique_ptr<telemetry::LogStore> logs_;
   std::unique_ptr<runtime_api::RuntimeApi> runtime_api_;
   std::unique_ptr<invoker::Invoker> invoker_;
+  std::unique_ptr<events::EventsMetrics> events_metrics_;
+  std::unique_ptr<events::AsyncQueue> async_queue_;
+  std::unique_ptr<events::EventInvokeConfigs> event_configs_;
+  std::unique_ptr<events::Dispatcher> dispatcher_;
+  std::unique_ptr<events::EventsControl> events_control_;
   std::unique_ptr<api::LambdaApi> api_;
   std::unique_ptr<http::Server> api_server_;
   std::uint16_t api_port_ = 0;

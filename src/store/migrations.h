@@ -7,7 +7,7 @@
 
 namespace nimbus::store {
 
-inline constexpr std::array<const char*, 3> kMigrations = {
+inline constexpr std::array<const char*, 4> kMigrations = {
     // 1: functions ($LATEST configuration as a document).
     R"sql(
     CREATE TABLE functions (
@@ -55,6 +55,28 @@ inline constexpr std::array<const char*, 3> kMigrations = {
       name         TEXT PRIMARY KEY,
       document     TEXT NOT NULL
     ) WITHOUT ROWID;
+    )sql",
+    // 4: asynchronous invocations (Invoke with InvocationType Event, and
+    // destination deliveries): claimed by state and due time, listed newest
+    // first. No foreign key: an invocation outlives its function's deletion
+    // long enough to fail visibly.
+    R"sql(
+    CREATE TABLE async_invocations (
+      seq              INTEGER PRIMARY KEY,
+      id               TEXT NOT NULL UNIQUE,
+      function         TEXT NOT NULL,
+      qualifier        TEXT NOT NULL,
+      payload          TEXT NOT NULL,
+      state            TEXT NOT NULL,
+      attempts         INTEGER NOT NULL,
+      next_attempt_ms  INTEGER NOT NULL,
+      created_ms       INTEGER NOT NULL,
+      updated_ms       INTEGER NOT NULL,
+      last_error       TEXT NOT NULL,
+      document         TEXT NOT NULL
+    );
+    CREATE INDEX async_due ON async_invocations(state, next_attempt_ms);
+    CREATE INDEX async_function ON async_invocations(function, seq);
     )sql",
 };
 
