@@ -7,7 +7,7 @@
 
 namespace nimbus::store {
 
-inline constexpr std::array<const char*, 3> kMigrations = {
+inline constexpr std::array<const char*, 4> kMigrations = {
     // 1: functions ($LATEST configuration as a document).
     R"sql(
     CREATE TABLE functions (
@@ -54,6 +54,22 @@ inline constexpr std::array<const char*, 3> kMigrations = {
     CREATE TABLE gateway_settings (
       name         TEXT PRIMARY KEY,
       document     TEXT NOT NULL
+    ) WITHOUT ROWID;
+    )sql",
+    // 4: schedules (rate/cron/at) and where each one stands: the next fire
+    // time (-1: never again) and the last one (-1: not yet).
+    R"sql(
+    CREATE TABLE schedules (
+      name          TEXT PRIMARY KEY,
+      expression    TEXT NOT NULL,
+      timezone      TEXT NOT NULL,
+      function      TEXT NOT NULL,
+      qualifier     TEXT NOT NULL,
+      input         TEXT,
+      enabled       INTEGER NOT NULL,
+      created_ms    INTEGER NOT NULL,
+      next_fire_ms  INTEGER NOT NULL,
+      last_fire_ms  INTEGER NOT NULL
     ) WITHOUT ROWID;
     )sql",
 };

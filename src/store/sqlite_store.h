@@ -54,6 +54,11 @@ class SqliteStore final : public Store {
   base::Status delete_route(std::string_view route_key) override;
   base::Status put_gateway_setting(std::string_view name, std::string_view document) override;
   base::Result<std::string> get_gateway_setting(std::string_view name) override;
+  base::Status insert_schedule(const ScheduleRow& row) override;
+  base::Status update_schedule(const ScheduleRow& row) override;
+  base::Result<ScheduleRow> get_schedule(std::string_view name) override;
+  base::Result<std::vector<ScheduleRow>> list_schedules() override;
+  base::Status delete_schedule(std::string_view name) override;
 
  private:
   class Statement;
@@ -62,6 +67,7 @@ class SqliteStore final : public Store {
   base::Status update_function_locked(const FunctionRow& row, std::string_view expected_revision);
   enum class ResourceWrite { kInsert, kReplace };
   base::Status write_resource_locked(const ResourceRow& row, ResourceWrite mode);
+  base::Status write_schedule(const ScheduleRow& row, bool replace);
   base::Status exec(const char* sql);
   base::Error sqlite_error(std::string_view what) const;
 

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,20 @@ struct RouteRow {
   std::string route_key;   // "GET /pets/{id}", "$default"
   std::string document;    // JSON, owned by the gateway
   std::int64_t updated_ms = 0;
+};
+
+// One schedule (events part): what fires, when it fires next, when it last did.
+struct ScheduleRow {
+  std::string name;
+  std::string expression;         // rate(...), cron(...), at(...)
+  std::string timezone = "UTC";   // IANA name
+  std::string function;
+  std::string qualifier;          // "" = $LATEST
+  std::optional<std::string> input;  // fixed JSON payload; none: the Scheduled Event
+  bool enabled = true;
+  std::int64_t created_ms = 0;
+  std::int64_t next_fire_ms = -1;  // -1: never again
+  std::int64_t last_fire_ms = -1;  // -1: not yet
 };
 
 class Store {
@@ -132,6 +147,17 @@ class Store {
   // get returns an empty string when the setting is absent.
   [[nodiscard]] virtual base::Status put_gateway_setting(std::string_view name, std::string_view document) = 0;
   [[nodiscard]] virtual base::Result<std::string> get_gateway_setting(std::string_view name) = 0;
+
+  // Schedules. kResourceConflict when one of that name exists.
+  [[nodiscard]] virtual base::Status insert_schedule(const ScheduleRow& row) = 0;
+  // Replaces the row; kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Status update_schedule(const ScheduleRow& row) = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Result<ScheduleRow> get_schedule(std::string_view name) = 0;
+  // Every schedule, in name order.
+  [[nodiscard]] virtual base::Result<std::vector<ScheduleRow>> list_schedules() = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Status delete_schedule(std::string_view name) = 0;
 };
 
 }  // namespace nimbus::store
