@@ -211,7 +211,7 @@ std::optional<std::string_view> inside(std::string_view text, std::string_view p
 }
 
 base::Result<ScheduleExpression> parse_rate(std::string_view text, std::string_view body) {
-  const auto fail = [&](std::string_view why) { return invalid(fmt::format("{}: {}", text, why)); };
+  const auto fail = [](std::string_view why) { return invalid(std::string(why)); };
   const auto space = body.find(' ');
   if (space == std::string_view::npos || body.find(' ', space + 1) != std::string_view::npos) {
     return fail("expected rate(value unit), e.g. rate(5 minutes)");
@@ -258,9 +258,8 @@ base::Result<ScheduleExpression> parse_cron(std::string_view text, std::string_v
     pos = space + 1;
   }
   if (std::any_of(parts.begin(), parts.end(), [](std::string_view p) { return p.empty(); }) || parts.size() != 6) {
-    return invalid(fmt::format("{}: expected 6 fields separated by single spaces (Minutes Hours Day-of-month Month "
-                               "Day-of-week Year), e.g. cron(0 9 * * ? *)",
-                               text));
+    return invalid("expected 6 fields separated by single spaces (Minutes Hours Day-of-month Month Day-of-week "
+                   "Year), e.g. cron(0 9 * * ? *)");
   }
   ScheduleExpression e;
   e.kind = ScheduleKind::kCron;
@@ -273,10 +272,9 @@ base::Result<ScheduleExpression> parse_cron(std::string_view text, std::string_v
     *fields[i] = std::move(*field);
   }
   if (e.cron.day_of_month.any == e.cron.day_of_week.any) {
-    return invalid(fmt::format(
-        "{}: exactly one of Day-of-month and Day-of-week must be '?' (use '?' in Day-of-month to pick days by "
-        "weekday, or in Day-of-week to pick them by date)",
-        text));
+    return invalid(
+        "exactly one of Day-of-month and Day-of-week must be '?' (use '?' in Day-of-month to pick days by weekday, "
+        "or in Day-of-week to pick them by date)");
   }
   return e;
 }
@@ -293,15 +291,14 @@ base::Result<ScheduleExpression> parse_at(std::string_view text, std::string_vie
     return true;
   };
   if (!shape_ok()) {
-    return invalid(fmt::format("{}: expected at(yyyy-mm-ddThh:mm:ss), a local time without zone or offset, e.g. "
-                               "at(2030-01-31T09:00:00)",
-                               text));
+    return invalid("expected at(yyyy-mm-ddThh:mm:ss), a local time without zone or offset, e.g. "
+                   "at(2030-01-31T09:00:00)");
   }
   const auto num = [&](std::size_t at, std::size_t len) { return *parse_int(body.substr(at, len)); };
   const int year = num(0, 4), month = num(5, 2), day = num(8, 2), hour = num(11, 2), minute = num(14, 2),
             second = num(17, 2);
   const auto range = [&](const char* what, int v, int lo, int hi) -> base::Status {
-    if (v < lo || v > hi) return invalid(fmt::format("{}: {} {} is out of range {}-{}", text, what, v, lo, hi));
+    if (v < lo || v > hi) return invalid(fmt::format("{} {} is out of range {}-{}", what, v, lo, hi));
     return base::Ok{};
   };
   NIMBUS_TRY(range("year", year, kMinYear, kMaxYear));
@@ -386,9 +383,8 @@ base::Result<ScheduleExpression> parse_schedule_expression(std::string_view text
   if (auto body = inside(text, "rate(")) return parse_rate(text, *body);
   if (auto body = inside(text, "cron(")) return parse_cron(text, *body);
   if (auto body = inside(text, "at(")) return parse_at(text, *body);
-  return invalid(fmt::format("'{}' is not a schedule expression: expected rate(value unit), cron(Minutes Hours "
-                             "Day-of-month Month Day-of-week Year) or at(yyyy-mm-ddThh:mm:ss)",
-                             text));
+  return invalid("expected rate(value unit), cron(Minutes Hours Day-of-month Month Day-of-week Year) or "
+                 "at(yyyy-mm-ddThh:mm:ss)");
 }
 
 std::optional<std::int64_t> next_fire_ms(const ScheduleExpression& expression, const TimeZone& zone,

@@ -45,8 +45,8 @@ struct ScheduleExpression {
   std::int64_t at_local_seconds = 0;  // kAt: wall-clock time in the schedule's zone
 };
 
-// kValidation with a message naming what is wrong, e.g.
-// "Minutes field value 61 is out of range 0-59".
+// kValidation with a message naming what is wrong (without repeating the
+// expression), e.g. "Minutes field value 61 is out of range 0-59".
 [[nodiscard]] base::Result<ScheduleExpression> parse_schedule_expression(std::string_view text);
 
 // The first fire time at or after `from_ms` (Unix ms, UTC), or nullopt when
