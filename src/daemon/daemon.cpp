@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
@@ -48,6 +49,15 @@ std::string ini_value(const std::string& text, std::string_view key) {
     if (trim(line.substr(0, eq)) == key) return std::string(trim(line.substr(eq + 1)));
   }
   return {};
+}
+// A schedule fire, invoked without waiting for it (see the scheduler's wiring).
+boost::asio::awaitable<void> invoke_detached(invoker::Invoker* invoker, invoker::InvokeRequest request) {
+  const auto result = co_await invoker->invoke(request);
+  if (result.status == invoker::InvokeStatus::kThrottled || result.status == invoker::InvokeStatus::kFailed) {
+    spdlog::warn("scheduler: invocation of {} failed: {}", request.invoked_arn, result.error.message);
+  } else if (result.status == invoker::InvokeStatus::kFunctionError) {
+    spdlog::warn("scheduler: {} returned a function error: {}", request.invoked_arn, result.payload);
+  }
 }
 }  // namespace
 
@@ -143,6 +153,44 @@ base::Status Daemon::start() {
   api_config.credentials = creds->credentials;
   api_ = std::make_unique<api::LambdaApi>(api::ApiParts{*registry_, invoker_.get(), metrics_.get(), logs_.get()},
                                           clock_, api_config);
+
+  // Schedules. A fire is an asynchronous invocation; until the durable async
+  // queue is on main it is handed to the invoker fire-and-forget (failures are
+  // logged, not retried). The lead rewires this callback to
+  // events::AsyncQueue::enqueue at merge.
+  events_clock_ = std::make_unique<base::ScaledClock>(clock_, config_.events_time_scale);
+  events::SchedulerConfig scheduler_config;
+  scheduler_config.region = config_.registry.region;
+  scheduler_config.account_id = config_.registry.account_id;
+  scheduler_config.time_scale = config_.events_time_scale;
+  auto fire = [executor = io_.get_executor(), invoker = invoker_.get(), registry = registry_.get()](
+                  const std::string& function, const std::string& qualifier, std::string payload) -> base::Status {
+    invoker::InvokeRequest request{function, qualifier, std::move(payload), {},
+                                   registry->function_arn(function, qualifier)};
+    boost::asio::co_spawn(executor, invoke_detached(invoker, std::move(request)), [](const std::exception_ptr& e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("scheduler: invocation ended with an exception: {}", ex.what());
+      }
+    });
+    return base::Ok{};
+  };
+  scheduler_ = std::make_unique<events::Scheduler>(io_.get_executor(), *store_, registry_.get(), *metrics_,
+                                                   *events_clock_, fire, scheduler_config);
+  api_->add_extension("/nimbus/v1/schedules",
+                      [s = scheduler_.get()](http::Verb method, std::string_view path, const http::Params&,
+                                             const std::string& body) -> base::Result<api::ExtensionReply> {
+                        auto reply = s->control(method, path, body);
+                        if (!reply.ok()) return std::move(reply).error();
+                        return api::ExtensionReply{reply->status, std::move(reply->body)};
+                      });
+  scheduler_->start();
+  if (config_.events_time_scale != 1) {
+    spdlog::warn("nimbus: TEST TIME SCALE: schedules run {}x faster than real time (--events-time-scale)",
+                 config_.events_time_scale);
+  }
 
   // The gateway: user HTTP on its own listener, its routes managed through the control API.
   gateway::GatewayConfig gateway_config = config_.gateway;
@@ -277,6 +325,7 @@ void Daemon::request_stop() {
                      config_.drain_timeout.count());
       }
     }
+    if (scheduler_) scheduler_->stop();
     if (invoker_) invoker_->stop();
     if (runtime_api_) runtime_api_->stop();
     io_.stop();
@@ -289,6 +338,7 @@ void Daemon::shutdown() {
   api_server_.reset();
   api_.reset();
   gateway_.reset();
+  scheduler_.reset();
   if (invoker_) invoker_->stop();
   invoker_.reset();
   runtime_api_.reset();

@@ -18,6 +18,7 @@
 
 #include "api/lambda_api.h"
 #include "base/clock.h"
+#include "events/schedules.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "invoker/invoker.h"
@@ -43,6 +44,9 @@ struct DaemonConfig {
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
   gateway::GatewayConfig gateway;     // the user-facing HTTP listener (--gateway-listen)
+  // Test-only: N seconds of events time (schedules) pass per real second
+  // (--events-time-scale); 1 in production.
+  double events_time_scale = 1;
 };
 
 // ~/.local/share/nimbus (or $XDG_DATA_HOME/nimbus); /var/lib/nimbus as root.
@@ -83,6 +87,7 @@ class Daemon {
 
   DaemonConfig config_;
   base::SystemClock clock_;
+  std::unique_ptr<base::ScaledClock> events_clock_;  // schedules' time (--events-time-scale)
   boost::asio::io_context io_;
   std::unique_ptr<sandbox::Launcher> launcher_;
   std::unique_ptr<store::SqliteStore> store_;
@@ -95,6 +100,7 @@ class Daemon {
   std::unique_ptr<api::LambdaApi> api_;
   std::unique_ptr<http::Server> api_server_;
   std::uint16_t api_port_ = 0;
+  std::unique_ptr<events::Scheduler> scheduler_;
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<http::Server> gateway_server_;
   std::uint16_t gateway_port_ = 0;
