@@ -498,27 +498,37 @@ base::Status SqliteStore::put_route(const RouteRow& row) {
   return base::Ok{};
 }
 
-base::Result<std::vector<RouteRow>> SqliteStore::list_routes() {
+template <typename Row, typename Read>
+base::Result<std::vector<Row>> SqliteStore::select_all(const std::string& sql, std::string_view what, Read read) {
   std::lock_guard lock(mu_);
-  Statement st(db_, "SELECT route_key, document, updated_ms FROM gateway_routes ORDER BY route_key");
-  if (!st.prepared()) return sqlite_error("prepare list routes");
-  std::vector<RouteRow> rows;
+  Statement st(db_, sql.c_str());
+  if (!st.prepared()) return sqlite_error(fmt::format("prepare {}", what));
+  std::vector<Row> rows;
   int rc;
-  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(RouteRow{st.text(0), st.text(1), st.int64(2)});
-  if (rc != SQLITE_DONE) return sqlite_error("list routes");
+  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(read(st));
+  if (rc != SQLITE_DONE) return sqlite_error(what);
   return rows;
 }
 
-base::Status SqliteStore::delete_route(std::string_view route_key) {
+base::Status SqliteStore::delete_one(const char* sql, std::string_view key, std::string_view what) {
   std::lock_guard lock(mu_);
-  Statement st(db_, "DELETE FROM gateway_routes WHERE route_key = ?1");
-  if (!st.prepared()) return sqlite_error("prepare delete route");
-  st.bind(1, route_key);
-  if (st.step() != SQLITE_DONE) return sqlite_error("delete route");
-  if (sqlite3_changes(db_) == 0) {
-    return make_error(ErrorCode::kResourceNotFound, "Route not found: " + std::string(route_key));
-  }
+  Statement st(db_, sql);
+  if (!st.prepared()) return sqlite_error(fmt::format("prepare delete {}", what));
+  st.bind(1, key);
+  if (st.step() != SQLITE_DONE) return sqlite_error(fmt::format("delete {}", what));
+  if (sqlite3_changes(db_) == 0) return make_error(ErrorCode::kResourceNotFound, fmt::format("{} not found: {}", what, key));
   return base::Ok{};
+}
+
+base::Result<std::vector<RouteRow>> SqliteStore::list_routes() {
+  return select_all<RouteRow>("SELECT route_key, document, updated_ms FROM gateway_routes ORDER BY route_key",
+                              "list routes", [](const Statement& st) {
+                                return RouteRow{st.text(0), st.text(1), st.int64(2)};
+                              });
+}
+
+base::Status SqliteStore::delete_route(std::string_view route_key) {
+  return delete_one("DELETE FROM gateway_routes WHERE route_key = ?1", route_key, "Route");
 }
 
 base::Status SqliteStore::put_gateway_setting(std::string_view name, std::string_view document) {
@@ -592,26 +602,12 @@ base::Result<ScheduleRow> SqliteStore::get_schedule(std::string_view name) {
 }
 
 base::Result<std::vector<ScheduleRow>> SqliteStore::list_schedules() {
-  std::lock_guard lock(mu_);
-  Statement st(db_, fmt::format("{} ORDER BY name", kScheduleColumns).c_str());
-  if (!st.prepared()) return sqlite_error("prepare list schedules");
-  std::vector<ScheduleRow> rows;
-  int rc;
-  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(read_schedule(st));
-  if (rc != SQLITE_DONE) return sqlite_error("list schedules");
-  return rows;
+  return select_all<ScheduleRow>(fmt::format("{} ORDER BY name", kScheduleColumns), "list schedules",
+                                 [](const Statement& st) { return read_schedule(st); });
 }
 
 base::Status SqliteStore::delete_schedule(std::string_view name) {
-  std::lock_guard lock(mu_);
-  Statement st(db_, "DELETE FROM schedules WHERE name = ?1");
-  if (!st.prepared()) return sqlite_error("prepare delete schedule");
-  st.bind(1, name);
-  if (st.step() != SQLITE_DONE) return sqlite_error("delete schedule");
-  if (sqlite3_changes(db_) == 0) {
-    return make_error(ErrorCode::kResourceNotFound, "Schedule not found: " + std::string(name));
-  }
-  return base::Ok{};
+  return delete_one("DELETE FROM schedules WHERE name = ?1", name, "Schedule");
 }
 
 }  // namespace nimbus::store

@@ -68,6 +68,11 @@ class SqliteStore final : public Store {
   enum class ResourceWrite { kInsert, kReplace };
   base::Status write_resource_locked(const ResourceRow& row, ResourceWrite mode);
   base::Status write_schedule(const ScheduleRow& row, bool replace);
+  // Every row `sql` selects, each made by `read(statement)`.
+  template <typename Row, typename Read>
+  base::Result<std::vector<Row>> select_all(const std::string& sql, std::string_view what, Read read);
+  // Deletes the row whose key (?1) is `key`; kResourceNotFound "<what> not found: <key>" when none.
+  base::Status delete_one(const char* sql, std::string_view key, std::string_view what);
   base::Status exec(const char* sql);
   base::Error sqlite_error(std::string_view what) const;
 
