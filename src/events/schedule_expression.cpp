@@ -269,7 +269,7 @@ base::Result<ScheduleExpression> parse_cron(std::string_view text, std::string_v
   for (std::size_t i = 0; i < 6; ++i) {
     auto field = FieldParser(static_cast<FieldId>(i)).parse(parts[i]);
     if (!field.ok()) return std::move(field).error();
-    *fields[i] = std::move(*field);
+    *fields[i] = *field;
   }
   if (e.cron.day_of_month.any == e.cron.day_of_week.any) {
     return invalid(
