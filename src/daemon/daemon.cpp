@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
@@ -151,7 +152,7 @@ base::Status Daemon::start() {
   async_queue_->start();
   NIMBUS_TRY(dispatcher_->start());
   if (config_.events.time_scale > 1.0) {
-    spdlog::warn("nimbus: TEST ONLY: asynchronous retry delays and event ages run {}x faster than real time",
+    spdlog::warn("nimbus: TEST ONLY: retry delays, event ages and schedules run {}x faster than real time",
                  config_.events.time_scale);
   }
   events_control_ = std::make_unique<events::EventsControl>(*store_, *async_queue_, dispatcher_.get(),
@@ -170,6 +171,30 @@ base::Status Daemon::start() {
                         if (!reply.ok()) return std::move(reply).error();
                         return api::ExtensionReply{reply->status, std::move(reply->body)};
                       });
+
+  // Schedules. Each fire is committed as an asynchronous invocation, so it
+  // gets Lambda's retries and destinations like any Event invoke.
+  events_clock_ = std::make_unique<base::ScaledClock>(clock_, config_.events.time_scale);
+  events::SchedulerConfig scheduler_config;
+  scheduler_config.region = config_.registry.region;
+  scheduler_config.account_id = config_.registry.account_id;
+  scheduler_config.time_scale = config_.events.time_scale;
+  auto fire = [queue = async_queue_.get()](const std::string& function, const std::string& qualifier,
+                                           std::string payload) -> base::Status {
+    store::AsyncWriteBatch batch;
+    batch.inserts.push_back(queue->make_row(events::AsyncRequest{function, qualifier, std::move(payload)}));
+    return queue->write_blocking(std::move(batch));
+  };
+  scheduler_ = std::make_unique<events::Scheduler>(io_.get_executor(), *store_, registry_.get(), *metrics_,
+                                                   *events_clock_, fire, scheduler_config);
+  api_->add_extension("/nimbus/v1/schedules",
+                      [s = scheduler_.get()](http::Verb method, std::string_view path, const http::Params&,
+                                             const std::string& body) -> base::Result<api::ExtensionReply> {
+                        auto reply = s->control(method, path, body);
+                        if (!reply.ok()) return std::move(reply).error();
+                        return api::ExtensionReply{reply->status, std::move(reply->body)};
+                      });
+  scheduler_->start();
 
   // The gateway: user HTTP on its own listener, its routes managed through the control API.
   gateway::GatewayConfig gateway_config = config_.gateway;
@@ -305,6 +330,7 @@ void Daemon::request_stop() {
       }
     }
     if (dispatcher_) dispatcher_->stop();
+    if (scheduler_) scheduler_->stop();
     if (invoker_) invoker_->stop();
     if (runtime_api_) runtime_api_->stop();
     if (async_queue_) async_queue_->stop();
@@ -320,6 +346,7 @@ void Daemon::shutdown() {
   gateway_.reset();
   events_control_.reset();
   if (dispatcher_) dispatcher_->stop();
+  scheduler_.reset();
   if (invoker_) invoker_->stop();
   if (async_queue_) async_queue_->stop();
   dispatcher_.reset();

@@ -23,6 +23,7 @@
 #include "events/dispatcher.h"
 #include "events/invoke_config.h"
 #include "events/metrics.h"
+#include "events/schedules.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "invoker/invoker.h"
@@ -48,7 +49,8 @@ struct DaemonConfig {
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
   gateway::GatewayConfig gateway;     // the user-facing HTTP listener (--gateway-listen)
-  events::DispatcherConfig events;    // asynchronous invocations (--events-time-scale is test-only)
+  events::DispatcherConfig events;    // asynchronous invocations; its time_scale (--events-time-scale,
+                                      // test-only) also speeds up schedules
 };
 
 // ~/.local/share/nimbus (or $XDG_DATA_HOME/nimbus); /var/lib/nimbus as root.
@@ -89,6 +91,7 @@ class Daemon {
 
   DaemonConfig config_;
   base::SystemClock clock_;
+  std::unique_ptr<base::ScaledClock> events_clock_;  // schedules' time (--events-time-scale)
   boost::asio::io_context io_;
   std::unique_ptr<sandbox::Launcher> launcher_;
   std::unique_ptr<store::SqliteStore> store_;
@@ -106,6 +109,7 @@ class Daemon {
   std::unique_ptr<api::LambdaApi> api_;
   std::unique_ptr<http::Server> api_server_;
   std::uint16_t api_port_ = 0;
+  std::unique_ptr<events::Scheduler> scheduler_;
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<http::Server> gateway_server_;
   std::uint16_t gateway_port_ = 0;

@@ -7,7 +7,7 @@
 
 namespace nimbus::store {
 
-inline constexpr std::array<const char*, 4> kMigrations = {
+inline constexpr std::array<const char*, 5> kMigrations = {
     // 1: functions ($LATEST configuration as a document).
     R"sql(
     CREATE TABLE functions (
@@ -77,6 +77,22 @@ inline constexpr std::array<const char*, 4> kMigrations = {
     );
     CREATE INDEX async_due ON async_invocations(state, next_attempt_ms);
     CREATE INDEX async_function ON async_invocations(function, seq);
+    )sql",
+    // 5: schedules (rate/cron/at) and where each one stands: the next fire
+    // time (-1: never again) and the last one (-1: not yet).
+    R"sql(
+    CREATE TABLE schedules (
+      name          TEXT PRIMARY KEY,
+      expression    TEXT NOT NULL,
+      timezone      TEXT NOT NULL,
+      function      TEXT NOT NULL,
+      qualifier     TEXT NOT NULL,
+      input         TEXT,
+      enabled       INTEGER NOT NULL,
+      created_ms    INTEGER NOT NULL,
+      next_fire_ms  INTEGER NOT NULL,
+      last_fire_ms  INTEGER NOT NULL
+    ) WITHOUT ROWID;
     )sql",
 };
 

@@ -24,6 +24,13 @@ class SqliteStore::Statement {
     sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   }
   void bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void bind_optional(int i, const std::optional<std::string>& text) {
+    if (text) {
+      bind(i, std::string_view(*text));
+    } else {
+      sqlite3_bind_null(stmt_, i);
+    }
+  }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return sqlite3_step(stmt_); }
   // Ready to run again with new bindings.
@@ -84,6 +91,14 @@ AsyncInvocationRow read_async(const auto& st) {
 
 ResourceRow read_resource(const auto& st, ResourceKind kind) {
   return ResourceRow{st.text(0), kind, st.text(1), st.text(2), st.text(3)};
+}
+constexpr const char* kScheduleColumns =
+    "SELECT name, expression, timezone, function, qualifier, input, enabled, created_ms, next_fire_ms, last_fire_ms "
+    "FROM schedules";
+
+ScheduleRow read_schedule(const auto& st) {
+  return ScheduleRow{st.text(0),          st.text(1),     st.text(2),     st.text(3),     st.text(4),
+                     st.optional_text(5), st.int64(6) != 0, st.int64(7), st.int64(8), st.int64(9)};
 }
 }  // namespace
 
@@ -494,27 +509,37 @@ base::Status SqliteStore::put_route(const RouteRow& row) {
   return base::Ok{};
 }
 
-base::Result<std::vector<RouteRow>> SqliteStore::list_routes() {
+template <typename Row, typename Read>
+base::Result<std::vector<Row>> SqliteStore::select_all(const std::string& sql, std::string_view what, Read read) {
   std::lock_guard lock(mu_);
-  Statement st(db_, "SELECT route_key, document, updated_ms FROM gateway_routes ORDER BY route_key");
-  if (!st.prepared()) return sqlite_error("prepare list routes");
-  std::vector<RouteRow> rows;
+  Statement st(db_, sql.c_str());
+  if (!st.prepared()) return sqlite_error(fmt::format("prepare {}", what));
+  std::vector<Row> rows;
   int rc;
-  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(RouteRow{st.text(0), st.text(1), st.int64(2)});
-  if (rc != SQLITE_DONE) return sqlite_error("list routes");
+  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(read(st));
+  if (rc != SQLITE_DONE) return sqlite_error(what);
   return rows;
 }
 
-base::Status SqliteStore::delete_route(std::string_view route_key) {
+base::Status SqliteStore::delete_one(const char* sql, std::string_view key, std::string_view what) {
   std::lock_guard lock(mu_);
-  Statement st(db_, "DELETE FROM gateway_routes WHERE route_key = ?1");
-  if (!st.prepared()) return sqlite_error("prepare delete route");
-  st.bind(1, route_key);
-  if (st.step() != SQLITE_DONE) return sqlite_error("delete route");
-  if (sqlite3_changes(db_) == 0) {
-    return make_error(ErrorCode::kResourceNotFound, "Route not found: " + std::string(route_key));
-  }
+  Statement st(db_, sql);
+  if (!st.prepared()) return sqlite_error(fmt::format("prepare delete {}", what));
+  st.bind(1, key);
+  if (st.step() != SQLITE_DONE) return sqlite_error(fmt::format("delete {}", what));
+  if (sqlite3_changes(db_) == 0) return make_error(ErrorCode::kResourceNotFound, fmt::format("{} not found: {}", what, key));
   return base::Ok{};
+}
+
+base::Result<std::vector<RouteRow>> SqliteStore::list_routes() {
+  return select_all<RouteRow>("SELECT route_key, document, updated_ms FROM gateway_routes ORDER BY route_key",
+                              "list routes", [](const Statement& st) {
+                                return RouteRow{st.text(0), st.text(1), st.int64(2)};
+                              });
+}
+
+base::Status SqliteStore::delete_route(std::string_view route_key) {
+  return delete_one("DELETE FROM gateway_routes WHERE route_key = ?1", route_key, "Route");
 }
 
 base::Status SqliteStore::put_gateway_setting(std::string_view name, std::string_view document) {
@@ -685,6 +710,61 @@ base::Result<std::vector<std::pair<std::string, std::int64_t>>> SqliteStore::cou
   while ((rc = st.step()) == SQLITE_ROW) counts.emplace_back(st.text(0), st.int64(1));
   if (rc != SQLITE_DONE) return sqlite_error("count async invocations");
   return counts;
+}
+
+// --- schedules -------------------------------------------------------------------
+
+base::Status SqliteStore::insert_schedule(const ScheduleRow& row) { return write_schedule(row, false); }
+
+base::Status SqliteStore::update_schedule(const ScheduleRow& row) { return write_schedule(row, true); }
+
+// One writer for both: INSERT (conflict when present) or UPDATE (not found when absent).
+base::Status SqliteStore::write_schedule(const ScheduleRow& row, bool replace) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, replace ? "UPDATE schedules SET expression = ?2, timezone = ?3, function = ?4, qualifier = ?5, "
+                              "input = ?6, enabled = ?7, created_ms = ?8, next_fire_ms = ?9, last_fire_ms = ?10 "
+                              "WHERE name = ?1"
+                            : "INSERT INTO schedules (name, expression, timezone, function, qualifier, input, "
+                              "enabled, created_ms, next_fire_ms, last_fire_ms) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+  if (!st.prepared()) return sqlite_error("prepare write schedule");
+  st.bind(1, row.name);
+  st.bind(2, row.expression);
+  st.bind(3, row.timezone);
+  st.bind(4, row.function);
+  st.bind(5, row.qualifier);
+  st.bind_optional(6, row.input);
+  st.bind(7, std::int64_t{row.enabled ? 1 : 0});
+  st.bind(8, row.created_ms);
+  st.bind(9, row.next_fire_ms);
+  st.bind(10, row.last_fire_ms);
+  const int rc = st.step();
+  if (rc == SQLITE_CONSTRAINT) return make_error(ErrorCode::kResourceConflict, "Schedule already exists: " + row.name);
+  if (rc != SQLITE_DONE) return sqlite_error("write schedule");
+  if (replace && sqlite3_changes(db_) == 0) {
+    return make_error(ErrorCode::kResourceNotFound, "Schedule not found: " + row.name);
+  }
+  return base::Ok{};
+}
+
+base::Result<ScheduleRow> SqliteStore::get_schedule(std::string_view name) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, fmt::format("{} WHERE name = ?1", kScheduleColumns).c_str());
+  if (!st.prepared()) return sqlite_error("prepare get schedule");
+  st.bind(1, name);
+  const int rc = st.step();
+  if (rc == SQLITE_DONE) return make_error(ErrorCode::kResourceNotFound, "Schedule not found: " + std::string(name));
+  if (rc != SQLITE_ROW) return sqlite_error("get schedule");
+  return read_schedule(st);
+}
+
+base::Result<std::vector<ScheduleRow>> SqliteStore::list_schedules() {
+  return select_all<ScheduleRow>(fmt::format("{} ORDER BY name", kScheduleColumns), "list schedules",
+                                 [](const Statement& st) { return read_schedule(st); });
+}
+
+base::Status SqliteStore::delete_schedule(std::string_view name) {
+  return delete_one("DELETE FROM schedules WHERE name = ?1", name, "Schedule");
 }
 
 }  // namespace nimbus::store

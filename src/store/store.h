@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -84,6 +85,20 @@ struct AsyncInvocationRow {
 struct AsyncWriteBatch {
   std::vector<AsyncInvocationRow> inserts;
   std::vector<AsyncInvocationRow> updates;  // matched by id; every mutable column replaced
+};
+
+// One schedule (events part): what fires, when it fires next, when it last did.
+struct ScheduleRow {
+  std::string name;
+  std::string expression;         // rate(...), cron(...), at(...)
+  std::string timezone = "UTC";   // IANA name
+  std::string function;
+  std::string qualifier;          // "" = $LATEST
+  std::optional<std::string> input;  // fixed JSON payload; none: the Scheduled Event
+  bool enabled = true;
+  std::int64_t created_ms = 0;
+  std::int64_t next_fire_ms = -1;  // -1: never again
+  std::int64_t last_fire_ms = -1;  // -1: not yet
 };
 
 class Store {
@@ -176,6 +191,16 @@ class Store {
                                                                                  std::size_t limit) = 0;
   // Rows per state ("pending" -> 3, ...).
   [[nodiscard]] virtual base::Result<std::vector<std::pair<std::string, std::int64_t>>> count_async() = 0;
+  // Schedules. kResourceConflict when one of that name exists.
+  [[nodiscard]] virtual base::Status insert_schedule(const ScheduleRow& row) = 0;
+  // Replaces the row; kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Status update_schedule(const ScheduleRow& row) = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Result<ScheduleRow> get_schedule(std::string_view name) = 0;
+  // Every schedule, in name order.
+  [[nodiscard]] virtual base::Result<std::vector<ScheduleRow>> list_schedules() = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Status delete_schedule(std::string_view name) = 0;
 };
 
 }  // namespace nimbus::store
