@@ -44,6 +44,11 @@ class SqliteStore::Statement {
   }
   [[nodiscard]] std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
 
+  [[nodiscard]] std::optional<std::string> optional_text(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return text(col);
+  }
+
  private:
   sqlite3_stmt* stmt_ = nullptr;
   int rc_;
