@@ -144,6 +144,21 @@ base::Status Daemon::start() {
   api_ = std::make_unique<api::LambdaApi>(api::ApiParts{*registry_, invoker_.get(), metrics_.get(), logs_.get()},
                                           clock_, api_config);
 
+  // Queues (SQS-compatible) on the control port: their own database file, so
+  // queue traffic never waits on the registry's.
+  queue_store_ = std::make_unique<events::SqliteQueueStore>(config_.data_dir / "queues.db");
+  NIMBUS_TRY(queue_store_->open());
+  events::QueueServiceConfig queue_config;
+  queue_config.region = config_.registry.region;
+  queue_config.account_id = config_.registry.account_id;
+  queues_ = std::make_unique<events::QueueService>(*queue_store_, clock_, queue_config);
+  NIMBUS_TRY(queues_->start());
+  sqs_api_ = std::make_unique<api::SqsApi>(*queues_);
+  api_->add_service(api::ServiceHandler{
+      "sqs", &api::SqsApi::claims,
+      [sqs = sqs_api_.get()](http::Request r) { return sqs->handle(std::move(r)); },
+      [sqs = sqs_api_.get()](const base::Error& e, const http::Request& r) { return sqs->render_error(e, r); }});
+
   // The gateway: user HTTP on its own listener, its routes managed through the control API.
   gateway::GatewayConfig gateway_config = config_.gateway;
   gateway_config.access_log = config_.data_dir / "logs" / "gateway-access.log";
@@ -284,10 +299,18 @@ void Daemon::request_stop() {
 }
 
 void Daemon::shutdown() {
-  if (api_server_ == nullptr && gateway_server_ == nullptr && store_ == nullptr && launcher_ == nullptr) return;
+  if (api_server_ == nullptr && gateway_server_ == nullptr && store_ == nullptr && launcher_ == nullptr &&
+      queues_ == nullptr) {
+    return;
+  }
   gateway_server_.reset();
   api_server_.reset();
   api_.reset();
+  sqs_api_.reset();
+  if (queues_) queues_->stop();  // commits what is pending
+  queues_.reset();
+  if (queue_store_) queue_store_->close();
+  queue_store_.reset();
   gateway_.reset();
   if (invoker_) invoker_->stop();
   invoker_.reset();

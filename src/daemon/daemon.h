@@ -17,7 +17,10 @@
 #include <boost/asio/io_context.hpp>
 
 #include "api/lambda_api.h"
+#include "api/sqs_api.h"
 #include "base/clock.h"
+#include "events/queue_service.h"
+#include "events/queue_sqlite_store.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "invoker/invoker.h"
@@ -92,6 +95,9 @@ class Daemon {
   std::unique_ptr<telemetry::LogStore> logs_;
   std::unique_ptr<runtime_api::RuntimeApi> runtime_api_;
   std::unique_ptr<invoker::Invoker> invoker_;
+  std::unique_ptr<events::SqliteQueueStore> queue_store_;
+  std::unique_ptr<events::QueueService> queues_;
+  std::unique_ptr<api::SqsApi> sqs_api_;
   std::unique_ptr<api::LambdaApi> api_;
   std::unique_ptr<http::Server> api_server_;
   std::uint16_t api_port_ = 0;
