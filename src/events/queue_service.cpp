@@ -185,15 +185,19 @@ base::Result<QueueService::HandleParts> QueueService::parse_handle(std::string_v
 
 asio::awaitable<base::Status> QueueService::commit(std::vector<QueueOp> ops) {
   if (ops.empty()) co_return base::Ok{};
-  auto init = [this](auto handler, std::vector<QueueOp> batch) {
+  // State goes through the lambda's captures, not async_initiate's arguments
+  // (GCC 12 mishandles temporaries in co_await expressions).
+  auto batch = std::make_shared<std::vector<QueueOp>>(std::move(ops));
+  auto init = [this, batch](auto handler) {
     auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-    commit_.submit(std::move(batch), [shared](const base::Status& status) {
+    commit_.submit(std::move(*batch), [shared](const base::Status& status) {
       auto ex = asio::get_associated_executor(*shared);
       asio::post(ex, asio::append(std::move(*shared), status));
     });
   };
-  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(base::Status)>(
-      init, asio::use_awaitable, std::move(ops));
+  base::Status status =
+      co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(base::Status)>(init, asio::use_awaitable);
+  co_return status;
 }
 
 void QueueService::wake(Queue& q, std::vector<std::shared_ptr<Waiter>>& out) {
@@ -215,7 +219,7 @@ void QueueService::fire(std::vector<std::shared_ptr<Waiter>>& waiters) {
 // Completes when a message may have become available in `name` (a send, a
 // delete or visibility change, the next visibility deadline) or at until_ms.
 asio::awaitable<void> QueueService::wait_for_messages(std::string name, std::int64_t until_ms) {
-  auto init = [this](auto handler, std::string queue, std::int64_t until) {
+  auto init = [this, queue = std::move(name), until = until_ms](auto handler) {
     auto shared = std::make_shared<decltype(handler)>(std::move(handler));
     auto ex = asio::get_associated_executor(*shared);
     auto waiter = std::make_shared<Waiter>(asio::any_io_executor(ex));
@@ -252,8 +256,7 @@ asio::awaitable<void> QueueService::wait_for_messages(std::string name, std::int
       fire(one);
     });
   };
-  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(init, asio::use_awaitable, std::move(name),
-                                                                        until_ms);
+  co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(init, asio::use_awaitable);
 }
 
 // --- queues -----------------------------------------------------------------
@@ -305,7 +308,9 @@ asio::awaitable<base::Status> QueueService::create_queue(std::string name, Attri
     }
     if (auto s = check_redrive_target(row.attributes, fifo); !s.ok()) co_return s;
   }
-  if (auto s = co_await commit(single(op::PutQueue{row})); !s.ok()) co_return s;
+  std::vector<QueueOp> ops = single(op::PutQueue{row});
+  const base::Status committed = co_await commit(std::move(ops));
+  if (!committed.ok()) co_return committed;
   std::lock_guard lock(mu_);
   if (find(name) == nullptr) {
     auto q = std::make_unique<Queue>();
@@ -318,7 +323,9 @@ asio::awaitable<base::Status> QueueService::create_queue(std::string name, Attri
 
 asio::awaitable<base::Status> QueueService::delete_queue(std::string name) {
   if (auto s = queue_exists(name); !s.ok()) co_return s;
-  if (auto s = co_await commit(single(op::DropQueue{name})); !s.ok()) co_return s;
+  std::vector<QueueOp> ops = single(op::DropQueue{name});
+  const base::Status committed = co_await commit(std::move(ops));
+  if (!committed.ok()) co_return committed;
   std::vector<std::shared_ptr<Waiter>> woken;
   {
     std::lock_guard lock(mu_);
@@ -410,7 +417,9 @@ asio::awaitable<base::Status> QueueService::set_attributes(std::string name, Att
     if (auto s = check_redrive_target(row.attributes, q->settings.fifo); !s.ok()) co_return s;
     row.modified_ms = clock_.now_ms();
   }
-  if (auto s = co_await commit(single(op::PutQueue{row})); !s.ok()) co_return s;
+  std::vector<QueueOp> ops = single(op::PutQueue{row});
+  const base::Status committed = co_await commit(std::move(ops));
+  if (!committed.ok()) co_return committed;
   std::lock_guard lock(mu_);
   if (Queue* q = find(name)) {
     q->settings = settings_from(row.attributes, q->settings.fifo);
@@ -421,7 +430,9 @@ asio::awaitable<base::Status> QueueService::set_attributes(std::string name, Att
 
 asio::awaitable<base::Status> QueueService::purge(std::string name) {
   if (auto s = queue_exists(name); !s.ok()) co_return s;
-  if (auto s = co_await commit(single(op::Purge{name})); !s.ok()) co_return s;
+  std::vector<QueueOp> ops = single(op::Purge{name});
+  const base::Status committed = co_await commit(std::move(ops));
+  if (!committed.ok()) co_return committed;
   std::lock_guard lock(mu_);
   if (Queue* q = find(name)) {
     std::erase_if(q->messages, [](const auto& kv) { return !kv.second.pending; });

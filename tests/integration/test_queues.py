@@ -323,7 +323,7 @@ class QueueJsonProtocolTest(DaemonTestCase):
         attrs = self.call("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["ApproximateNumberOfMessages",
                                                                                      "VisibilityTimeout"]})
         self.assertEqual(attrs["Attributes"], {"ApproximateNumberOfMessages": "0", "VisibilityTimeout": "5"})
-        self.assertEqual(self.call("ListQueues", {"QueueNamePrefix": "json-"})["QueueUrls"], [url])
+        self.assertEqual(self.call("ListQueues", {"QueueNamePrefix": "json-q"})["QueueUrls"], [url])
         self.call("PurgeQueue", {"QueueUrl": url})
         self.call("DeleteQueue", {"QueueUrl": url})
 
