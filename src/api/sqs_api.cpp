@@ -1,5 +1,7 @@
 #include "api/sqs_api.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <set>
 
@@ -156,15 +158,21 @@ SqsApi::SqsApi(events::QueueService& queues) : queues_(queues) {}
 
 bool SqsApi::claims(const http::Request& request) {
   if (request["X-Amz-Target"].starts_with(kTargetPrefix)) return true;
-  const auto content_type = request[http::Field::content_type];
-  if (request.method() == http::Verb::post && content_type.starts_with("application/x-www-form-urlencoded")) {
+  // The query protocol posts forms to "/" or to a queue URL (/<account>/<name>);
+  // no Lambda route has either shape.
+  const auto [path, query] = http::split_target(request.target());
+  const auto slash = path.find('/', 1);
+  const bool queue_path = slash != std::string_view::npos && slash > 1 &&
+                          path.find('/', slash + 1) == std::string_view::npos &&
+                          std::all_of(path.begin() + 1, path.begin() + static_cast<std::ptrdiff_t>(slash),
+                                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+  if (path != "/" && !queue_path) return false;
+  if (request.method() == http::Verb::post &&
+      request[http::Field::content_type].starts_with("application/x-www-form-urlencoded")) {
     return true;
   }
-  if (request.method() == http::Verb::get) {
-    const auto [path, query] = http::split_target(request.target());
-    return query.starts_with("Action=") || query.find("&Action=") != std::string_view::npos;
-  }
-  return false;
+  return request.method() == http::Verb::get &&
+         (query.starts_with("Action=") || query.find("&Action=") != std::string_view::npos);
 }
 
 base::Result<std::string> SqsApi::queue_name(const Call& call) const {
