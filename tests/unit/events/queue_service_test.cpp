@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 
 #include <boost/asio/co_spawn.hpp>
@@ -237,6 +238,44 @@ TEST_F(QueueServiceTest, SendToArnForDestinations) {
   EXPECT_EQ(receive("dest")[0].body, "{\"x\":1}");
   EXPECT_EQ(service_->send_to_arn_blocking("arn:aws:sqs:us-east-1:000000000000:nope", "x").error().code,
             base::ErrorCode::kQueueDoesNotExist);
+}
+
+// A store whose disk fills up on demand (apply fails as SQLITE_FULL would).
+class FillableStore final : public QueueStore {
+ public:
+  explicit FillableStore(QueueStore& inner) : inner_(inner) {}
+  base::Result<QueueSnapshot> load() override { return inner_.load(); }
+  base::Status apply(std::span<const QueueOp> ops) override {
+    if (full) return base::make_error(base::ErrorCode::kService, "queue store: database or disk is full");
+    return inner_.apply(ops);
+  }
+  std::atomic<bool> full{false};
+
+ private:
+  QueueStore& inner_;
+};
+
+TEST_F(QueueServiceTest, FullDiskFailsTheSendAndKeepsNothing) {
+  create("full");
+  close();
+  SqliteQueueStore sqlite(dir_ / "queues.db");
+  ASSERT_TRUE(sqlite.open().ok());
+  FillableStore store(sqlite);
+  QueueService service(store, clock_, QueueServiceConfig{});
+  ASSERT_TRUE(service.start().ok());
+  store.full = true;
+  std::vector<SendRequest> requests(1);
+  requests[0].body = "lost?";
+  auto sent = run(service.send("full", std::move(requests)));
+  ASSERT_FALSE(sent.ok());
+  EXPECT_EQ(sent.error().code, base::ErrorCode::kService);
+  store.full = false;
+  ReceiveRequest req;
+  req.wait_s = 0;
+  auto got = run(service.receive("full", req));
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(got->empty());
+  EXPECT_EQ(service.get_attributes("full", {"ApproximateNumberOfMessages"})->at("ApproximateNumberOfMessages"), "0");
 }
 
 }  // namespace
