@@ -285,6 +285,7 @@ void Daemon::request_stop() {
                      config_.drain_timeout.count());
       }
     }
+    if (queues_) queues_->release_waiters();  // long polls answer now, not in 20 s
     if (api_server_) {
       api_server_->stop();
       if (!api_server_->drain(config_.drain_timeout)) {

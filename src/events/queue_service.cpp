@@ -137,6 +137,14 @@ base::Status QueueService::start() {
   return base::Ok{};
 }
 
+void QueueService::release_waiters() {
+  std::vector<std::shared_ptr<Waiter>> woken;
+  std::lock_guard lock(mu_);
+  releasing_ = true;
+  for (auto& [name, q] : queues_) wake(*q, woken);
+  fire(woken);
+}
+
 void QueueService::stop() { commit_.stop(); }
 
 std::string QueueService::queue_arn(std::string_view name) const {
@@ -233,7 +241,7 @@ asio::awaitable<void> QueueService::wait_for_messages(std::string name, std::int
     {
       std::lock_guard lock(mu_);
       Queue* q = find(queue);
-      if (q == nullptr) {
+      if (q == nullptr || releasing_) {
         now_ready.push_back(waiter);
       } else {
         const std::int64_t now = clock_.now_ms();
@@ -722,7 +730,14 @@ asio::awaitable<base::Result<std::vector<ReceivedMessage>>> QueueService::receiv
       }
       fire(woken);
     }
-    if (!claimed->messages.empty() || clock_.now_ms() >= deadline) co_return std::move(claimed->messages);
+    bool releasing = false;
+    {
+      std::lock_guard lock(mu_);
+      releasing = releasing_;
+    }
+    if (!claimed->messages.empty() || clock_.now_ms() >= deadline || releasing) {
+      co_return std::move(claimed->messages);
+    }
     co_await wait_for_messages(name, deadline);
   }
 }

@@ -95,6 +95,9 @@ class QueueService {
 
   // Loads the store and starts the commit writer.
   [[nodiscard]] base::Status start();
+  // Ends every long poll now (they answer with what they have) and every
+  // later one at once, so the listener drains quickly on shutdown.
+  void release_waiters();
   // Commits what is pending and stops the writer; later changes fail.
   void stop();
 
@@ -174,6 +177,7 @@ class QueueService {
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Queue>, std::less<>> queues_;
   std::uint64_t next_seq_ = 1;
+  bool releasing_ = false;  // guarded by mu_
 };
 
 }  // namespace nimbus::events

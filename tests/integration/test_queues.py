@@ -363,6 +363,32 @@ class QueueJsonProtocolTest(DaemonTestCase):
         self.assertIn("__type", body)
 
 
+class QueueShutdownTest(DaemonTestCase):
+    """A long poll in flight does not hold up a clean stop."""
+
+    def test_sigterm_answers_long_polls_at_once(self):
+        with running_daemon() as d:
+            sqs = d.boto3_client("sqs")
+            url = sqs.create_queue(QueueName="stopping")["QueueUrl"]
+            result = {}
+
+            def poll():
+                try:
+                    result["out"] = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20)
+                except Exception as e:  # noqa: BLE001 - recorded
+                    result["error"] = e
+
+            t = threading.Thread(target=poll)
+            t.start()
+            time.sleep(0.5)
+            started = time.monotonic()
+            d.stop()  # asserts exit 0
+            self.assertLess(time.monotonic() - started, 5)
+            t.join(10)
+            self.assertNotIn("error", result, result)
+            self.assertNotIn("Messages", result["out"])
+
+
 class QueueDurabilityTest(DaemonTestCase):
     """Acknowledged sends survive kill -9; in-flight messages come back after restart."""
 
