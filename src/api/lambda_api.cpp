@@ -25,6 +25,8 @@ LambdaApi::LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config)
       invoker_(parts.invoker),
       metrics_(parts.metrics),
       logs_(parts.logs),
+      async_queue_(parts.async_queue),
+      event_configs_(parts.event_configs),
       clock_(clock),
       config_(std::move(config)) {
   using V = http::Verb;
@@ -56,6 +58,11 @@ LambdaApi::LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config)
   router_.add(V::put, "/2019-09-30/functions/{name}/provisioned-concurrency", bind(&LambdaApi::put_provisioned));
   router_.add(V::get, "/2019-09-30/functions/{name}/provisioned-concurrency", bind(&LambdaApi::get_provisioned));
   router_.add(V::delete_, "/2019-09-30/functions/{name}/provisioned-concurrency", bind(&LambdaApi::delete_provisioned));
+  router_.add(V::put, "/2019-09-25/functions/{name}/event-invoke-config", bind(&LambdaApi::put_event_invoke_config));
+  router_.add(V::post, "/2019-09-25/functions/{name}/event-invoke-config", bind(&LambdaApi::update_event_invoke_config));
+  router_.add(V::get, "/2019-09-25/functions/{name}/event-invoke-config", bind(&LambdaApi::get_event_invoke_config));
+  router_.add(V::delete_, "/2019-09-25/functions/{name}/event-invoke-config", bind(&LambdaApi::delete_event_invoke_config));
+  router_.add(V::get, "/2019-09-25/functions/{name}/event-invoke-config/list", bind(&LambdaApi::list_event_invoke_configs));
   router_.add(V::get, "/metrics", bind(&LambdaApi::metrics));
   router_.add(V::get, "/nimbus/v1/functions/{name}/logs", bind(&LambdaApi::function_logs));
 }
@@ -183,6 +190,11 @@ std::string LambdaApi::code_token(std::string_view name, std::string_view sha_he
 http::Response LambdaApi::create_function(const http::Request& req, const http::Params&, const http::Params&) {
   NIMBUS_API_TRY(parse_body(req.body()), body);
   NIMBUS_API_TRY(parse_create_function(*body), spec);
+  if (spec->dead_letter_target) {
+    if (auto s = events::check_dead_letter_target(*spec->dead_letter_target); !s.ok()) {
+      return render_error(s.error(), req.version());
+    }
+  }
   NIMBUS_API_TRY(registry_.create(std::move(*spec)), created);
   if (body->value("Publish", false)) return render_published(req, created->name, std::nullopt);
   return json_response(http::Status::created,
@@ -301,6 +313,11 @@ http::Response LambdaApi::update_configuration(const http::Request& req, const h
   NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
   NIMBUS_API_TRY(parse_body(req.body()), body);
   NIMBUS_API_TRY(parse_update_configuration(*body), patch);
+  if (patch->dead_letter_target) {
+    if (auto s = events::check_dead_letter_target(*patch->dead_letter_target); !s.ok()) {
+      return render_error(s.error(), req.version());
+    }
+  }
   NIMBUS_API_TRY(registry_.update_configuration(*name, *patch), updated);
   if (invoker_) invoker_->retire(*name, std::string(registry::kLatest));
   return json_response(http::Status::ok,
@@ -328,6 +345,7 @@ http::Response LambdaApi::delete_function(const http::Request& req, const http::
   if (auto s = registry_.remove(*name); !s.ok()) return render_error(s.error(), req.version());
   if (invoker_) invoker_->retire(*name);
   if (logs_) logs_->remove(*name);
+  if (event_configs_) event_configs_->forget_function(*name);
   return empty_response(http::Status::no_content, req.version());
 }
 
@@ -433,6 +451,14 @@ http::asio::awaitable<http::Response> LambdaApi::invoke(const http::Request& req
   if (invoker_ == nullptr) {
     co_return render_error(make_error(ErrorCode::kService, "this nimbus runs without an execution core"), version);
   }
+  const bool event = req["X-Amz-Invocation-Type"] == "Event";
+  if (event && req.body().size() > events::kMaxEventPayload) {
+    co_return render_error(make_error(ErrorCode::kRequestTooLarge,
+                                      fmt::format("{} byte payload is too large for the Event invocation type (limit {} "
+                                                  "bytes)",
+                                                  req.body().size(), events::kMaxEventPayload)),
+                           version);
+  }
   if (req.body().size() > kMaxSyncPayload) {
     co_return render_error(make_error(ErrorCode::kRequestTooLarge,
                                       fmt::format("Request must be smaller than {} bytes for the InvokeFunction operation",
@@ -501,12 +527,7 @@ http::asio::awaitable<http::Response> LambdaApi::invoke(const http::Request& req
     co_return res;
   }
   if (type == "Event") {
-    // Never answer 202 for work that would not be kept: durable async
-    // invocation arrives with the events part.
-    co_return render_error(make_error(ErrorCode::kInvalidParameterValue,
-                                      "InvocationType Event (asynchronous invocation) is not supported by this nimbus "
-                                      "yet; use RequestResponse"),
-                           version);
+    co_return co_await invoke_event(name, ref->qualifier, std::move(payload), version);
   }
   invoker::InvokeRequest request;
   request.function = name;

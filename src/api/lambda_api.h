@@ -19,6 +19,8 @@
 
 #include "api/sigv4.h"
 #include "base/clock.h"
+#include "events/async_queue.h"
+#include "events/invoke_config.h"
 #include "http/router.h"
 #include "http/types.h"
 #include "invoker/invoker.h"
@@ -44,6 +46,10 @@ struct ApiParts {
   invoker::Invoker* invoker = nullptr;
   telemetry::Registry* metrics = nullptr;
   telemetry::LogStore* logs = nullptr;
+  // Asynchronous invocation (InvocationType Event) and event invoke configs;
+  // null: Event invokes and those operations are refused.
+  events::AsyncQueue* async_queue = nullptr;
+  events::EventInvokeConfigs* event_configs = nullptr;
 };
 
 // A nimbus extension that another part serves under a path prefix of the
@@ -125,6 +131,16 @@ class LambdaApi {
   http::Response put_provisioned(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response get_provisioned(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response delete_provisioned(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response put_event_invoke_config(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response update_event_invoke_config(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response get_event_invoke_config(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response delete_event_invoke_config(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response list_event_invoke_configs(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::Response write_event_invoke_config(const http::Request& req, const http::Params& path, const http::Params& query,
+                                           events::ConfigWrite mode);
+  // Enqueues an Event invoke; 202 once committed.
+  http::asio::awaitable<http::Response> invoke_event(std::string name, std::string qualifier, std::string payload,
+                                                     unsigned version);
   http::Response metrics(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response function_logs(const http::Request& req, const http::Params& path, const http::Params& query);
 
@@ -142,6 +158,8 @@ class LambdaApi {
   invoker::Invoker* invoker_;
   telemetry::Registry* metrics_;
   telemetry::LogStore* logs_;
+  events::AsyncQueue* async_queue_;
+  events::EventInvokeConfigs* event_configs_;
   const base::Clock& clock_;
   ApiConfig config_;
   http::Router<Route> router_;

@@ -58,8 +58,8 @@ std::vector<std::string> strings(const json& in, const char* key) {
   return out;
 }
 
-base::Result<events::MessageAttributes> message_attributes(const json& in) {
-  events::MessageAttributes out;
+base::Result<events::MessageAttributeMap> message_attributes(const json& in) {
+  events::MessageAttributeMap out;
   const auto it = in.find("MessageAttributes");
   if (it == in.end() || !it->is_object()) return out;
   for (const auto& [name, v] : it->items()) {
@@ -456,7 +456,7 @@ http::asio::awaitable<SqsApi::Reply> SqsApi::receive_message(Call call) {
       if (all_system || std::find(system_names.begin(), system_names.end(), k) != system_names.end()) sys[k] = v;
     }
     if (!sys.empty()) msg["Attributes"] = std::move(sys);
-    events::MessageAttributes chosen;
+    events::MessageAttributeMap chosen;
     for (const auto& [k, v] : m.attributes) {
       if (selected(attribute_names, k)) chosen.emplace(k, v);
     }

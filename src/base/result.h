@@ -65,3 +65,12 @@ inline Error make_error(ErrorCode code, std::string message) {
     auto&& nimbus_try_r_ = (expr);                           \
     if (!nimbus_try_r_.ok()) return std::move(nimbus_try_r_).error(); \
   } while (0)
+
+// Propagates the error of a Result expression, else moves its value into
+// `lhs` (an existing lvalue).
+#define NIMBUS_TRY_ASSIGN(lhs, expr)                                  \
+  do {                                                                \
+    auto&& nimbus_try_r_ = (expr);                                    \
+    if (!nimbus_try_r_.ok()) return std::move(nimbus_try_r_).error(); \
+    (lhs) = std::move(*nimbus_try_r_);                                \
+  } while (0)

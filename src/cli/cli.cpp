@@ -11,6 +11,7 @@
 #include "base/crypto.h"
 #include "base/files.h"
 #include "cli/control_client.h"
+#include "cli/events_commands.h"
 #include "cli/package.h"
 #include "daemon/daemon.h"
 #include "http/types.h"
@@ -43,6 +44,15 @@ struct RouteOptions {
   std::string payload_format;
   double rate = 0;
   std::int64_t burst = 0;
+};
+
+struct ScheduleOptions {
+  std::string name;
+  std::string function;  // NAME or NAME:QUALIFIER
+  std::string expression;
+  std::string timezone;
+  std::string input;
+  bool disabled = false;
 };
 
 struct CorsOptions {
@@ -254,6 +264,66 @@ int route_list(ControlClient& client) {
   return 0;
 }
 
+std::string schedule_path(const std::string& name) { return "/nimbus/v1/schedules/" + http::percent_encode(name); }
+
+std::string next_fire_text(const json& s) {
+  if (s.value("State", "") != "ENABLED") return "(disabled)";
+  const auto& next = s.contains("NextFireTime") ? s["NextFireTime"] : json();
+  return next.is_string() ? next.get<std::string>() : "never";
+}
+
+int schedule_add(ControlClient& client, const ScheduleOptions& o) {
+  json body = {{"Name", o.name}, {"ScheduleExpression", o.expression}};
+  const auto colon = o.function.find(':');
+  body["FunctionName"] = o.function.substr(0, colon);
+  if (colon != std::string::npos) body["Qualifier"] = o.function.substr(colon + 1);
+  if (!o.timezone.empty()) body["ScheduleExpressionTimezone"] = o.timezone;
+  if (!o.input.empty()) body["Input"] = o.input;
+  if (o.disabled) body["State"] = "DISABLED";
+  auto reply = client.call(http::Verb::post, "/nimbus/v1/schedules", body);
+  if (!reply.ok()) return fail(reply.error().message);
+  const json& s = reply->body;
+  fmt::print("schedule {} -> {}:{} {} ({}), next fire {}\n", s.value("Name", o.name), s.value("FunctionName", ""),
+             s.value("Qualifier", ""), s.value("ScheduleExpression", ""), s.value("ScheduleExpressionTimezone", ""),
+             next_fire_text(s));
+  return 0;
+}
+
+int schedule_list(ControlClient& client) {
+  auto reply = client.call(http::Verb::get, "/nimbus/v1/schedules");
+  if (!reply.ok()) return fail(reply.error().message);
+  const json schedules = reply->body.value("Schedules", json::array());
+  if (schedules.empty()) {
+    fmt::print("no schedules (add one with `nimbus schedule add NAME --function F --expression 'rate(5 minutes)'`)\n");
+    return 0;
+  }
+  fmt::print("{:<24} {:<28} {:<16} {:<24} {:<8} {:<20} {}\n", "NAME", "EXPRESSION", "TIMEZONE", "FUNCTION", "STATE",
+             "NEXT FIRE", "LAST FIRE");
+  for (const auto& s : schedules) {
+    const json& last = s.contains("LastFireTime") ? s["LastFireTime"] : json();
+    fmt::print("{:<24} {:<28} {:<16} {:<24} {:<8} {:<20} {}\n", s.value("Name", ""), s.value("ScheduleExpression", ""),
+               s.value("ScheduleExpressionTimezone", ""),
+               s.value("FunctionName", "") + ":" + s.value("Qualifier", ""), s.value("State", ""), next_fire_text(s),
+               last.is_string() ? last.get<std::string>() : "-");
+  }
+  return 0;
+}
+
+int schedule_remove(ControlClient& client, const std::string& name) {
+  auto reply = client.call(http::Verb::delete_, schedule_path(name));
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("removed schedule {}\n", name);
+  return 0;
+}
+
+int schedule_set_state(ControlClient& client, const std::string& name, std::string_view action) {
+  auto reply = client.call(http::Verb::post, schedule_path(name) + "/" + std::string(action));
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("schedule {} {}, next fire {}\n", name, action == "enable" ? "enabled" : "disabled",
+             next_fire_text(reply->body));
+  return 0;
+}
+
 int route_remove(ControlClient& client, const std::string& key) {
   auto reply = client.call(http::Verb::delete_, "/nimbus/v1/routes?RouteKey=" + http::percent_encode(key));
   if (!reply.ok()) return fail(reply.error().message);
@@ -448,6 +518,14 @@ int run(int argc, char** argv) {
                   "run instances as plain processes (no namespaces, cgroups or uid switch); for hosts that "
                   "cannot isolate, printed loudly at start");
 
+  serve->add_option("--events-time-scale", serve_config.events.time_scale,
+                    "TEST ONLY: run asynchronous retry delays, event ages and schedules this many times faster "
+                    "(1000: a minute passes in 60 ms)")
+      ->capture_default_str()->check(CLI::Range(1.0, 1e6));
+  serve->add_option("--events-concurrency", serve_config.events.max_in_flight,
+                    "asynchronous invocations attempted at the same time")
+      ->capture_default_str()->check(CLI::Range(1, 10000));
+
   std::string gateway_listen = "0.0.0.0:8080";
   serve->add_option("--gateway-listen", gateway_listen, "address:port of the HTTP gateway (port 0 picks a free one)")
       ->capture_default_str();
@@ -528,6 +606,29 @@ int run(int argc, char** argv) {
   auto* route_ls_cmd = route_cmd->add_subcommand("ls", "List routes in the order they are matched");
   auto* route_rm_cmd = route_cmd->add_subcommand("rm", "Remove a route");
   route_rm_cmd->add_option("key", route_options.key, "route key as listed")->required();
+  // schedule
+  ScheduleOptions schedule_options;
+  auto* schedule_cmd = app.add_subcommand("schedule", "Invoke functions on rate, cron or one-time schedules");
+  schedule_cmd->require_subcommand(1);
+  auto* schedule_add_cmd = schedule_cmd->add_subcommand("add", "Create a schedule (see docs/schedules.md)");
+  schedule_add_cmd->add_option("name", schedule_options.name, "schedule name (letters, digits, . - _)")->required();
+  schedule_add_cmd->add_option("--function,-f", schedule_options.function, "target function, NAME or NAME:QUALIFIER")
+      ->required();
+  schedule_add_cmd->add_option("--expression,-e", schedule_options.expression,
+                               "rate(5 minutes), cron(0 9 * * ? *) or at(2030-01-31T09:00:00)")
+      ->required();
+  schedule_add_cmd->add_option("--timezone", schedule_options.timezone, "IANA time zone of cron/at (default UTC)");
+  schedule_add_cmd->add_option("--input", schedule_options.input,
+                               "fixed JSON payload instead of the Scheduled Event");
+  schedule_add_cmd->add_flag("--disabled", schedule_options.disabled, "create it disabled");
+  auto* schedule_ls_cmd = schedule_cmd->add_subcommand("ls", "List schedules with their next fire time");
+  auto* schedule_rm_cmd = schedule_cmd->add_subcommand("rm", "Remove a schedule");
+  auto* schedule_enable_cmd = schedule_cmd->add_subcommand("enable", "Resume a schedule (from now; no catch-up)");
+  auto* schedule_disable_cmd = schedule_cmd->add_subcommand("disable", "Pause a schedule");
+  for (auto* cmd : {schedule_rm_cmd, schedule_enable_cmd, schedule_disable_cmd}) {
+    cmd->add_option("name", schedule_options.name, "schedule name")->required();
+  }
+
   CorsOptions cors_options;
   auto* gateway_cmd = app.add_subcommand("gateway", "Configure the HTTP gateway");
   gateway_cmd->require_subcommand(1);
@@ -556,6 +657,21 @@ int run(int argc, char** argv) {
   logs_cmd->add_option("name", target_name, "function name")->required();
   logs_cmd->add_flag("--follow,-f", follow, "keep printing new lines");
   logs_cmd->add_option("--since", since, "only lines newer than this: 30s, 10m, 2h, 1d");
+
+  EventsListOptions events_options;
+  std::string event_id;
+  auto* events_cmd = app.add_subcommand("events", "Asynchronous invocations: list, show, redrive");
+  events_cmd->require_subcommand(1);
+  auto* events_ls_cmd = events_cmd->add_subcommand("ls", "List asynchronous invocations, newest first");
+  events_ls_cmd->add_option("--function,-f", events_options.function, "only this function's");
+  events_ls_cmd->add_option("--state,-s", events_options.state, "only those in this state")
+      ->check(CLI::IsMember({"pending", "running", "succeeded", "failed"}));
+  events_ls_cmd->add_option("--limit,-n", events_options.limit, "at most this many")->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  auto* events_show_cmd = events_cmd->add_subcommand("show", "Show one asynchronous invocation");
+  events_show_cmd->add_option("id", event_id, "invocation (request) id")->required();
+  auto* events_redrive_cmd = events_cmd->add_subcommand("redrive", "Run a failed asynchronous invocation again");
+  events_redrive_cmd->add_option("id", event_id, "invocation (request) id")->required();
 
   try {
     app.parse(argc, argv);
@@ -604,6 +720,14 @@ int run(int argc, char** argv) {
   if (route_ls_cmd->parsed()) return route_list(*client);
   if (route_rm_cmd->parsed()) return route_remove(*client, route_options.key);
   if (cors_cmd->parsed()) return gateway_cors(*client, cors_options);
+  if (events_ls_cmd->parsed()) return events_list(*client, events_options);
+  if (events_show_cmd->parsed()) return events_show(*client, event_id);
+  if (events_redrive_cmd->parsed()) return events_redrive(*client, event_id);
+  if (schedule_add_cmd->parsed()) return schedule_add(*client, schedule_options);
+  if (schedule_ls_cmd->parsed()) return schedule_list(*client);
+  if (schedule_rm_cmd->parsed()) return schedule_remove(*client, schedule_options.name);
+  if (schedule_enable_cmd->parsed()) return schedule_set_state(*client, schedule_options.name, "enable");
+  if (schedule_disable_cmd->parsed()) return schedule_set_state(*client, schedule_options.name, "disable");
   return fail("no command given (see nimbus --help)");
 }
 

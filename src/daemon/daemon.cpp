@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
@@ -138,14 +139,9 @@ base::Status Daemon::start() {
                                                 *logs_, clock_, invoker_config);
   invoker_->start();
 
-  api::ApiConfig api_config;
-  api_config.auth = config_.auth;
-  api_config.credentials = creds->credentials;
-  api_ = std::make_unique<api::LambdaApi>(api::ApiParts{*registry_, invoker_.get(), metrics_.get(), logs_.get()},
-                                          clock_, api_config);
-
   // Queues (SQS-compatible) on the control port: their own database file, so
-  // queue traffic never waits on the registry's.
+  // queue traffic never waits on the registry's. They are the message sink of
+  // async invokes' queue destinations and dead-letter queues.
   queue_store_ = std::make_unique<events::SqliteQueueStore>(config_.data_dir / "queues.db");
   NIMBUS_TRY(queue_store_->open());
   events::QueueServiceConfig queue_config;
@@ -153,11 +149,70 @@ base::Status Daemon::start() {
   queue_config.account_id = config_.registry.account_id;
   queues_ = std::make_unique<events::QueueService>(*queue_store_, clock_, queue_config);
   NIMBUS_TRY(queues_->start());
+  queue_sink_ = std::make_unique<events::QueueMessageSink>(*queues_);
+
+  // Asynchronous invocations: the durable queue (group commit), the configs,
+  // the dispatcher, which sends queue destinations through the queues.
+  events_metrics_ = std::make_unique<events::EventsMetrics>(*metrics_);
+  async_queue_ = std::make_unique<events::AsyncQueue>(*store_, clock_, events_metrics_.get());
+  event_configs_ = std::make_unique<events::EventInvokeConfigs>(*store_, *registry_, clock_);
+  dispatcher_ = std::make_unique<events::Dispatcher>(io_.get_executor(), *async_queue_, *store_, *invoker_, *registry_,
+                                                     *event_configs_, queue_sink_.get(), *events_metrics_, clock_,
+                                                     config_.events);
+  async_queue_->on_inserted([d = dispatcher_.get()] { d->wake(); });
+  async_queue_->start();
+  NIMBUS_TRY(dispatcher_->start());
+  if (config_.events.time_scale > 1.0) {
+    spdlog::warn("nimbus: TEST ONLY: retry delays, event ages and schedules run {}x faster than real time",
+                 config_.events.time_scale);
+  }
+  events_control_ = std::make_unique<events::EventsControl>(*store_, *async_queue_, dispatcher_.get(),
+                                                            *events_metrics_, clock_);
+
+  api::ApiConfig api_config;
+  api_config.auth = config_.auth;
+  api_config.credentials = creds->credentials;
+  api_ = std::make_unique<api::LambdaApi>(api::ApiParts{*registry_, invoker_.get(), metrics_.get(), logs_.get(),
+                                                        async_queue_.get(), event_configs_.get()},
+                                          clock_, api_config);
+  api_->add_extension("/nimbus/v1/events",
+                      [c = events_control_.get()](http::Verb method, std::string_view path, const http::Params& query,
+                                                  const std::string& body) -> base::Result<api::ExtensionReply> {
+                        auto reply = c->control(method, path, query, body);
+                        if (!reply.ok()) return std::move(reply).error();
+                        return api::ExtensionReply{reply->status, std::move(reply->body)};
+                      });
+
+  // The SQS-compatible API shares the control port.
   sqs_api_ = std::make_unique<api::SqsApi>(*queues_);
   api_->add_service(api::ServiceHandler{
       "sqs", &api::SqsApi::claims,
       [sqs = sqs_api_.get()](http::Request r) { return sqs->handle(std::move(r)); },
       [sqs = sqs_api_.get()](const base::Error& e, const http::Request& r) { return sqs->render_error(e, r); }});
+
+  // Schedules. Each fire is committed as an asynchronous invocation, so it
+  // gets Lambda's retries and destinations like any Event invoke.
+  events_clock_ = std::make_unique<base::ScaledClock>(clock_, config_.events.time_scale);
+  events::SchedulerConfig scheduler_config;
+  scheduler_config.region = config_.registry.region;
+  scheduler_config.account_id = config_.registry.account_id;
+  scheduler_config.time_scale = config_.events.time_scale;
+  auto fire = [queue = async_queue_.get()](const std::string& function, const std::string& qualifier,
+                                           std::string payload) -> base::Status {
+    store::AsyncWriteBatch batch;
+    batch.inserts.push_back(queue->make_row(events::AsyncRequest{function, qualifier, std::move(payload)}));
+    return queue->write_blocking(std::move(batch));
+  };
+  scheduler_ = std::make_unique<events::Scheduler>(io_.get_executor(), *store_, registry_.get(), *metrics_,
+                                                   *events_clock_, fire, scheduler_config);
+  api_->add_extension("/nimbus/v1/schedules",
+                      [s = scheduler_.get()](http::Verb method, std::string_view path, const http::Params&,
+                                             const std::string& body) -> base::Result<api::ExtensionReply> {
+                        auto reply = s->control(method, path, body);
+                        if (!reply.ok()) return std::move(reply).error();
+                        return api::ExtensionReply{reply->status, std::move(reply->body)};
+                      });
+  scheduler_->start();
 
   // The gateway: user HTTP on its own listener, its routes managed through the control API.
   gateway::GatewayConfig gateway_config = config_.gateway;
@@ -293,8 +348,11 @@ void Daemon::request_stop() {
                      config_.drain_timeout.count());
       }
     }
+    if (dispatcher_) dispatcher_->stop();
+    if (scheduler_) scheduler_->stop();
     if (invoker_) invoker_->stop();
     if (runtime_api_) runtime_api_->stop();
+    if (async_queue_) async_queue_->stop();
     io_.stop();
   });
 }
@@ -308,12 +366,21 @@ void Daemon::shutdown() {
   api_server_.reset();
   api_.reset();
   sqs_api_.reset();
+  gateway_.reset();
+  events_control_.reset();
+  if (dispatcher_) dispatcher_->stop();
+  scheduler_.reset();
+  if (invoker_) invoker_->stop();
+  if (async_queue_) async_queue_->stop();
+  dispatcher_.reset();
+  queue_sink_.reset();
   if (queues_) queues_->stop();  // commits what is pending
   queues_.reset();
   if (queue_store_) queue_store_->close();
   queue_store_.reset();
-  gateway_.reset();
-  if (invoker_) invoker_->stop();
+  event_configs_.reset();
+  async_queue_.reset();
+  events_metrics_.reset();
   invoker_.reset();
   runtime_api_.reset();
   if (logs_) logs_->stop();

@@ -21,6 +21,12 @@
 #include "base/clock.h"
 #include "events/queue_service.h"
 #include "events/queue_sqlite_store.h"
+#include "events/async_queue.h"
+#include "events/control.h"
+#include "events/dispatcher.h"
+#include "events/invoke_config.h"
+#include "events/metrics.h"
+#include "events/schedules.h"
 #include "gateway/gateway.h"
 #include "http/server.h"
 #include "invoker/invoker.h"
@@ -46,6 +52,8 @@ struct DaemonConfig {
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
   gateway::GatewayConfig gateway;     // the user-facing HTTP listener (--gateway-listen)
+  events::DispatcherConfig events;    // asynchronous invocations; its time_scale (--events-time-scale,
+                                      // test-only) also speeds up schedules
 };
 
 // ~/.local/share/nimbus (or $XDG_DATA_HOME/nimbus); /var/lib/nimbus as root.
@@ -86,6 +94,7 @@ class Daemon {
 
   DaemonConfig config_;
   base::SystemClock clock_;
+  std::unique_ptr<base::ScaledClock> events_clock_;  // schedules' time (--events-time-scale)
   boost::asio::io_context io_;
   std::unique_ptr<sandbox::Launcher> launcher_;
   std::unique_ptr<store::SqliteStore> store_;
@@ -97,10 +106,17 @@ class Daemon {
   std::unique_ptr<invoker::Invoker> invoker_;
   std::unique_ptr<events::SqliteQueueStore> queue_store_;
   std::unique_ptr<events::QueueService> queues_;
+  std::unique_ptr<events::QueueMessageSink> queue_sink_;
   std::unique_ptr<api::SqsApi> sqs_api_;
+  std::unique_ptr<events::EventsMetrics> events_metrics_;
+  std::unique_ptr<events::AsyncQueue> async_queue_;
+  std::unique_ptr<events::EventInvokeConfigs> event_configs_;
+  std::unique_ptr<events::Dispatcher> dispatcher_;
+  std::unique_ptr<events::EventsControl> events_control_;
   std::unique_ptr<api::LambdaApi> api_;
   std::unique_ptr<http::Server> api_server_;
   std::uint16_t api_port_ = 0;
+  std::unique_ptr<events::Scheduler> scheduler_;
   std::unique_ptr<gateway::Gateway> gateway_;
   std::unique_ptr<http::Server> gateway_server_;
   std::uint16_t gateway_port_ = 0;

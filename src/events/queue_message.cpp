@@ -86,7 +86,7 @@ std::string md5_of_body(std::string_view body) {
   return md5.hex();
 }
 
-std::string md5_of_attributes(const MessageAttributes& attributes) {
+std::string md5_of_attributes(const MessageAttributeMap& attributes) {
   if (attributes.empty()) return {};
   Md5 md5;
   for (const auto& [name, attr] : attributes) {
@@ -101,7 +101,7 @@ std::string md5_of_attributes(const MessageAttributes& attributes) {
   return md5.hex();
 }
 
-base::Status validate_attributes(const MessageAttributes& attributes) {
+base::Status validate_attributes(const MessageAttributeMap& attributes) {
   if (attributes.size() > 10) {
     return make_error(ErrorCode::kInvalidParameterValue,
                       fmt::format("Number of message attributes [{}] exceeds the allowed maximum [10].",
@@ -151,7 +151,7 @@ base::Status validate_attributes(const MessageAttributes& attributes) {
   return base::Ok{};
 }
 
-std::size_t attributes_size(const MessageAttributes& attributes) {
+std::size_t attributes_size(const MessageAttributeMap& attributes) {
   std::size_t n = 0;
   for (const auto& [name, attr] : attributes) n += name.size() + attr.data_type.size() + attr.value.size();
   return n;
@@ -194,7 +194,7 @@ bool valid_message_text(std::string_view text) {
   return true;
 }
 
-std::string attributes_to_json(const MessageAttributes& attributes) {
+std::string attributes_to_json(const MessageAttributeMap& attributes) {
   if (attributes.empty()) return "{}";
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [name, attr] : attributes) {
@@ -209,8 +209,8 @@ std::string attributes_to_json(const MessageAttributes& attributes) {
   return out.dump();
 }
 
-MessageAttributes attributes_from_json(std::string_view text) {
-  MessageAttributes out;
+MessageAttributeMap attributes_from_json(std::string_view text) {
+  MessageAttributeMap out;
   const auto doc = nlohmann::json::parse(text, nullptr, false);
   if (!doc.is_object()) return out;
   for (const auto& [name, v] : doc.items()) {

@@ -22,27 +22,27 @@ struct MessageAttributeValue {
   bool operator==(const MessageAttributeValue&) const = default;
 };
 // Sorted by name, as the MD5 needs them.
-using MessageAttributes = std::map<std::string, MessageAttributeValue>;
+using MessageAttributeMap = std::map<std::string, MessageAttributeValue>;
 
 // Lower-case hex MD5 of the body bytes.
 [[nodiscard]] std::string md5_of_body(std::string_view body);
 // SQS's MD5OfMessageAttributes: for each attribute in name order, the
 // big-endian 4-byte length and bytes of name and data type, a transport byte
 // (1 string, 2 binary) and the length and bytes of the value. Empty when none.
-[[nodiscard]] std::string md5_of_attributes(const MessageAttributes& attributes);
+[[nodiscard]] std::string md5_of_attributes(const MessageAttributeMap& attributes);
 
 // Checks names, types and values as SQS does (≤ 10 attributes, names of
 // [A-Za-z0-9_.-] up to 256 characters, not AWS./Amazon. prefixed, values
 // present, Number values numeric). Errors name the attribute.
-[[nodiscard]] base::Status validate_attributes(const MessageAttributes& attributes);
+[[nodiscard]] base::Status validate_attributes(const MessageAttributeMap& attributes);
 // Bytes counted against MaximumMessageSize: names, types and values.
-[[nodiscard]] std::size_t attributes_size(const MessageAttributes& attributes);
+[[nodiscard]] std::size_t attributes_size(const MessageAttributeMap& attributes);
 // Whether every character is one SQS accepts in a body (#x9 #xA #xD
 // #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF, valid UTF-8).
 [[nodiscard]] bool valid_message_text(std::string_view text);
 
 // Storage form: {"name": {"DataType": .., "StringValue" | "BinaryValue" (base64): ..}}.
-[[nodiscard]] std::string attributes_to_json(const MessageAttributes& attributes);
-[[nodiscard]] MessageAttributes attributes_from_json(std::string_view text);
+[[nodiscard]] std::string attributes_to_json(const MessageAttributeMap& attributes);
+[[nodiscard]] MessageAttributeMap attributes_from_json(std::string_view text);
 
 }  // namespace nimbus::events

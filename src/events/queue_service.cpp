@@ -24,7 +24,7 @@ using base::make_error;
 
 struct QueueService::Message {
   MessageRow row;
-  MessageAttributes attributes;
+  MessageAttributeMap attributes;
   std::string md5_of_body;
   bool pending = false;  // written, not yet committed: invisible to receivers
 };
@@ -595,7 +595,7 @@ asio::awaitable<base::Result<std::vector<base::Result<SendResult>>>> QueueServic
 }
 
 base::Result<SendResult> QueueService::send_to_arn_blocking(std::string_view arn, std::string body,
-                                                            MessageAttributes attributes) {
+                                                            MessageAttributeMap attributes) {
   auto name = name_from_arn(arn);
   if (!name.ok()) return std::move(name).error();
   std::vector<SendRequest> requests(1);
@@ -832,6 +832,19 @@ asio::awaitable<base::Result<std::vector<base::Status>>> QueueService::change_vi
   if (Queue* q = find(name)) wake(*q, woken);
   fire(woken);
   co_return results;
+}
+
+base::Status QueueMessageSink::send(std::string_view queue_arn, std::string_view body,
+                                    const MessageAttributes& attributes) {
+  MessageAttributeMap converted;
+  for (const auto& [name, attr] : attributes) converted.emplace(name, MessageAttributeValue{attr.data_type, attr.value});
+  auto sent = queues_.send_to_arn_blocking(queue_arn, std::string(body), std::move(converted));
+  if (sent.ok()) return base::Ok{};
+  base::Error e = std::move(sent).error();
+  if (e.code == ErrorCode::kQueueDoesNotExist) {
+    e = make_error(ErrorCode::kResourceNotFound, fmt::format("queue {} does not exist", queue_arn));
+  }
+  return e;
 }
 
 }  // namespace nimbus::events

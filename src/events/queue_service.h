@@ -29,6 +29,7 @@
 #include "base/result.h"
 #include "events/queue_attributes.h"
 #include "events/queue_group_commit.h"
+#include "events/message_sink.h"
 #include "events/queue_message.h"
 #include "events/queue_store.h"
 
@@ -52,7 +53,7 @@ inline constexpr std::int64_t kMaxVisibilitySeconds = 43200;
 struct SendRequest {
   std::string body;
   std::optional<std::int64_t> delay_s;  // queue default when absent
-  MessageAttributes attributes;
+  MessageAttributeMap attributes;
   std::string group_id;                 // FIFO
   std::string dedup_id;                 // FIFO
 };
@@ -75,7 +76,7 @@ struct ReceivedMessage {
   std::string receipt_handle;
   std::string body;
   std::string md5_of_body;
-  MessageAttributes attributes;
+  MessageAttributeMap attributes;
   // Every system attribute SQS knows for this message (SentTimestamp,
   // ApproximateReceiveCount, ...); the API returns the ones asked for.
   std::map<std::string, std::string> system_attributes;
@@ -135,7 +136,7 @@ class QueueService {
   // targets of async invokes). Blocks until committed: call it from a thread
   // that may block, never from an io thread.
   [[nodiscard]] base::Result<SendResult> send_to_arn_blocking(std::string_view arn, std::string body,
-                                                              MessageAttributes attributes = {});
+                                                              MessageAttributeMap attributes = {});
 
   // Commit groups written and requests they carried (benches, metrics).
   [[nodiscard]] std::uint64_t commit_transactions() const { return commit_.transactions(); }
@@ -178,6 +179,20 @@ class QueueService {
   std::map<std::string, std::unique_ptr<Queue>, std::less<>> queues_;
   std::uint64_t next_seq_ = 1;
   bool releasing_ = false;  // guarded by mu_
+};
+
+// MessageSink over the queues: how async invokes reach queue destinations
+// and dead-letter queues (a missing queue is kResourceNotFound). send()
+// blocks until the message is committed; the writer is its own thread, so
+// io threads may call it. Owned by the daemon; the service outlives it.
+class QueueMessageSink final : public MessageSink {
+ public:
+  explicit QueueMessageSink(QueueService& queues) : queues_(queues) {}
+  [[nodiscard]] base::Status send(std::string_view queue_arn, std::string_view body,
+                                  const MessageAttributes& attributes) override;
+
+ private:
+  QueueService& queues_;
 };
 
 }  // namespace nimbus::events

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "base/crypto.h"
+#include "gateway/jwt.h"
 
 namespace nimbus::gateway {
 
@@ -155,6 +156,31 @@ void add_forwarding_headers(IncomingRequest& request, std::uint16_t port, std::i
   }
 }
 
+namespace {
+
+json jwt_authorizer(const AuthorizerGrant& grant) {
+  return {{"claims", claims_as_strings(grant.claims)},
+          {"scopes", grant.scopes.empty() ? json(nullptr) : json(grant.scopes)}};
+}
+
+// requestContext.authorizer of a 2.0 event: {"lambda": context} or {"jwt": {claims, scopes}}.
+json authorizer_v2(const AuthorizerGrant& grant) {
+  if (grant.kind == AuthorizerGrant::Kind::kJwt) return {{"jwt", jwt_authorizer(grant)}};
+  return {{"lambda", grant.context}};
+}
+
+// requestContext.authorizer of a 1.0 event: a Lambda authorizer's context
+// flattened to strings beside principalId and integrationLatency.
+json authorizer_v1(const AuthorizerGrant& grant) {
+  if (grant.kind == AuthorizerGrant::Kind::kJwt) return jwt_authorizer(grant);
+  json out = grant.context.is_object() ? claims_as_strings(grant.context) : json::object();
+  out["principalId"] = grant.principal_id;
+  out["integrationLatency"] = grant.latency_ms;
+  return out;
+}
+
+}  // namespace
+
 json build_event_v2(const IncomingRequest& request, const EventContext& context) {
   json headers = json::object();
   for (const auto& [k, v] : request.headers) {
@@ -206,6 +232,7 @@ json build_event_v2(const IncomingRequest& request, const EventContext& context)
       {"time", format_clf_time(context.time_ms)},
       {"timeEpoch", context.time_ms},
   };
+  if (context.authorizer) event["requestContext"]["authorizer"] = authorizer_v2(*context.authorizer);
   if (!request.body.empty()) {
     auto [body, encoded] = event_body(request);
     event["body"] = std::move(body);
@@ -266,7 +293,8 @@ json build_event_v1(const IncomingRequest& request, const EventContext& context)
       {"requestContext",
        {{"accountId", context.account_id},
         {"apiId", context.api_id},
-        {"authorizer", {{"claims", nullptr}, {"scopes", nullptr}}},
+        {"authorizer", context.authorizer ? authorizer_v1(*context.authorizer)
+                                          : json{{"claims", nullptr}, {"scopes", nullptr}}},
         {"domainName", context.domain_name},
         {"domainPrefix", context.domain_prefix},
         {"extendedRequestId", context.request_id},

@@ -5,6 +5,7 @@
 // Pure functions over a plain description of the request; no I/O.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,6 +29,18 @@ struct IncomingRequest {
   std::string source_ip;
 };
 
+// What an authorizer let through, as the integration sees it in
+// requestContext.authorizer.
+struct AuthorizerGrant {
+  enum class Kind : std::uint8_t { kLambda, kJwt };
+  Kind kind = Kind::kLambda;
+  nlohmann::json context;        // Lambda: the reply's context (object or null)
+  nlohmann::json claims;         // JWT: the token's claims
+  std::vector<std::string> scopes;
+  std::string principal_id;      // Lambda IAM replies
+  std::int64_t latency_ms = 0;   // the authorizer call (0 when cached)
+};
+
 // What the gateway knows about the request beyond the request itself.
 struct EventContext {
   std::string route_key = "$default";     // as configured
@@ -41,6 +54,7 @@ struct EventContext {
   std::string domain_name;
   std::string domain_prefix;
   std::string stage = "$default";
+  std::optional<AuthorizerGrant> authorizer;  // set when the route has an authorizer
 };
 
 // True when the body goes to the function as text: a textual content type

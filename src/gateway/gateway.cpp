@@ -19,6 +19,8 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxRoutes = 300;
+constexpr std::size_t kMaxScopes = 10;
+
 // Lambda's synchronous Invoke payload limit: a bigger event cannot be sent.
 constexpr std::size_t kMaxEventBytes = 6 * 1024 * 1024;
 constexpr std::string_view kFunctionUrlPrefix = "/fn/";
@@ -100,13 +102,16 @@ json route_to_json(const Route& route) {
     out["ThrottlingRateLimit"] = route.target.throttle->rate;
     out["ThrottlingBurstLimit"] = route.target.throttle->burst;
   }
+  if (!route.authorizer.empty()) out["Authorizer"] = route.authorizer;
+  if (!route.authorization_scopes.empty()) out["AuthorizationScopes"] = route.authorization_scopes;
   return out;
 }
 
 base::Result<Route> route_from_json(const json& body) {
   if (!body.is_object()) return make_error(ErrorCode::kInvalidRequestContent, "The route must be a JSON object");
-  static constexpr std::string_view kKnown[] = {"RouteKey", "FunctionName", "Qualifier", "PayloadFormatVersion",
-                                                "ThrottlingRateLimit", "ThrottlingBurstLimit"};
+  static constexpr std::string_view kKnown[] = {"RouteKey",           "FunctionName",         "Qualifier",
+                                                "PayloadFormatVersion", "ThrottlingRateLimit", "ThrottlingBurstLimit",
+                                                "Authorizer",         "AuthorizationScopes"};
   for (const auto& [key, value] : body.items()) {
     if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
       return make_error(ErrorCode::kValidation, fmt::format("Unknown route member '{}'", key));
@@ -116,7 +121,7 @@ base::Result<Route> route_from_json(const json& body) {
     const auto it = body.find(member);
     return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
   };
-  for (const char* member : {"RouteKey", "FunctionName", "Qualifier", "PayloadFormatVersion"}) {
+  for (const char* member : {"RouteKey", "FunctionName", "Qualifier", "PayloadFormatVersion", "Authorizer"}) {
     if (const auto it = body.find(member); it != body.end() && !it->is_string() && !it->is_null()) {
       return make_error(ErrorCode::kValidation, fmt::format("{} must be a string", member));
     }
@@ -125,7 +130,17 @@ base::Result<Route> route_from_json(const json& body) {
   if (text("FunctionName").empty()) return make_error(ErrorCode::kValidation, "FunctionName is required");
   auto key = parse_route_key(text("RouteKey"));
   if (!key.ok()) return std::move(key).error();
-  Route route{std::move(*key), RouteTarget{text("FunctionName"), text("Qualifier"), PayloadFormat::kV2, std::nullopt}};
+  Route route{std::move(*key), RouteTarget{text("FunctionName"), text("Qualifier"), PayloadFormat::kV2, std::nullopt},
+              text("Authorizer"), {}, nullptr};
+  if (const auto scopes = body.find("AuthorizationScopes"); scopes != body.end() && !scopes->is_null()) {
+    if (!scopes->is_array() || scopes->size() > kMaxScopes ||
+        !std::all_of(scopes->begin(), scopes->end(), [](const json& v) { return v.is_string() && !v.empty(); })) {
+      return make_error(ErrorCode::kValidation,
+                        fmt::format("AuthorizationScopes must be a list of at most {} non-empty strings", kMaxScopes));
+    }
+    if (route.authorizer.empty()) return make_error(ErrorCode::kValidation, "AuthorizationScopes need an Authorizer");
+    for (const auto& v : *scopes) route.authorization_scopes.push_back(v.get<std::string>());
+  }
   if (const std::string v = text("PayloadFormatVersion"); !v.empty()) {
     auto format = parse_payload_format(v);
     if (!format.ok()) return std::move(format).error();
@@ -171,6 +186,15 @@ std::shared_ptr<const Gateway::Snapshot> Gateway::snapshot() const {
   return snapshot_;
 }
 
+base::Result<json> Gateway::stored_authorizers() {
+  auto doc = store_.get_gateway_setting("authorizers");
+  if (!doc.ok()) return std::move(doc).error();
+  if (doc->empty()) return json::object();
+  json parsed = json::parse(*doc, nullptr, false);
+  if (!parsed.is_object()) return make_error(ErrorCode::kService, "the stored authorizers are not a JSON object");
+  return parsed;
+}
+
 base::Status Gateway::reload() {
   auto rows = store_.list_routes();
   if (!rows.ok()) return std::move(rows).error();
@@ -195,6 +219,32 @@ base::Status Gateway::reload() {
     }
   }
   const auto previous = snapshot();
+  auto authorizers = stored_authorizers();
+  if (!authorizers.ok()) return std::move(authorizers).error();
+  for (const auto& [name, doc] : authorizers->items()) {
+    auto config = parse_authorizer(doc);
+    if (!config.ok()) {
+      spdlog::warn("gateway: ignoring stored authorizer '{}': {}", name, config.error().message);
+      continue;
+    }
+    // Keep the state (cache, keys) of an authorizer whose configuration did not change.
+    if (const auto old = previous->authorizers.find(name);
+        old != previous->authorizers.end() && old->second->config == *config) {
+      next->authorizers.emplace(name, old->second);
+      continue;
+    }
+    auto state = std::make_shared<AuthorizerState>(std::move(*config));
+    if (state->config.type == AuthorizerType::kJwt) {
+      auto keys = load_key_set(state->config);
+      if (keys.ok()) {
+        state->keys.set(std::make_shared<const KeySet>(std::move(*keys)), clock_.now_ms());
+      } else {
+        spdlog::warn("gateway: authorizer '{}': no keys yet ({}); the first token will fetch them", name,
+                     keys.error().message);
+      }
+    }
+    next->authorizers.emplace(name, std::move(state));
+  }
   for (const auto& r : routes) {
     if (!r.target.throttle) continue;
     const std::string key = r.key.text();
@@ -352,6 +402,22 @@ http::asio::awaitable<Gateway::Outcome> Gateway::serve(IncomingRequest request, 
   context.resource_path = route.key.path();
   context.has_path_parameters = route.key.has_variables();
   context.path_parameters = match->path_parameters;
+  if (!route.authorizer.empty()) {
+    const auto state = snap->authorizers.find(route.authorizer);
+    if (state == snap->authorizers.end()) {
+      metrics_.authorizer_errors.add();
+      out.response = message_response(500, "Internal Server Error");
+      out.error = fmt::format("authorizer '{}' does not exist", route.authorizer);
+      co_return out;
+    }
+    AuthorizerVerdict verdict = co_await authorize(route, request, context, state->second);
+    if (auto* refused = std::get_if<AuthorizerRefusal>(&verdict)) {
+      out.response = std::move(refused->response);
+      out.error = fmt::format("authorizer {}: {}", route.authorizer, refused->reason);
+      co_return out;
+    }
+    context.authorizer = std::move(std::get<AuthorizerGrant>(verdict));
+  }
   Outcome result = co_await integrate(route.target, request, context);
   result.route_key = out.route_key;
   co_return result;
@@ -372,7 +438,7 @@ http::asio::awaitable<Gateway::Outcome> Gateway::integrate(const RouteTarget& ta
     co_return out;
   }
   const auto started = std::chrono::steady_clock::now();
-  auto result = co_await invoke_function(target, std::move(payload));
+  auto result = co_await invoke_function(target, std::move(payload), config_.integration_timeout);
   out.integration_ms = ms_since(started);
   metrics_.integration_latency.observe(out.integration_ms);
   if (!result) {
@@ -414,8 +480,8 @@ http::asio::awaitable<Gateway::Outcome> Gateway::integrate(const RouteTarget& ta
   co_return out;
 }
 
-http::asio::awaitable<std::optional<invoker::InvokeResult>> Gateway::invoke_function(const RouteTarget& target,
-                                                                                     std::string payload) {
+http::asio::awaitable<std::optional<invoker::InvokeResult>> Gateway::invoke_function(
+    const RouteTarget& target, std::string payload, std::chrono::milliseconds timeout) {
   if (invoker_ == nullptr) {
     invoker::InvokeResult none;
     none.status = invoker::InvokeStatus::kFailed;
@@ -430,7 +496,7 @@ http::asio::awaitable<std::optional<invoker::InvokeResult>> Gateway::invoke_func
 
   auto executor = co_await asio::this_coro::executor;
   auto pending = std::make_shared<PendingInvoke>(executor);
-  pending->timer.expires_after(config_.integration_timeout);
+  pending->timer.expires_after(timeout);
   asio::co_spawn(executor, run_invoke(invoker_, std::move(request), pending), [](const std::exception_ptr& e) {
     if (!e) return;
     try {
@@ -455,6 +521,11 @@ base::Result<ControlReply> Gateway::control(http::Verb method, std::string_view 
     if (method == http::Verb::get) return list_routes();
     if (method == http::Verb::post || method == http::Verb::put) return put_route(body);
     if (method == http::Verb::delete_) return delete_route(query);
+  } else if (path == "/nimbus/v1/gateway/authorizers") {
+    if (method == http::Verb::get || method == http::Verb::post || method == http::Verb::put ||
+        method == http::Verb::delete_) {
+      return authorizer_control(method, query, body);
+    }
   } else if (path == "/nimbus/v1/gateway/cors") {
     if (method == http::Verb::get || method == http::Verb::put || method == http::Verb::delete_) {
       return cors_control(method, body);
@@ -483,6 +554,9 @@ base::Result<ControlReply> Gateway::put_route(const std::string& body) {
   std::lock_guard lock(control_mu_);
   const std::string key = route->key.text();
   const auto snap = snapshot();
+  if (!route->authorizer.empty() && !snap->authorizers.contains(route->authorizer)) {
+    return make_error(ErrorCode::kResourceNotFound, fmt::format("Authorizer not found: {}", route->authorizer));
+  }
   if (snap->table.find(key) == nullptr && snap->table.routes().size() >= kMaxRoutes) {
     return make_error(ErrorCode::kValidation, fmt::format("A gateway has at most {} routes", kMaxRoutes));
   }

@@ -12,6 +12,8 @@
 // held across co_await); buckets have their own mutexes. Owned by the
 // daemon, which keeps the invoker, store and registry alive longer.
 
+#include <boost/asio/thread_pool.hpp>
+
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -19,12 +21,14 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "base/clock.h"
 #include "base/result.h"
 #include "gateway/access_log.h"
+#include "gateway/authorizer.h"
 #include "gateway/cors.h"
 #include "gateway/event.h"
 #include "gateway/metrics.h"
@@ -76,7 +80,8 @@ class Gateway {
 
   // The nimbus extension paths of the control API:
   //   GET /nimbus/v1/routes, POST /nimbus/v1/routes, DELETE /nimbus/v1/routes?RouteKey=K,
-  //   GET|PUT|DELETE /nimbus/v1/gateway/cors.
+  //   GET|PUT|DELETE /nimbus/v1/gateway/cors,
+  //   GET|POST /nimbus/v1/gateway/authorizers, DELETE /nimbus/v1/gateway/authorizers?Name=N.
   [[nodiscard]] base::Result<ControlReply> control(http::Verb method, std::string_view path,
                                                    const http::Params& query, const std::string& body);
 
@@ -90,13 +95,29 @@ class Gateway {
       return bucket.try_take();
     }
   };
+  // An authorizer with what it keeps between requests; reused across
+  // snapshots while its configuration is unchanged.
+  struct AuthorizerState {
+    explicit AuthorizerState(AuthorizerConfig c) : config(std::move(c)) {}
+    const AuthorizerConfig config;
+    AuthorizerCache cache;  // Lambda authorizers with a TTL
+    JwksKeys keys;          // JWT authorizers
+  };
   // What a request sees: replaced as a whole when routes or CORS change.
   struct Snapshot {
     RouteTable table;
     std::optional<CorsConfig> cors;
-    std::map<std::string, std::shared_ptr<LimitedBucket>> route_buckets;  // by route key
+    std::map<std::string, std::shared_ptr<LimitedBucket>> route_buckets;        // by route key
+    std::map<std::string, std::shared_ptr<AuthorizerState>, std::less<>> authorizers;  // by name
   };
   struct Outcome;
+  // An authorizer's verdict: the grant for the event, or the answer to send
+  // and why (for the access log).
+  struct AuthorizerRefusal {
+    GatewayResponse response;
+    std::string reason;
+  };
+  using AuthorizerVerdict = std::variant<AuthorizerGrant, AuthorizerRefusal>;
 
   [[nodiscard]] std::shared_ptr<const Snapshot> snapshot() const;
   [[nodiscard]] base::Status reload();
@@ -104,14 +125,26 @@ class Gateway {
                                                      std::string request_id, std::int64_t time_ms);
   [[nodiscard]] http::asio::awaitable<Outcome> integrate(const RouteTarget& target, const IncomingRequest& request,
                                                          const EventContext& context);
-  // The one call into the invoker.
-  [[nodiscard]] http::asio::awaitable<std::optional<invoker::InvokeResult>> invoke_function(const RouteTarget& target,
-                                                                                            std::string payload);
+  [[nodiscard]] http::asio::awaitable<AuthorizerVerdict> authorize(const Route& route, const IncomingRequest& request,
+                                                                   const EventContext& context,
+                                                                   std::shared_ptr<AuthorizerState> state);
+  [[nodiscard]] http::asio::awaitable<AuthorizerVerdict> authorize_jwt(const Route& route, std::string token,
+                                                                       std::shared_ptr<AuthorizerState> state);
+  [[nodiscard]] http::asio::awaitable<AuthorizerVerdict> authorize_lambda(const IncomingRequest& request,
+                                                                          const EventContext& context,
+                                                                          std::vector<std::string> identity,
+                                                                          std::shared_ptr<AuthorizerState> state);
+  // The one call into the invoker; nullopt when `timeout` passed first.
+  [[nodiscard]] http::asio::awaitable<std::optional<invoker::InvokeResult>> invoke_function(
+      const RouteTarget& target, std::string payload, std::chrono::milliseconds timeout);
 
   base::Result<ControlReply> put_route(const std::string& body);
   base::Result<ControlReply> list_routes();
   base::Result<ControlReply> delete_route(const http::Params& query);
   base::Result<ControlReply> cors_control(http::Verb method, const std::string& body);
+  base::Result<ControlReply> authorizer_control(http::Verb method, const http::Params& query, const std::string& body);
+  // The stored authorizer documents by name (one gateway setting).
+  base::Result<nlohmann::json> stored_authorizers();
 
   store::Store& store_;
   registry::Registry& registry_;
@@ -126,6 +159,8 @@ class Gateway {
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snapshot_;  // GUARDED_BY(mu_)
   std::mutex control_mu_;                     // serialises control writes with their reload
+  // Blocking work a request may need (fetching a JWKS); never the io threads.
+  boost::asio::thread_pool blocking_{1};
 };
 
 // A route as the control API shows it (and the store keeps it).

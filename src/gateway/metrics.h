@@ -15,6 +15,14 @@ struct GatewayMetrics {
         throttled(r.counter("nimbus_gateway_throttled_total", "Gateway requests refused by a rate limit (429)")),
         integration_errors(r.counter("nimbus_gateway_integration_errors_total",
                                      "Gateway requests whose function failed, timed out or answered unusably")),
+        authorizer_denied(r.labelled_counter("nimbus_gateway_authorizer_total",
+                                             "Gateway authorizer decisions by outcome", "outcome", "denied")),
+        authorizer_allowed(r.labelled_counter("nimbus_gateway_authorizer_total",
+                                              "Gateway authorizer decisions by outcome", "outcome", "allowed")),
+        authorizer_errors(r.labelled_counter("nimbus_gateway_authorizer_total",
+                                             "Gateway authorizer decisions by outcome", "outcome", "error")),
+        authorizer_cache_hits(r.counter("nimbus_gateway_authorizer_cache_hits_total",
+                                        "Lambda authorizer decisions answered from the cache")),
         latency(r.histogram("nimbus_gateway_request_duration_ms", "Gateway request latency, read to response")),
         integration_latency(r.histogram("nimbus_gateway_integration_duration_ms",
                                         "Time the gateway waited for the function")) {}
@@ -32,6 +40,10 @@ struct GatewayMetrics {
   telemetry::Counter& responses_5xx;
   telemetry::Counter& throttled;
   telemetry::Counter& integration_errors;
+  telemetry::Counter& authorizer_denied;   // 401 and 403
+  telemetry::Counter& authorizer_allowed;
+  telemetry::Counter& authorizer_errors;   // 500: the authorizer failed or answered garbage
+  telemetry::Counter& authorizer_cache_hits;
   telemetry::Histogram& latency;
   telemetry::Histogram& integration_latency;
 

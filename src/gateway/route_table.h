@@ -11,6 +11,7 @@
 // threads; the gateway swaps a new one in when routes change.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,9 +67,14 @@ struct RouteTarget {
   std::optional<RouteThrottle> throttle;
 };
 
+struct RequestValidation;  // gateway/validation.h
+
 struct Route {
   RouteKey key;
   RouteTarget target;
+  std::string authorizer;                          // an authorizer's name; empty: open route
+  std::vector<std::string> authorization_scopes;   // JWT: the token needs one of them
+  std::shared_ptr<const RequestValidation> validation;  // null: nothing validated
 };
 
 // The outcome of a successful match. `route` points into the table.

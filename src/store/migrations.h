@@ -7,7 +7,7 @@
 
 namespace nimbus::store {
 
-inline constexpr std::array<const char*, 3> kMigrations = {
+inline constexpr std::array<const char*, 5> kMigrations = {
     // 1: functions ($LATEST configuration as a document).
     R"sql(
     CREATE TABLE functions (
@@ -54,6 +54,44 @@ inline constexpr std::array<const char*, 3> kMigrations = {
     CREATE TABLE gateway_settings (
       name         TEXT PRIMARY KEY,
       document     TEXT NOT NULL
+    ) WITHOUT ROWID;
+    )sql",
+    // 4: asynchronous invocations (Invoke with InvocationType Event, and
+    // destination deliveries): claimed by state and due time, listed newest
+    // first. No foreign key: an invocation outlives its function's deletion
+    // long enough to fail visibly.
+    R"sql(
+    CREATE TABLE async_invocations (
+      seq              INTEGER PRIMARY KEY,
+      id               TEXT NOT NULL UNIQUE,
+      function         TEXT NOT NULL,
+      qualifier        TEXT NOT NULL,
+      payload          TEXT NOT NULL,
+      state            TEXT NOT NULL,
+      attempts         INTEGER NOT NULL,
+      next_attempt_ms  INTEGER NOT NULL,
+      created_ms       INTEGER NOT NULL,
+      updated_ms       INTEGER NOT NULL,
+      last_error       TEXT NOT NULL,
+      document         TEXT NOT NULL
+    );
+    CREATE INDEX async_due ON async_invocations(state, next_attempt_ms);
+    CREATE INDEX async_function ON async_invocations(function, seq);
+    )sql",
+    // 5: schedules (rate/cron/at) and where each one stands: the next fire
+    // time (-1: never again) and the last one (-1: not yet).
+    R"sql(
+    CREATE TABLE schedules (
+      name          TEXT PRIMARY KEY,
+      expression    TEXT NOT NULL,
+      timezone      TEXT NOT NULL,
+      function      TEXT NOT NULL,
+      qualifier     TEXT NOT NULL,
+      input         TEXT,
+      enabled       INTEGER NOT NULL,
+      created_ms    INTEGER NOT NULL,
+      next_fire_ms  INTEGER NOT NULL,
+      last_fire_ms  INTEGER NOT NULL
     ) WITHOUT ROWID;
     )sql",
 };

@@ -24,13 +24,30 @@ class SqliteStore::Statement {
     sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   }
   void bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void bind_optional(int i, const std::optional<std::string>& text) {
+    if (text) {
+      bind(i, std::string_view(*text));
+    } else {
+      sqlite3_bind_null(stmt_, i);
+    }
+  }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return sqlite3_step(stmt_); }
+  // Ready to run again with new bindings.
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
   [[nodiscard]] std::string text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
   }
   [[nodiscard]] std::int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+  [[nodiscard]] std::optional<std::string> optional_text(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    return text(col);
+  }
 
  private:
   sqlite3_stmt* stmt_ = nullptr;
@@ -62,12 +79,31 @@ std::string_view kind_name(ResourceKind kind) {
       return "alias";
     case ResourceKind::kProvisionedConcurrency:
       return "provisioned-concurrency";
+    case ResourceKind::kEventInvokeConfig:
+      return "event-invoke-config";
   }
   return "unknown";
 }
 
+constexpr const char* kAsyncColumns =
+    "SELECT seq, id, function, qualifier, payload, state, attempts, next_attempt_ms, created_ms, updated_ms, "
+    "last_error, document FROM async_invocations";
+
+AsyncInvocationRow read_async(const auto& st) {
+  return AsyncInvocationRow{st.int64(0), st.text(1), st.text(2),  st.text(3),  st.text(4),  st.text(5),
+                            st.int64(6), st.int64(7), st.int64(8), st.int64(9), st.text(10), st.text(11)};
+}
+
 ResourceRow read_resource(const auto& st, ResourceKind kind) {
   return ResourceRow{st.text(0), kind, st.text(1), st.text(2), st.text(3)};
+}
+constexpr const char* kScheduleColumns =
+    "SELECT name, expression, timezone, function, qualifier, input, enabled, created_ms, next_fire_ms, last_fire_ms "
+    "FROM schedules";
+
+ScheduleRow read_schedule(const auto& st) {
+  return ScheduleRow{st.text(0),          st.text(1),     st.text(2),     st.text(3),     st.text(4),
+                     st.optional_text(5), st.int64(6) != 0, st.int64(7), st.int64(8), st.int64(9)};
 }
 }  // namespace
 
@@ -478,27 +514,37 @@ base::Status SqliteStore::put_route(const RouteRow& row) {
   return base::Ok{};
 }
 
-base::Result<std::vector<RouteRow>> SqliteStore::list_routes() {
+template <typename Row, typename Read>
+base::Result<std::vector<Row>> SqliteStore::select_all(const std::string& sql, std::string_view what, Read read) {
   std::lock_guard lock(mu_);
-  Statement st(db_, "SELECT route_key, document, updated_ms FROM gateway_routes ORDER BY route_key");
-  if (!st.prepared()) return sqlite_error("prepare list routes");
-  std::vector<RouteRow> rows;
+  Statement st(db_, sql.c_str());
+  if (!st.prepared()) return sqlite_error(fmt::format("prepare {}", what));
+  std::vector<Row> rows;
   int rc;
-  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(RouteRow{st.text(0), st.text(1), st.int64(2)});
-  if (rc != SQLITE_DONE) return sqlite_error("list routes");
+  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(read(st));
+  if (rc != SQLITE_DONE) return sqlite_error(what);
   return rows;
 }
 
-base::Status SqliteStore::delete_route(std::string_view route_key) {
+base::Status SqliteStore::delete_one(const char* sql, std::string_view key, std::string_view what) {
   std::lock_guard lock(mu_);
-  Statement st(db_, "DELETE FROM gateway_routes WHERE route_key = ?1");
-  if (!st.prepared()) return sqlite_error("prepare delete route");
-  st.bind(1, route_key);
-  if (st.step() != SQLITE_DONE) return sqlite_error("delete route");
-  if (sqlite3_changes(db_) == 0) {
-    return make_error(ErrorCode::kResourceNotFound, "Route not found: " + std::string(route_key));
-  }
+  Statement st(db_, sql);
+  if (!st.prepared()) return sqlite_error(fmt::format("prepare delete {}", what));
+  st.bind(1, key);
+  if (st.step() != SQLITE_DONE) return sqlite_error(fmt::format("delete {}", what));
+  if (sqlite3_changes(db_) == 0) return make_error(ErrorCode::kResourceNotFound, fmt::format("{} not found: {}", what, key));
   return base::Ok{};
+}
+
+base::Result<std::vector<RouteRow>> SqliteStore::list_routes() {
+  return select_all<RouteRow>("SELECT route_key, document, updated_ms FROM gateway_routes ORDER BY route_key",
+                              "list routes", [](const Statement& st) {
+                                return RouteRow{st.text(0), st.text(1), st.int64(2)};
+                              });
+}
+
+base::Status SqliteStore::delete_route(std::string_view route_key) {
+  return delete_one("DELETE FROM gateway_routes WHERE route_key = ?1", route_key, "Route");
 }
 
 base::Status SqliteStore::put_gateway_setting(std::string_view name, std::string_view document) {
@@ -523,6 +569,207 @@ base::Result<std::string> SqliteStore::get_gateway_setting(std::string_view name
   if (rc == SQLITE_DONE) return std::string();
   if (rc != SQLITE_ROW) return sqlite_error("get gateway setting");
   return st.text(0);
+}
+
+// --- asynchronous invocations -------------------------------------------------
+
+base::Status SqliteStore::write_async(const AsyncWriteBatch& batch) {
+  if (batch.inserts.empty() && batch.updates.empty()) return base::Ok{};
+  std::lock_guard lock(mu_);
+  NIMBUS_TRY(exec("BEGIN IMMEDIATE"));
+  base::Status status = write_async_locked(batch);
+  if (status.ok()) status = exec("COMMIT");
+  if (!status.ok()) (void)exec("ROLLBACK");
+  return status;
+}
+
+base::Status SqliteStore::write_async_locked(const AsyncWriteBatch& batch) {
+  if (!batch.inserts.empty()) {
+    Statement st(db_,
+                 "INSERT INTO async_invocations (id, function, qualifier, payload, state, attempts, "
+                 "next_attempt_ms, created_ms, updated_ms, last_error, document) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+    if (!st.prepared()) return sqlite_error("prepare insert async invocation");
+    for (const auto& row : batch.inserts) {
+      st.reset();
+      st.bind(1, row.id);
+      st.bind(2, row.function);
+      st.bind(3, row.qualifier);
+      st.bind(4, row.payload);
+      st.bind(5, row.state);
+      st.bind(6, row.attempts);
+      st.bind(7, row.next_attempt_ms);
+      st.bind(8, row.created_ms);
+      st.bind(9, row.updated_ms);
+      st.bind(10, row.last_error);
+      st.bind(11, row.document);
+      const int rc = st.step();
+      if (rc == SQLITE_CONSTRAINT) {
+        return make_error(ErrorCode::kResourceConflict, "Asynchronous invocation already exists: " + row.id);
+      }
+      if (rc != SQLITE_DONE) return sqlite_error("insert async invocation");
+    }
+  }
+  if (!batch.updates.empty()) {
+    Statement st(db_,
+                 "UPDATE async_invocations SET state = ?2, attempts = ?3, next_attempt_ms = ?4, updated_ms = ?5, "
+                 "last_error = ?6, document = ?7 WHERE id = ?1");
+    if (!st.prepared()) return sqlite_error("prepare update async invocation");
+    for (const auto& row : batch.updates) {
+      st.reset();
+      st.bind(1, row.id);
+      st.bind(2, row.state);
+      st.bind(3, row.attempts);
+      st.bind(4, row.next_attempt_ms);
+      st.bind(5, row.updated_ms);
+      st.bind(6, row.last_error);
+      st.bind(7, row.document);
+      if (st.step() != SQLITE_DONE) return sqlite_error("update async invocation");
+    }
+  }
+  return base::Ok{};
+}
+
+base::Result<std::vector<AsyncInvocationRow>> SqliteStore::claim_async(std::int64_t now_ms, std::size_t limit) {
+  std::lock_guard lock(mu_);
+  std::vector<AsyncInvocationRow> rows;
+  {
+    // A read first: an idle poll finds nothing and writes nothing.
+    Statement st(db_, fmt::format("{} WHERE state = 'pending' AND next_attempt_ms <= ?1 "
+                                  "ORDER BY next_attempt_ms, seq LIMIT ?2",
+                                  kAsyncColumns)
+                          .c_str());
+    if (!st.prepared()) return sqlite_error("prepare claim async invocations");
+    st.bind(1, now_ms);
+    st.bind(2, static_cast<std::int64_t>(limit));
+    int rc;
+    while ((rc = st.step()) == SQLITE_ROW) rows.push_back(read_async(st));
+    if (rc != SQLITE_DONE) return sqlite_error("claim async invocations");
+  }
+  if (rows.empty()) return rows;
+  NIMBUS_TRY(exec("BEGIN IMMEDIATE"));
+  Statement st(db_, "UPDATE async_invocations SET state = 'running', updated_ms = ?2 WHERE id = ?1");
+  base::Status status = st.prepared() ? base::Status(base::Ok{}) : sqlite_error("prepare claim");
+  for (auto& row : rows) {
+    if (!status.ok()) break;
+    st.reset();
+    st.bind(1, row.id);
+    st.bind(2, now_ms);
+    if (st.step() != SQLITE_DONE) status = sqlite_error("claim async invocation");
+    row.state = "running";
+    row.updated_ms = now_ms;
+  }
+  if (status.ok()) status = exec("COMMIT");
+  if (!status.ok()) {
+    (void)exec("ROLLBACK");
+    return std::move(status).error();
+  }
+  return rows;
+}
+
+base::Result<std::int64_t> SqliteStore::requeue_running_async() {
+  std::lock_guard lock(mu_);
+  NIMBUS_TRY(exec("UPDATE async_invocations SET state = 'pending' WHERE state = 'running'"));
+  return static_cast<std::int64_t>(sqlite3_changes(db_));
+}
+
+base::Result<AsyncInvocationRow> SqliteStore::get_async(std::string_view id) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, fmt::format("{} WHERE id = ?1", kAsyncColumns).c_str());
+  if (!st.prepared()) return sqlite_error("prepare get async invocation");
+  st.bind(1, id);
+  const int rc = st.step();
+  if (rc == SQLITE_DONE) {
+    return make_error(ErrorCode::kResourceNotFound, "Asynchronous invocation not found: " + std::string(id));
+  }
+  if (rc != SQLITE_ROW) return sqlite_error("get async invocation");
+  return read_async(st);
+}
+
+base::Result<std::vector<AsyncInvocationRow>> SqliteStore::list_async(std::string_view function,
+                                                                      std::string_view state, std::int64_t before,
+                                                                      std::size_t limit) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, fmt::format("{} WHERE (?1 = '' OR function = ?1) AND (?2 = '' OR state = ?2) "
+                                "AND (?3 = 0 OR seq < ?3) ORDER BY seq DESC LIMIT ?4",
+                                kAsyncColumns)
+                        .c_str());
+  if (!st.prepared()) return sqlite_error("prepare list async invocations");
+  st.bind(1, function);
+  st.bind(2, state);
+  st.bind(3, before);
+  st.bind(4, static_cast<std::int64_t>(limit));
+  std::vector<AsyncInvocationRow> rows;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) rows.push_back(read_async(st));
+  if (rc != SQLITE_DONE) return sqlite_error("list async invocations");
+  return rows;
+}
+
+base::Result<std::vector<std::pair<std::string, std::int64_t>>> SqliteStore::count_async() {
+  std::lock_guard lock(mu_);
+  Statement st(db_, "SELECT state, count(*) FROM async_invocations GROUP BY state");
+  if (!st.prepared()) return sqlite_error("prepare count async invocations");
+  std::vector<std::pair<std::string, std::int64_t>> counts;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) counts.emplace_back(st.text(0), st.int64(1));
+  if (rc != SQLITE_DONE) return sqlite_error("count async invocations");
+  return counts;
+}
+
+// --- schedules -------------------------------------------------------------------
+
+base::Status SqliteStore::insert_schedule(const ScheduleRow& row) { return write_schedule(row, false); }
+
+base::Status SqliteStore::update_schedule(const ScheduleRow& row) { return write_schedule(row, true); }
+
+// One writer for both: INSERT (conflict when present) or UPDATE (not found when absent).
+base::Status SqliteStore::write_schedule(const ScheduleRow& row, bool replace) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, replace ? "UPDATE schedules SET expression = ?2, timezone = ?3, function = ?4, qualifier = ?5, "
+                              "input = ?6, enabled = ?7, created_ms = ?8, next_fire_ms = ?9, last_fire_ms = ?10 "
+                              "WHERE name = ?1"
+                            : "INSERT INTO schedules (name, expression, timezone, function, qualifier, input, "
+                              "enabled, created_ms, next_fire_ms, last_fire_ms) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+  if (!st.prepared()) return sqlite_error("prepare write schedule");
+  st.bind(1, row.name);
+  st.bind(2, row.expression);
+  st.bind(3, row.timezone);
+  st.bind(4, row.function);
+  st.bind(5, row.qualifier);
+  st.bind_optional(6, row.input);
+  st.bind(7, std::int64_t{row.enabled ? 1 : 0});
+  st.bind(8, row.created_ms);
+  st.bind(9, row.next_fire_ms);
+  st.bind(10, row.last_fire_ms);
+  const int rc = st.step();
+  if (rc == SQLITE_CONSTRAINT) return make_error(ErrorCode::kResourceConflict, "Schedule already exists: " + row.name);
+  if (rc != SQLITE_DONE) return sqlite_error("write schedule");
+  if (replace && sqlite3_changes(db_) == 0) {
+    return make_error(ErrorCode::kResourceNotFound, "Schedule not found: " + row.name);
+  }
+  return base::Ok{};
+}
+
+base::Result<ScheduleRow> SqliteStore::get_schedule(std::string_view name) {
+  std::lock_guard lock(mu_);
+  Statement st(db_, fmt::format("{} WHERE name = ?1", kScheduleColumns).c_str());
+  if (!st.prepared()) return sqlite_error("prepare get schedule");
+  st.bind(1, name);
+  const int rc = st.step();
+  if (rc == SQLITE_DONE) return make_error(ErrorCode::kResourceNotFound, "Schedule not found: " + std::string(name));
+  if (rc != SQLITE_ROW) return sqlite_error("get schedule");
+  return read_schedule(st);
+}
+
+base::Result<std::vector<ScheduleRow>> SqliteStore::list_schedules() {
+  return select_all<ScheduleRow>(fmt::format("{} ORDER BY name", kScheduleColumns), "list schedules",
+                                 [](const Statement& st) { return read_schedule(st); });
+}
+
+base::Status SqliteStore::delete_schedule(std::string_view name) {
+  return delete_one("DELETE FROM schedules WHERE name = ?1", name, "Schedule");
 }
 
 }  // namespace nimbus::store

@@ -54,6 +54,18 @@ class SqliteStore final : public Store {
   base::Status delete_route(std::string_view route_key) override;
   base::Status put_gateway_setting(std::string_view name, std::string_view document) override;
   base::Result<std::string> get_gateway_setting(std::string_view name) override;
+  base::Status write_async(const AsyncWriteBatch& batch) override;
+  base::Result<std::vector<AsyncInvocationRow>> claim_async(std::int64_t now_ms, std::size_t limit) override;
+  base::Result<std::int64_t> requeue_running_async() override;
+  base::Result<AsyncInvocationRow> get_async(std::string_view id) override;
+  base::Result<std::vector<AsyncInvocationRow>> list_async(std::string_view function, std::string_view state,
+                                                           std::int64_t before, std::size_t limit) override;
+  base::Result<std::vector<std::pair<std::string, std::int64_t>>> count_async() override;
+  base::Status insert_schedule(const ScheduleRow& row) override;
+  base::Status update_schedule(const ScheduleRow& row) override;
+  base::Result<ScheduleRow> get_schedule(std::string_view name) override;
+  base::Result<std::vector<ScheduleRow>> list_schedules() override;
+  base::Status delete_schedule(std::string_view name) override;
 
  private:
   class Statement;
@@ -62,6 +74,13 @@ class SqliteStore final : public Store {
   base::Status update_function_locked(const FunctionRow& row, std::string_view expected_revision);
   enum class ResourceWrite { kInsert, kReplace };
   base::Status write_resource_locked(const ResourceRow& row, ResourceWrite mode);
+  base::Status write_async_locked(const AsyncWriteBatch& batch);
+  base::Status write_schedule(const ScheduleRow& row, bool replace);
+  // Every row `sql` selects, each made by `read(statement)`.
+  template <typename Row, typename Read>
+  base::Result<std::vector<Row>> select_all(const std::string& sql, std::string_view what, Read read);
+  // Deletes the row whose key (?1) is `key`; kResourceNotFound "<what> not found: <key>" when none.
+  base::Status delete_one(const char* sql, std::string_view key, std::string_view what);
   base::Status exec(const char* sql);
   base::Error sqlite_error(std::string_view what) const;
 

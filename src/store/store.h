@@ -9,8 +9,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -40,7 +42,7 @@ struct VersionRow {
 };
 
 // Small documents that belong to one function and are deleted with it.
-enum class ResourceKind { kAlias, kProvisionedConcurrency };
+enum class ResourceKind { kAlias, kProvisionedConcurrency, kEventInvokeConfig };
 
 struct ResourceRow {
   std::string function;
@@ -60,6 +62,43 @@ struct RouteRow {
   std::string route_key;   // "GET /pets/{id}", "$default"
   std::string document;    // JSON, owned by the gateway
   std::int64_t updated_ms = 0;
+};
+
+// One asynchronous invocation (or destination delivery) as stored: the
+// columns the dispatcher claims and lists by, and the events part's document.
+struct AsyncInvocationRow {
+  std::int64_t seq = 0;            // assigned on insert; list order
+  std::string id;                  // request id (uuid), unique
+  std::string function;
+  std::string qualifier;           // as invoked; resolved again per attempt
+  std::string payload;             // the event, JSON text
+  std::string state;               // pending | running | succeeded | failed
+  std::int64_t attempts = 0;       // invocations made so far
+  std::int64_t next_attempt_ms = 0;
+  std::int64_t created_ms = 0;
+  std::int64_t updated_ms = 0;
+  std::string last_error;
+  std::string document;            // JSON, owned by the events part
+};
+
+// What one group commit writes: new rows and rewritten rows, all or nothing.
+struct AsyncWriteBatch {
+  std::vector<AsyncInvocationRow> inserts;
+  std::vector<AsyncInvocationRow> updates;  // matched by id; every mutable column replaced
+};
+
+// One schedule (events part): what fires, when it fires next, when it last did.
+struct ScheduleRow {
+  std::string name;
+  std::string expression;         // rate(...), cron(...), at(...)
+  std::string timezone = "UTC";   // IANA name
+  std::string function;
+  std::string qualifier;          // "" = $LATEST
+  std::optional<std::string> input;  // fixed JSON payload; none: the Scheduled Event
+  bool enabled = true;
+  std::int64_t created_ms = 0;
+  std::int64_t next_fire_ms = -1;  // -1: never again
+  std::int64_t last_fire_ms = -1;  // -1: not yet
 };
 
 class Store {
@@ -132,6 +171,36 @@ class Store {
   // get returns an empty string when the setting is absent.
   [[nodiscard]] virtual base::Status put_gateway_setting(std::string_view name, std::string_view document) = 0;
   [[nodiscard]] virtual base::Result<std::string> get_gateway_setting(std::string_view name) = 0;
+
+  // Asynchronous invocations (the events part). write_async commits the
+  // whole batch in one transaction or nothing (the error says why).
+  [[nodiscard]] virtual base::Status write_async(const AsyncWriteBatch& batch) = 0;
+  // Marks up to `limit` pending rows due at `now_ms` running (oldest due
+  // first) and returns them, in one transaction.
+  [[nodiscard]] virtual base::Result<std::vector<AsyncInvocationRow>> claim_async(std::int64_t now_ms,
+                                                                                  std::size_t limit) = 0;
+  // Puts every running row back to pending (after a restart: at least once).
+  [[nodiscard]] virtual base::Result<std::int64_t> requeue_running_async() = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Result<AsyncInvocationRow> get_async(std::string_view id) = 0;
+  // Newest first: up to `limit` rows with seq < `before` (0: from the newest),
+  // filtered by function and state when those are not empty.
+  [[nodiscard]] virtual base::Result<std::vector<AsyncInvocationRow>> list_async(std::string_view function,
+                                                                                 std::string_view state,
+                                                                                 std::int64_t before,
+                                                                                 std::size_t limit) = 0;
+  // Rows per state ("pending" -> 3, ...).
+  [[nodiscard]] virtual base::Result<std::vector<std::pair<std::string, std::int64_t>>> count_async() = 0;
+  // Schedules. kResourceConflict when one of that name exists.
+  [[nodiscard]] virtual base::Status insert_schedule(const ScheduleRow& row) = 0;
+  // Replaces the row; kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Status update_schedule(const ScheduleRow& row) = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Result<ScheduleRow> get_schedule(std::string_view name) = 0;
+  // Every schedule, in name order.
+  [[nodiscard]] virtual base::Result<std::vector<ScheduleRow>> list_schedules() = 0;
+  // kResourceNotFound when absent.
+  [[nodiscard]] virtual base::Status delete_schedule(std::string_view name) = 0;
 };
 
 }  // namespace nimbus::store

@@ -43,7 +43,7 @@ TEST(Mutation, RouteKeysAndPaths) {
     auto key = parse_route_key(k);
     if (key.ok()) {
       EXPECT_TRUE(parse_route_key(key->text()).ok()) << k;  // what is accepted prints back to a valid key
-      routes.push_back(Route{*key, RouteTarget{"f", "", PayloadFormat::kV2, std::nullopt}});
+      routes.push_back(Route{*key, RouteTarget{"f", "", PayloadFormat::kV2, std::nullopt}, {}, {}, nullptr});
     }
   });
   table = RouteTable(std::move(routes));

@@ -8,7 +8,7 @@ namespace {
 Route route(std::string_view key, std::string fn = "f") {
   auto parsed = parse_route_key(key);
   EXPECT_TRUE(parsed.ok()) << key;
-  return Route{*parsed, RouteTarget{std::move(fn), "", PayloadFormat::kV2, std::nullopt}};
+  return Route{*parsed, RouteTarget{std::move(fn), "", PayloadFormat::kV2, std::nullopt}, {}, {}, nullptr};
 }
 
 // The matched route's key, or "404".

@@ -214,5 +214,49 @@ TEST(SqliteStoreRoutes, PutListDeleteAndSettings) {
   std::filesystem::remove_all(dir);
 }
 
+TEST_F(SqliteStoreTest, SchedulesRoundTripAndSurviveReopen) {
+  ScheduleRow nightly{"nightly", "cron(0 2 * * ? *)", "Europe/Paris", "report", "live", std::nullopt, true,
+                      1000, 5000, -1};
+  ScheduleRow fixed{"fixed", "rate(5 minutes)", "UTC", "report", "", R"({"k":1})", false, 2000, -1, 4000};
+  {
+    SqliteStore s(dir_ / "n.db");
+    ASSERT_TRUE(s.open().ok());
+    ASSERT_TRUE(s.insert_schedule(nightly).ok());
+    ASSERT_TRUE(s.insert_schedule(fixed).ok());
+    auto dup = s.insert_schedule(nightly);
+    ASSERT_FALSE(dup.ok());
+    EXPECT_EQ(dup.error().code, base::ErrorCode::kResourceConflict);
+    nightly.last_fire_ms = 5000;
+    nightly.next_fire_ms = 9000;
+    ASSERT_TRUE(s.update_schedule(nightly).ok());
+    auto missing = s.update_schedule(ScheduleRow{"nope", "rate(1 day)"});
+    ASSERT_FALSE(missing.ok());
+    EXPECT_EQ(missing.error().code, base::ErrorCode::kResourceNotFound);
+  }
+  SqliteStore s(dir_ / "n.db");
+  ASSERT_TRUE(s.open().ok());
+  auto rows = s.list_schedules();
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].name, "fixed");  // name order
+  EXPECT_EQ((*rows)[0].input, std::optional<std::string>(R"({"k":1})"));
+  EXPECT_FALSE((*rows)[0].enabled);
+  EXPECT_EQ((*rows)[0].last_fire_ms, 4000);
+  auto got = s.get_schedule("nightly");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->expression, "cron(0 2 * * ? *)");
+  EXPECT_EQ(got->timezone, "Europe/Paris");
+  EXPECT_EQ(got->function, "report");
+  EXPECT_EQ(got->qualifier, "live");
+  EXPECT_EQ(got->input, std::nullopt);
+  EXPECT_TRUE(got->enabled);
+  EXPECT_EQ(got->created_ms, 1000);
+  EXPECT_EQ(got->next_fire_ms, 9000);
+  EXPECT_EQ(got->last_fire_ms, 5000);
+  ASSERT_TRUE(s.delete_schedule("nightly").ok());
+  EXPECT_EQ(s.get_schedule("nightly").error().code, base::ErrorCode::kResourceNotFound);
+  EXPECT_EQ(s.delete_schedule("nightly").error().code, base::ErrorCode::kResourceNotFound);
+}
+
 }  // namespace
 }  // namespace nimbus::store
