@@ -212,7 +212,7 @@ class AsyncInvokeTest(AsyncTestCase):
         listed = self.daemon.request("GET", "/nimbus/v1/events", query={"function": "async-json"}).json()
         self.assertEqual(listed["Invocations"], [])
 
-    def test_dead_letter_config_is_validated_and_queue_targets_are_recorded_as_pending(self):
+    def test_dead_letter_config_is_validated_and_queue_targets_are_delivered(self):
         with self.assertRaises(botocore.exceptions.ClientError) as caught:
             self.create_function("async-dlq-sns", {"app.py": FAILING_PY},
                                  DeadLetterConfig={"TargetArn": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:topic"})
