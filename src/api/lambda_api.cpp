@@ -71,6 +71,8 @@ void LambdaApi::add_extension(std::string prefix, Extension extension) {
   extensions_.emplace_back(std::move(prefix), std::move(extension));
 }
 
+void LambdaApi::add_service(ServiceHandler service) { services_.push_back(std::move(service)); }
+
 http::Response LambdaApi::render_error(const base::Error& error, unsigned version) const {
   const base::ErrorShape& shape = base::shape_of(error.code);
   json body = {{"Type", shape.fault}, {std::string(shape.message_key), error.message}};
@@ -80,7 +82,7 @@ http::Response LambdaApi::render_error(const base::Error& error, unsigned versio
   return res;
 }
 
-base::Status LambdaApi::authenticate(const http::Request& request) const {
+base::Status LambdaApi::authenticate(const http::Request& request, std::string_view service) const {
   if (config_.auth == AuthMode::kNone) return base::Ok{};
   const auto lookup = [this](std::string_view akid) -> std::optional<std::string> {
     if (base::constant_time_equal(akid, config_.credentials.access_key_id)) {
@@ -88,7 +90,7 @@ base::Status LambdaApi::authenticate(const http::Request& request) const {
     }
     return std::nullopt;
   };
-  auto identity = verify_sigv4(request, lookup, "lambda", clock_.now_ms(), config_.max_clock_skew_ms);
+  auto identity = verify_sigv4(request, lookup, service, clock_.now_ms(), config_.max_clock_skew_ms);
   if (!identity.ok()) return std::move(identity).error();
   return base::Ok{};
 }
@@ -103,6 +105,13 @@ http::asio::awaitable<http::Response> LambdaApi::handle(http::Request request) {
 }
 
 http::asio::awaitable<http::Response> LambdaApi::dispatch(http::Request request) {
+  for (const auto& service : services_) {
+    if (!service.claims(request)) continue;
+    if (auto auth = authenticate(request, service.signing_name); !auth.ok()) {
+      co_return service.render_error(auth.error(), request);
+    }
+    co_return co_await service.handle(std::move(request));
+  }
   const auto [path, raw_query] = http::split_target(request.target());
   const auto found = router_.find(request.method(), path);
   if (const auto* miss = std::get_if<http::RouteMiss>(&found)) {

@@ -64,6 +64,18 @@ struct ExtensionReply {
 using Extension = std::function<base::Result<ExtensionReply>(http::Verb, std::string_view path,
                                                              const http::Params& query, const std::string& body)>;
 
+// A whole AWS service that shares the control port (SQS): LambdaApi offers it
+// every request before Lambda routing; for those `claims` accepts it verifies
+// SigV4 with `signing_name` as the credential scope's service, then hands over
+// the whole request (headers and body) and returns the service's response
+// as it is. Errors found before that (signature) are rendered by the service.
+struct ServiceHandler {
+  std::string signing_name;
+  std::function<bool(const http::Request&)> claims;
+  std::function<http::asio::awaitable<http::Response>(http::Request)> handle;
+  std::function<http::Response(const base::Error&, const http::Request&)> render_error;
+};
+
 class LambdaApi {
  public:
   LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config);
@@ -71,6 +83,9 @@ class LambdaApi {
   // Serves requests whose path starts with `prefix` through `extension`.
   // Call before the API serves requests (not synchronised).
   void add_extension(std::string prefix, Extension extension);
+  // Serves the requests `service.claims` accepts through `service` (see
+  // ServiceHandler). Call before the API serves requests (not synchronised).
+  void add_service(ServiceHandler service);
 
   // Serves one request.
   [[nodiscard]] http::asio::awaitable<http::Response> handle(http::Request request);
@@ -85,7 +100,8 @@ class LambdaApi {
                                                                           const http::Params& query);
   using Route = std::variant<SyncRoute, AsyncRoute>;
   http::asio::awaitable<http::Response> dispatch(http::Request request);
-  [[nodiscard]] base::Status authenticate(const http::Request& request) const;
+  [[nodiscard]] base::Status authenticate(const http::Request& request,
+                                          std::string_view service = "lambda") const;
 
   http::Response create_function(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response get_function(const http::Request& req, const http::Params& path, const http::Params& query);
@@ -148,6 +164,7 @@ class LambdaApi {
   ApiConfig config_;
   http::Router<Route> router_;
   std::vector<std::pair<std::string, Extension>> extensions_;
+  std::vector<ServiceHandler> services_;
 };
 
 }  // namespace nimbus::api

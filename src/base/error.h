@@ -25,6 +25,21 @@ enum class ErrorCode : std::uint8_t {
   kNotImplemented,          // route that nimbus does not offer (yet)
   kProvisionedConfigNotFound,  // GetProvisionedConcurrencyConfig without one
   kService,                 // our fault or the environment's (disk, sqlite)
+  // Queues (SQS-compatible API; shown on the Lambda API only when a queue is named there).
+  kQueueDoesNotExist,       // unknown queue name or URL
+  kQueueAlreadyExists,      // CreateQueue with other attribute values
+  kInvalidAttributeName,    // unknown queue attribute
+  kInvalidAttributeValue,   // queue attribute out of range or malformed
+  kMissingParameter,        // a required SQS parameter is absent
+  kInvalidAction,           // unknown SQS action / X-Amz-Target
+  kInvalidMessageContents,  // body with characters SQS does not allow
+  kEmptyBatchRequest,       // batch without entries
+  kTooManyEntriesInBatch,   // more than 10 batch entries
+  kBatchEntryIdsNotDistinct,
+  kInvalidBatchEntryId,
+  kBatchRequestTooLong,     // batch over the total size limit
+  kReceiptHandleIsInvalid,  // forged, malformed or stale receipt handle
+  kMessageNotInflight,      // ChangeMessageVisibility on a visible message
 };
 
 // How an ErrorCode is shown on the Lambda API.
@@ -36,6 +51,18 @@ struct ErrorShape {
 };
 
 [[nodiscard]] const ErrorShape& shape_of(ErrorCode code);
+
+// How an ErrorCode is shown on the SQS-compatible API (botocore's sqs model):
+// the query protocol's <Code>, the JSON protocol's __type shape name
+// (com.amazonaws.sqs#<shape>), the HTTP status and Sender/Receiver.
+struct SqsErrorShape {
+  std::string_view query_code;   // e.g. AWS.SimpleQueueService.NonExistentQueue
+  std::string_view json_shape;   // e.g. QueueDoesNotExist
+  unsigned http_status;
+  bool sender_fault;
+};
+
+[[nodiscard]] const SqsErrorShape& sqs_shape_of(ErrorCode code);
 
 // An expected failure: a code and a message written for the user, naming
 // what was wrong.

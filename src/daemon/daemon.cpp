@@ -139,14 +139,25 @@ base::Status Daemon::start() {
                                                 *logs_, clock_, invoker_config);
   invoker_->start();
 
+  // Queues (SQS-compatible) on the control port: their own database file, so
+  // queue traffic never waits on the registry's. They are the message sink of
+  // async invokes' queue destinations and dead-letter queues.
+  queue_store_ = std::make_unique<events::SqliteQueueStore>(config_.data_dir / "queues.db");
+  NIMBUS_TRY(queue_store_->open());
+  events::QueueServiceConfig queue_config;
+  queue_config.region = config_.registry.region;
+  queue_config.account_id = config_.registry.account_id;
+  queues_ = std::make_unique<events::QueueService>(*queue_store_, clock_, queue_config);
+  NIMBUS_TRY(queues_->start());
+  queue_sink_ = std::make_unique<events::QueueMessageSink>(*queues_);
+
   // Asynchronous invocations: the durable queue (group commit), the configs,
-  // the dispatcher. No message sink yet: queue destinations are recorded as
-  // failed until the SQS-compatible queues provide one.
+  // the dispatcher, which sends queue destinations through the queues.
   events_metrics_ = std::make_unique<events::EventsMetrics>(*metrics_);
   async_queue_ = std::make_unique<events::AsyncQueue>(*store_, clock_, events_metrics_.get());
   event_configs_ = std::make_unique<events::EventInvokeConfigs>(*store_, *registry_, clock_);
   dispatcher_ = std::make_unique<events::Dispatcher>(io_.get_executor(), *async_queue_, *store_, *invoker_, *registry_,
-                                                     *event_configs_, nullptr, *events_metrics_, clock_,
+                                                     *event_configs_, queue_sink_.get(), *events_metrics_, clock_,
                                                      config_.events);
   async_queue_->on_inserted([d = dispatcher_.get()] { d->wake(); });
   async_queue_->start();
@@ -171,6 +182,13 @@ base::Status Daemon::start() {
                         if (!reply.ok()) return std::move(reply).error();
                         return api::ExtensionReply{reply->status, std::move(reply->body)};
                       });
+
+  // The SQS-compatible API shares the control port.
+  sqs_api_ = std::make_unique<api::SqsApi>(*queues_);
+  api_->add_service(api::ServiceHandler{
+      "sqs", &api::SqsApi::claims,
+      [sqs = sqs_api_.get()](http::Request r) { return sqs->handle(std::move(r)); },
+      [sqs = sqs_api_.get()](const base::Error& e, const http::Request& r) { return sqs->render_error(e, r); }});
 
   // Schedules. Each fire is committed as an asynchronous invocation, so it
   // gets Lambda's retries and destinations like any Event invoke.
@@ -322,6 +340,7 @@ void Daemon::request_stop() {
                      config_.drain_timeout.count());
       }
     }
+    if (queues_) queues_->release_waiters();  // long polls answer now, not in 20 s
     if (api_server_) {
       api_server_->stop();
       if (!api_server_->drain(config_.drain_timeout)) {
@@ -339,10 +358,14 @@ void Daemon::request_stop() {
 }
 
 void Daemon::shutdown() {
-  if (api_server_ == nullptr && gateway_server_ == nullptr && store_ == nullptr && launcher_ == nullptr) return;
+  if (api_server_ == nullptr && gateway_server_ == nullptr && store_ == nullptr && launcher_ == nullptr &&
+      queues_ == nullptr) {
+    return;
+  }
   gateway_server_.reset();
   api_server_.reset();
   api_.reset();
+  sqs_api_.reset();
   gateway_.reset();
   events_control_.reset();
   if (dispatcher_) dispatcher_->stop();
@@ -350,6 +373,11 @@ void Daemon::shutdown() {
   if (invoker_) invoker_->stop();
   if (async_queue_) async_queue_->stop();
   dispatcher_.reset();
+  queue_sink_.reset();
+  if (queues_) queues_->stop();  // commits what is pending
+  queues_.reset();
+  if (queue_store_) queue_store_->close();
+  queue_store_.reset();
   event_configs_.reset();
   async_queue_.reset();
   events_metrics_.reset();

@@ -17,7 +17,10 @@
 #include <boost/asio/io_context.hpp>
 
 #include "api/lambda_api.h"
+#include "api/sqs_api.h"
 #include "base/clock.h"
+#include "events/queue_service.h"
+#include "events/queue_sqlite_store.h"
 #include "events/async_queue.h"
 #include "events/control.h"
 #include "events/dispatcher.h"
@@ -101,6 +104,10 @@ class Daemon {
   std::unique_ptr<telemetry::LogStore> logs_;
   std::unique_ptr<runtime_api::RuntimeApi> runtime_api_;
   std::unique_ptr<invoker::Invoker> invoker_;
+  std::unique_ptr<events::SqliteQueueStore> queue_store_;
+  std::unique_ptr<events::QueueService> queues_;
+  std::unique_ptr<events::QueueMessageSink> queue_sink_;
+  std::unique_ptr<api::SqsApi> sqs_api_;
   std::unique_ptr<events::EventsMetrics> events_metrics_;
   std::unique_ptr<events::AsyncQueue> async_queue_;
   std::unique_ptr<events::EventInvokeConfigs> event_configs_;

@@ -212,7 +212,7 @@ class AsyncInvokeTest(AsyncTestCase):
         listed = self.daemon.request("GET", "/nimbus/v1/events", query={"function": "async-json"}).json()
         self.assertEqual(listed["Invocations"], [])
 
-    def test_dead_letter_config_is_validated_and_queue_targets_are_recorded_as_pending(self):
+    def test_dead_letter_config_is_validated_and_queue_targets_are_delivered(self):
         with self.assertRaises(botocore.exceptions.ClientError) as caught:
             self.create_function("async-dlq-sns", {"app.py": FAILING_PY},
                                  DeadLetterConfig={"TargetArn": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:topic"})
@@ -234,14 +234,28 @@ class AsyncInvokeTest(AsyncTestCase):
         self.assertEqual(caught.exception.response["Error"]["Code"], "InvalidParameterValueException")
         self.client.put_function_event_invoke_config(FunctionName="async-dlq", MaximumRetryAttempts=0,
                                                      DestinationConfig={"OnFailure": {"Destination": sqs_arn("q")}})
+        # The queues do not exist yet: both deliveries fail, naming the queue.
         request_id = self.invoke_event("async-dlq", {"to": "dlq"})
         failed = self.wait_state(request_id, "failed")
         deliveries = {d["type"]: d for d in failed["Deliveries"]}
         self.assertEqual(set(deliveries), {"OnFailure", "DeadLetter"}, failed)
         for d in deliveries.values():
             self.assertEqual(d["state"], "failed")
-            self.assertEqual(d["reason"], "queue destinations arrive with the SQS queues")
+            self.assertIn("does not exist", d["reason"])
         self.assertEqual(deliveries["DeadLetter"]["target"], dlq)
+        # With the queues there, the record and the original event arrive.
+        sqs = self.daemon.boto3_client("sqs")
+        dlq_url = sqs.create_queue(QueueName="async-dlq")["QueueUrl"]
+        dest_url = sqs.create_queue(QueueName="q")["QueueUrl"]
+        request_id = self.invoke_event("async-dlq", {"to": "dlq", "n": 2})
+        failed = self.wait_state(request_id, "failed")
+        self.assertEqual({d["type"]: d["state"] for d in failed["Deliveries"]},
+                         {"OnFailure": "delivered", "DeadLetter": "delivered"}, failed)
+        [dead] = sqs.receive_message(QueueUrl=dlq_url, MessageAttributeNames=["All"])["Messages"]
+        self.assertEqual(json.loads(dead["Body"]), {"to": "dlq", "n": 2})
+        self.assertEqual(dead["MessageAttributes"]["RequestID"]["StringValue"], request_id)
+        [record] = sqs.receive_message(QueueUrl=dest_url)["Messages"]
+        self.assertEqual(json.loads(record["Body"])["requestContext"]["condition"], "RetriesExhausted")
 
     def test_redrive_from_the_cli(self):
         self.create_function("async-redrive", {"app.py": MODE_PY}, Environment={"Variables": {"MODE": "fail"}})
