@@ -12,6 +12,8 @@
 #include "base/files.h"
 #include "cli/control_client.h"
 #include "cli/events_commands.h"
+#include "cli/gateway_commands.h"
+#include "cli/output.h"
 #include "cli/package.h"
 #include "daemon/daemon.h"
 #include "http/types.h"
@@ -37,15 +39,6 @@ struct DeployOptions {
   std::vector<std::string> http_routes;  // --http 'GET /hello'
 };
 
-struct RouteOptions {
-  std::string key;
-  std::string function;
-  std::string qualifier;
-  std::string payload_format;
-  double rate = 0;
-  std::int64_t burst = 0;
-};
-
 struct ScheduleOptions {
   std::string name;
   std::string function;  // NAME or NAME:QUALIFIER
@@ -61,11 +54,6 @@ struct CorsOptions {
   bool credentials = false;
   bool remove = false;
 };
-
-int fail(const std::string& message) {
-  fmt::print(stderr, "nimbus: {}\n", message);
-  return 1;
-}
 
 base::Result<json> env_object(const std::vector<std::string>& pairs) {
   json vars = json::object();
@@ -228,42 +216,6 @@ int provision(ControlClient& client, const std::string& target, int count) {
   return 0;
 }
 
-int route_add(ControlClient& client, const RouteOptions& o) {
-  json body = {{"RouteKey", o.key}, {"FunctionName", o.function}};
-  if (!o.qualifier.empty()) body["Qualifier"] = o.qualifier;
-  if (!o.payload_format.empty()) body["PayloadFormatVersion"] = o.payload_format;
-  if (o.rate > 0 || o.burst > 0) {
-    body["ThrottlingRateLimit"] = o.rate;
-    body["ThrottlingBurstLimit"] = o.burst;
-  }
-  auto reply = client.call(http::Verb::post, "/nimbus/v1/routes", body);
-  if (!reply.ok()) return fail(reply.error().message);
-  fmt::print("route {} -> {} (payload {})\n", reply->body.value("RouteKey", o.key),
-             reply->body.value("FunctionName", o.function), reply->body.value("PayloadFormatVersion", "2.0"));
-  return 0;
-}
-
-int route_list(ControlClient& client) {
-  auto reply = client.call(http::Verb::get, "/nimbus/v1/routes");
-  if (!reply.ok()) return fail(reply.error().message);
-  const json routes = reply->body.value("Routes", json::array());
-  if (routes.empty()) {
-    fmt::print("no routes (add one with `nimbus route add 'GET /path' --function NAME`)\n");
-    return 0;
-  }
-  fmt::print("{:<40} {:<32} {:<7} {}\n", "ROUTE", "FUNCTION", "PAYLOAD", "THROTTLE");
-  for (const auto& r : routes) {
-    std::string fn = r.value("FunctionName", "");
-    if (r.contains("Qualifier")) fn += ":" + r.value("Qualifier", "");
-    std::string throttle = "-";
-    if (r.contains("ThrottlingRateLimit")) {
-      throttle = fmt::format("{} rps, burst {}", r.value("ThrottlingRateLimit", 0.0), r.value("ThrottlingBurstLimit", 0));
-    }
-    fmt::print("{:<40} {:<32} {:<7} {}\n", r.value("RouteKey", ""), fn, r.value("PayloadFormatVersion", ""), throttle);
-  }
-  return 0;
-}
-
 std::string schedule_path(const std::string& name) { return "/nimbus/v1/schedules/" + http::percent_encode(name); }
 
 std::string next_fire_text(const json& s) {
@@ -321,13 +273,6 @@ int schedule_set_state(ControlClient& client, const std::string& name, std::stri
   if (!reply.ok()) return fail(reply.error().message);
   fmt::print("schedule {} {}, next fire {}\n", name, action == "enable" ? "enabled" : "disabled",
              next_fire_text(reply->body));
-  return 0;
-}
-
-int route_remove(ControlClient& client, const std::string& key) {
-  auto reply = client.call(http::Verb::delete_, "/nimbus/v1/routes?RouteKey=" + http::percent_encode(key));
-  if (!reply.ok()) return fail(reply.error().message);
-  fmt::print("removed route {}\n", key);
   return 0;
 }
 
@@ -603,9 +548,44 @@ int run(int argc, char** argv) {
                         ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000000}));
   rate_opt->needs(burst_opt);
   burst_opt->needs(rate_opt);
+  route_add_cmd->add_option("--authorizer", route_options.authorizer, "authorizer that must allow each request");
+  route_add_cmd->add_option("--scope", route_options.scopes, "JWT: the token needs one of these scopes (repeatable)");
+  route_add_cmd->add_option("--require", route_options.required_parameters,
+                            "required parameter: method.request.querystring.NAME, .header.NAME or .path.NAME "
+                            "(repeatable; 400 when missing)");
+  route_add_cmd->add_option("--body-schema", route_options.body_schema,
+                            "JSON Schema the body must match (JSON text or @file; 400 when it does not)");
   auto* route_ls_cmd = route_cmd->add_subcommand("ls", "List routes in the order they are matched");
   auto* route_rm_cmd = route_cmd->add_subcommand("rm", "Remove a route");
   route_rm_cmd->add_option("key", route_options.key, "route key as listed")->required();
+  // authorizer
+  AuthorizerOptions authorizer_options;
+  auto* authorizer_cmd = app.add_subcommand("authorizer", "Manage the HTTP gateway's authorizers");
+  authorizer_cmd->require_subcommand(1);
+  auto* authorizer_add_cmd =
+      authorizer_cmd->add_subcommand("add", "Create or replace an authorizer: a Lambda function (--function) or JWTs "
+                                            "from an issuer (--issuer)");
+  authorizer_add_cmd->add_option("name", authorizer_options.name, "authorizer name")->required();
+  auto* auth_fn = authorizer_add_cmd->add_option("--function,-f", authorizer_options.function,
+                                                 "Lambda authorizer: NAME or NAME:QUALIFIER");
+  auto* auth_issuer = authorizer_add_cmd->add_option("--issuer", authorizer_options.issuer, "JWT: the iss to accept");
+  auth_fn->excludes(auth_issuer);
+  authorizer_add_cmd->add_option("--payload-format", authorizer_options.payload_format,
+                                 "Lambda: event format 2.0 (default) or 1.0")
+      ->check(CLI::IsMember({"2.0", "1.0"}));
+  authorizer_add_cmd->add_flag("--simple", authorizer_options.simple,
+                               "Lambda: the function answers {\"isAuthorized\": bool} (else an IAM policy)");
+  authorizer_add_cmd->add_option("--identity-source", authorizer_options.identity_sources,
+                                 "e.g. '$request.header.Authorization' (repeatable; 401 when one is missing)");
+  authorizer_add_cmd->add_option("--ttl", authorizer_options.ttl, "Lambda: seconds to cache a decision (0-3600)")
+      ->check(CLI::Range(0, 3600));
+  authorizer_add_cmd->add_option("--audience", authorizer_options.audiences, "JWT: accepted aud/client_id (repeatable)");
+  authorizer_add_cmd->add_option("--jwks", authorizer_options.jwks,
+                                 "JWT: key set URL (http://) or file (default: the issuer's OpenID configuration)");
+  auto* authorizer_ls_cmd = authorizer_cmd->add_subcommand("ls", "List authorizers");
+  auto* authorizer_rm_cmd = authorizer_cmd->add_subcommand("rm", "Remove an authorizer no route uses");
+  authorizer_rm_cmd->add_option("name", authorizer_options.name, "authorizer name")->required();
+
   // schedule
   ScheduleOptions schedule_options;
   auto* schedule_cmd = app.add_subcommand("schedule", "Invoke functions on rate, cron or one-time schedules");
@@ -718,6 +698,14 @@ int run(int argc, char** argv) {
   if (provision_cmd->parsed()) return provision(*client, provision_target, provision_count);
   if (route_add_cmd->parsed()) return route_add(*client, route_options);
   if (route_ls_cmd->parsed()) return route_list(*client);
+  if (authorizer_add_cmd->parsed()) {
+    if (authorizer_options.function.empty() && authorizer_options.issuer.empty()) {
+      return fail("authorizer add needs --function (a Lambda authorizer) or --issuer (a JWT authorizer)");
+    }
+    return authorizer_add(*client, authorizer_options);
+  }
+  if (authorizer_ls_cmd->parsed()) return authorizer_list(*client);
+  if (authorizer_rm_cmd->parsed()) return authorizer_remove(*client, authorizer_options.name);
   if (route_rm_cmd->parsed()) return route_remove(*client, route_options.key);
   if (cors_cmd->parsed()) return gateway_cors(*client, cors_options);
   if (events_ls_cmd->parsed()) return events_list(*client, events_options);

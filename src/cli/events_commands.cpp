@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/output.h"
 #include "http/types.h"
 
 namespace nimbus::cli {
@@ -11,11 +12,6 @@ namespace nimbus::cli {
 using nlohmann::json;
 
 namespace {
-
-int fail(const std::string& message) {
-  fmt::print(stderr, "nimbus: {}\n", message);
-  return 1;
-}
 
 // 2026-11-23 14:15:40 UTC
 std::string when(std::int64_t ms) {

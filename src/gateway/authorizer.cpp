@@ -398,10 +398,9 @@ std::shared_ptr<const KeySet> JwksKeys::keys() const {
   return keys_;
 }
 
-void JwksKeys::set(std::shared_ptr<const KeySet> keys, std::int64_t now_ms) {
+void JwksKeys::set(std::shared_ptr<const KeySet> keys) {
   std::lock_guard lock(mu_);
   keys_ = std::move(keys);
-  last_attempt_ms_ = now_ms;
 }
 
 bool JwksKeys::claim_refresh(std::int64_t now_ms, std::int64_t interval_ms) {

@@ -115,9 +115,10 @@ class AuthorizerCache {
 class JwksKeys {
  public:
   [[nodiscard]] std::shared_ptr<const KeySet> keys() const;
-  void set(std::shared_ptr<const KeySet> keys, std::int64_t now_ms);
-  // True (and records the attempt) when no fetch happened in the last
-  // `interval_ms`: callers refresh at most that often.
+  void set(std::shared_ptr<const KeySet> keys);
+  // True (and records the attempt) when no refresh was claimed in the last
+  // `interval_ms`: a token with an unknown kid refreshes at once, a stream
+  // of them at most once per interval.
   [[nodiscard]] bool claim_refresh(std::int64_t now_ms, std::int64_t interval_ms);
 
  private:

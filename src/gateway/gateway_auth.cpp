@@ -25,11 +25,10 @@ constexpr std::chrono::milliseconds kAuthorizerTimeout{10000};
 constexpr std::int64_t kJwksRefreshIntervalMs = 10000;
 
 // Runs on the blocking pool: fetches a JWT authorizer's keys.
-asio::awaitable<void> refresh_keys(std::shared_ptr<void> keep_alive, JwksKeys* keys, AuthorizerConfig config,
-                                   const base::Clock* clock) {
+asio::awaitable<void> refresh_keys(std::shared_ptr<void> keep_alive, JwksKeys* keys, AuthorizerConfig config) {
   auto loaded = load_key_set(config);
   if (loaded.ok()) {
-    keys->set(std::make_shared<const KeySet>(std::move(*loaded)), clock->now_ms());
+    keys->set(std::make_shared<const KeySet>(std::move(*loaded)));
   } else {
     spdlog::warn("gateway: authorizer '{}': cannot refresh keys: {}", config.name, loaded.error().message);
   }
@@ -59,7 +58,7 @@ http::asio::awaitable<Gateway::AuthorizerVerdict> Gateway::authorize_jwt(const R
   auto keys = state->keys.keys();
   if ((!keys || has_unknown_kid(token, *keys)) &&
       state->keys.claim_refresh(clock_.now_ms(), kJwksRefreshIntervalMs)) {
-    co_await asio::co_spawn(blocking_, refresh_keys(state, &state->keys, state->config, &clock_), asio::use_awaitable);
+    co_await asio::co_spawn(blocking_, refresh_keys(state, &state->keys, state->config), asio::use_awaitable);
     keys = state->keys.keys();
   }
   if (!keys) {

@@ -23,6 +23,8 @@ struct GatewayMetrics {
                                              "Gateway authorizer decisions by outcome", "outcome", "error")),
         authorizer_cache_hits(r.counter("nimbus_gateway_authorizer_cache_hits_total",
                                         "Lambda authorizer decisions answered from the cache")),
+        validation_failures(r.counter("nimbus_gateway_validation_failures_total",
+                                      "Gateway requests refused by a route's request validation (400)")),
         latency(r.histogram("nimbus_gateway_request_duration_ms", "Gateway request latency, read to response")),
         integration_latency(r.histogram("nimbus_gateway_integration_duration_ms",
                                         "Time the gateway waited for the function")) {}
@@ -44,6 +46,7 @@ struct GatewayMetrics {
   telemetry::Counter& authorizer_allowed;
   telemetry::Counter& authorizer_errors;   // 500: the authorizer failed or answered garbage
   telemetry::Counter& authorizer_cache_hits;
+  telemetry::Counter& validation_failures;
   telemetry::Histogram& latency;
   telemetry::Histogram& integration_latency;
 
