@@ -3,8 +3,9 @@
 Driven by boto3 (lambda and sqs), the Debian aws CLI and the nimbus CLI:
 Lambda's SQS event field by field, CRUD and its errors, whole-batch failure
 and partial batch responses (ReportBatchItemFailures) with the queue's
-redrive policy, disable/enable, the concurrency bound, and delivery of every
-sent message across a SIGKILL of the daemon.
+redrive policy, disable/enable, the concurrency bound, and a crash test:
+SIGKILL of the daemon, repeatedly, under a load of queue messages and
+asynchronous invokes, after which every acknowledged item was processed.
 """
 
 import hashlib
@@ -378,61 +379,89 @@ class FailureTest(MappingTestCase):
 
 
 class DurabilityTest(unittest.TestCase):
-    """Sent messages reach the function although the daemon is killed (-9)
-    while it delivers them; the mapping itself survives too. The function
+    """The daemon is killed (-9) three times while clients send queue messages
+    (fed to a function by a mapping) and asynchronous invokes; after the last
+    restart every acknowledged message and invocation has reached the function
+    at least once, and the mapping came back with the daemon. The function
     appends to a host file, so the daemon runs without isolation here."""
 
-    MESSAGES = 60
+    ROUNDS = 3
+    PER_ROUND = 40
+    CODE = ("import os\n"
+            "def handler(event, context):\n"
+            "    items = [r['body'] for r in event['Records']] if 'Records' in event else [event['m']]\n"
+            "    with open(os.environ['SEEN_FILE'], 'a') as f:\n"
+            "        f.write(''.join(i + '\\n' for i in items))\n"
+            "    return {}\n")
 
-    def test_every_sent_message_is_delivered_across_sigkill(self):
+    def test_every_acknowledged_message_and_event_is_processed_across_sigkills(self):
         data_dir = tempfile.mkdtemp(prefix="nimbus-it-esm-")
         seen_dir = tempfile.mkdtemp(prefix="nimbus-it-esm-seen-")
         os.chmod(seen_dir, 0o777)
         seen_file = os.path.join(seen_dir, "seen.log")
         self.addCleanup(shutil.rmtree, data_dir, True)
         self.addCleanup(shutil.rmtree, seen_dir, True)
-        code = ("import os\n"
-                "def handler(event, context):\n"
-                "    with open(os.environ['SEEN_FILE'], 'a') as f:\n"
-                "        for r in event['Records']:\n"
-                "            f.write(r['body'] + '\\n')\n"
-                "    return {}\n")
         args = ("--no-isolation",)
+        acked = []
+        lock = threading.Lock()
         d = Daemon(data_dir=data_dir, extra_args=args).start()
         try:
             client = d.boto3_client("lambda")
             sqs = d.boto3_client("sqs")
             client.create_function(FunctionName="durable", Runtime="python3.12",
                                    Role="arn:aws:iam::000000000000:role/x", Handler="app.handler",
-                                   Code={"ZipFile": make_zip({"app.py": code})},
+                                   Code={"ZipFile": make_zip({"app.py": self.CODE})},
                                    Environment={"Variables": {"SEEN_FILE": seen_file}})
             url = sqs.create_queue(QueueName="durable-q")["QueueUrl"]
             client.create_event_source_mapping(EventSourceArn=queue_arn("durable-q"), FunctionName="durable",
                                                BatchSize=5)
-            sent = []
-            stop = threading.Event()
-
-            def produce(daemon_sqs=sqs):
-                i = 0
-                while not stop.is_set() and i < self.MESSAGES:
-                    body = f"msg-{i}"
-                    try:
-                        daemon_sqs.send_message(QueueUrl=url, MessageBody=body)
-                    except Exception:  # the daemon is gone: not acknowledged
-                        return
-                    sent.append(body)
-                    i += 1
-
-            producer = threading.Thread(target=produce)
-            producer.start()
-            wait_until(lambda: len(sent) >= self.MESSAGES // 3, 30)
-            os.kill(d.proc.pid, signal.SIGKILL)
-            stop.set()
-            producer.join(60)
             client.close()
             sqs.close()
-            d.kill()
-            self.assertGreater(len(sent), 0)
+            for round_no in range(self.ROUNDS):
+                if round_no > 0:
+                    d = Daemon(data_dir=data_dir, extra_args=args).start()
+                stop = threading.Event()
+
+                def send_messages(daemon=d, round_no=round_no):
+                    q = daemon.boto3_client("sqs")
+                    try:
+                        for i in range(self.PER_ROUND):
+                            body = f"msg-{round_no}-{i}"
+                            if stop.is_set():
+                                return
+                            q.send_message(QueueUrl=url, MessageBody=body)
+                            with lock:
+                                acked.append(body)
+                    except Exception:  # the daemon is gone: not acknowledged
+                        return
+                    finally:
+                        q.close()
+
+                def send_events(daemon=d, round_no=round_no):
+                    for i in range(self.PER_ROUND):
+                        marker = f"evt-{round_no}-{i}"
+                        if stop.is_set():
+                            return
+                        try:
+                            r = daemon.invoke("durable", json.dumps({"m": marker}).encode(),
+                                              headers={"X-Amz-Invocation-Type": "Event"})
+                        except OSError:
+                            return
+                        if r.status == 202:
+                            with lock:
+                                acked.append(marker)
+
+                threads = [threading.Thread(target=send_messages), threading.Thread(target=send_events)]
+                for t in threads:
+                    t.start()
+                base = len(acked)
+                wait_until(lambda: len(acked) >= base + self.PER_ROUND // 2, 30)
+                os.kill(d.proc.pid, signal.SIGKILL)
+                stop.set()
+                for t in threads:
+                    t.join(60)
+                d.kill()
+            self.assertGreater(len(acked), self.ROUNDS * self.PER_ROUND // 2)
             d = Daemon(data_dir=data_dir, extra_args=args).start()
 
             def seen():
@@ -442,8 +471,10 @@ class DurabilityTest(unittest.TestCase):
                 except FileNotFoundError:
                     return set()
 
-            ok = wait_until(lambda: set(sent) <= seen(), 60, interval=0.2)
-            self.assertTrue(ok, f"not delivered after restart: {sorted(set(sent) - seen())[:10]}")
+            ok = wait_until(lambda: set(acked) <= seen(), 90, interval=0.2)
+            missing = sorted(set(acked) - seen())
+            self.assertTrue(ok, f"{len(missing)} acknowledged items never processed: {missing[:10]}")
+            self.assertTrue(any(a.startswith("msg-") for a in acked) and any(a.startswith("evt-") for a in acked))
             # The mapping came back with the daemon.
             after = d.boto3_client("lambda")
             mappings = after.list_event_source_mappings()["EventSourceMappings"]
