@@ -27,6 +27,7 @@ LambdaApi::LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config)
       logs_(parts.logs),
       async_queue_(parts.async_queue),
       event_configs_(parts.event_configs),
+      event_source_mappings_(parts.event_source_mappings),
       clock_(clock),
       config_(std::move(config)) {
   using V = http::Verb;
@@ -63,6 +64,11 @@ LambdaApi::LambdaApi(ApiParts parts, const base::Clock& clock, ApiConfig config)
   router_.add(V::get, "/2019-09-25/functions/{name}/event-invoke-config", bind(&LambdaApi::get_event_invoke_config));
   router_.add(V::delete_, "/2019-09-25/functions/{name}/event-invoke-config", bind(&LambdaApi::delete_event_invoke_config));
   router_.add(V::get, "/2019-09-25/functions/{name}/event-invoke-config/list", bind(&LambdaApi::list_event_invoke_configs));
+  router_.add(V::post, "/2015-03-31/event-source-mappings", bind(&LambdaApi::create_event_source_mapping));
+  router_.add(V::get, "/2015-03-31/event-source-mappings", bind(&LambdaApi::list_event_source_mappings));
+  router_.add(V::get, "/2015-03-31/event-source-mappings/{uuid}", bind(&LambdaApi::get_event_source_mapping));
+  router_.add(V::put, "/2015-03-31/event-source-mappings/{uuid}", bind(&LambdaApi::update_event_source_mapping));
+  router_.add(V::delete_, "/2015-03-31/event-source-mappings/{uuid}", bind(&LambdaApi::delete_event_source_mapping));
   router_.add(V::get, "/metrics", bind(&LambdaApi::metrics));
   router_.add(V::get, "/nimbus/v1/functions/{name}/logs", bind(&LambdaApi::function_logs));
 }

@@ -28,6 +28,11 @@
 #include "telemetry/logs.h"
 #include "telemetry/metrics.h"
 
+namespace nimbus::events {
+class EventSourceMappings;
+struct MappingView;
+}  // namespace nimbus::events
+
 namespace nimbus::api {
 
 enum class AuthMode { kSigV4, kNone };
@@ -50,6 +55,8 @@ struct ApiParts {
   // null: Event invokes and those operations are refused.
   events::AsyncQueue* async_queue = nullptr;
   events::EventInvokeConfigs* event_configs = nullptr;
+  // SQS event source mappings; null: those operations are refused.
+  events::EventSourceMappings* event_source_mappings = nullptr;
 };
 
 // A nimbus extension that another part serves under a path prefix of the
@@ -141,6 +148,17 @@ class LambdaApi {
   // Enqueues an Event invoke; 202 once committed.
   http::asio::awaitable<http::Response> invoke_event(std::string name, std::string qualifier, std::string payload,
                                                      unsigned version);
+  http::asio::awaitable<http::Response> create_event_source_mapping(const http::Request& req, const http::Params& path,
+                                                                  const http::Params& query);
+  http::Response get_event_source_mapping(const http::Request& req, const http::Params& path, const http::Params& query);
+  http::asio::awaitable<http::Response> update_event_source_mapping(const http::Request& req, const http::Params& path,
+                                                                  const http::Params& query);
+  http::asio::awaitable<http::Response> delete_event_source_mapping(const http::Request& req, const http::Params& path,
+                                                                  const http::Params& query);
+  http::Response list_event_source_mappings(const http::Request& req, const http::Params& path,
+                                            const http::Params& query);
+  // A mapping as Lambda shows it; `state` overrides the live one (Creating, ...).
+  nlohmann::json render_mapping(const events::MappingView& view, std::string_view state = {}) const;
   http::Response metrics(const http::Request& req, const http::Params& path, const http::Params& query);
   http::Response function_logs(const http::Request& req, const http::Params& path, const http::Params& query);
 
@@ -160,6 +178,7 @@ class LambdaApi {
   telemetry::LogStore* logs_;
   events::AsyncQueue* async_queue_;
   events::EventInvokeConfigs* event_configs_;
+  events::EventSourceMappings* event_source_mappings_;
   const base::Clock& clock_;
   ApiConfig config_;
   http::Router<Route> router_;

@@ -609,6 +609,34 @@ int run(int argc, char** argv) {
     cmd->add_option("name", schedule_options.name, "schedule name")->required();
   }
 
+  // mapping
+  MappingOptions mapping_options;
+  auto* mapping_cmd = app.add_subcommand("mapping", "Feed a queue to a function in batches (event source mappings)");
+  mapping_cmd->require_subcommand(1);
+  auto* mapping_add_cmd = mapping_cmd->add_subcommand("add", "Create a mapping (see docs/queues.md)");
+  mapping_add_cmd->add_option("--queue,-q", mapping_options.queue, "queue name or ARN")->required();
+  mapping_add_cmd->add_option("--function,-f", mapping_options.function, "function, NAME or NAME:QUALIFIER")
+      ->required();
+  mapping_add_cmd->add_option("--batch-size", mapping_options.batch_size, "messages per batch (default 10)")
+      ->check(CLI::Range(1, 10000));
+  mapping_add_cmd->add_option("--window", mapping_options.window_s,
+                              "seconds to gather a batch (0-300; needed for batches over 10)")
+      ->check(CLI::Range(0, 300));
+  mapping_add_cmd->add_flag("--report-failures", mapping_options.report_failures,
+                            "the function answers batchItemFailures (ReportBatchItemFailures)");
+  mapping_add_cmd->add_option("--max-concurrency", mapping_options.max_concurrency,
+                              "at most this many batches at once (2-1000)")
+      ->check(CLI::Range(2, 1000));
+  mapping_add_cmd->add_flag("--disabled", mapping_options.disabled, "create it disabled");
+  auto* mapping_ls_cmd = mapping_cmd->add_subcommand("ls", "List mappings with their last processing result");
+  mapping_ls_cmd->add_option("--function,-f", mapping_options.function, "only this function's");
+  auto* mapping_rm_cmd = mapping_cmd->add_subcommand("rm", "Remove a mapping");
+  auto* mapping_enable_cmd = mapping_cmd->add_subcommand("enable", "Resume polling");
+  auto* mapping_disable_cmd = mapping_cmd->add_subcommand("disable", "Stop polling (messages stay on the queue)");
+  for (auto* cmd : {mapping_rm_cmd, mapping_enable_cmd, mapping_disable_cmd}) {
+    cmd->add_option("uuid", mapping_options.id, "mapping UUID (nimbus mapping ls)")->required();
+  }
+
   CorsOptions cors_options;
   auto* gateway_cmd = app.add_subcommand("gateway", "Configure the HTTP gateway");
   gateway_cmd->require_subcommand(1);
@@ -711,6 +739,11 @@ int run(int argc, char** argv) {
   if (events_ls_cmd->parsed()) return events_list(*client, events_options);
   if (events_show_cmd->parsed()) return events_show(*client, event_id);
   if (events_redrive_cmd->parsed()) return events_redrive(*client, event_id);
+  if (mapping_add_cmd->parsed()) return mapping_add(*client, mapping_options);
+  if (mapping_ls_cmd->parsed()) return mapping_list(*client, mapping_options.function);
+  if (mapping_rm_cmd->parsed()) return mapping_remove(*client, mapping_options.id);
+  if (mapping_enable_cmd->parsed()) return mapping_set_enabled(*client, mapping_options.id, true);
+  if (mapping_disable_cmd->parsed()) return mapping_set_enabled(*client, mapping_options.id, false);
   if (schedule_add_cmd->parsed()) return schedule_add(*client, schedule_options);
   if (schedule_ls_cmd->parsed()) return schedule_list(*client);
   if (schedule_rm_cmd->parsed()) return schedule_remove(*client, schedule_options.name);

@@ -1,6 +1,7 @@
 #include "cli/events_commands.h"
 
 #include <ctime>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -92,6 +93,109 @@ int events_redrive(ControlClient& client, const std::string& id) {
                            json::object());
   if (!reply.ok()) return fail(reply.error().message);
   fmt::print("redriven {}: pending again\n", id);
+  return 0;
+}
+
+// --- event source mappings -------------------------------------------------
+
+namespace {
+
+constexpr const char* kMappingsPath = "/2015-03-31/event-source-mappings/";
+
+// A queue name becomes the ARN of that queue on this nimbus: region and
+// account come from the function's ARN.
+base::Result<std::string> queue_arn(ControlClient& client, const MappingOptions& o) {
+  if (o.queue.starts_with("arn:")) return o.queue;
+  const std::string function = o.function.substr(0, o.function.find(':'));
+  auto reply = client.call(http::Verb::get,
+                           "/2015-03-31/functions/" + http::percent_encode(function) + "/configuration");
+  if (!reply.ok()) return std::move(reply).error();
+  // arn:aws:lambda:REGION:ACCOUNT:function:NAME
+  const std::string arn = reply->body.value("FunctionArn", "");
+  std::vector<std::string> parts;
+  for (std::size_t start = 0, colon = 0; colon != std::string::npos; start = colon + 1) {
+    colon = arn.find(':', start);
+    parts.push_back(arn.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+  }
+  if (parts.size() < 5) {
+    return base::make_error(base::ErrorCode::kService, fmt::format("unexpected FunctionArn '{}'", arn));
+  }
+  return fmt::format("arn:aws:sqs:{}:{}:{}", parts[3], parts[4], o.queue);
+}
+
+std::string queue_name(const std::string& arn) { return arn.substr(arn.rfind(':') + 1); }
+
+void print_mapping(const json& m) {
+  fmt::print("mapping {}: {} -> {} (batch {}, window {} s{}{}), {}\n", m.value("UUID", ""),
+             queue_name(m.value("EventSourceArn", "")), m.value("FunctionArn", ""), m.value("BatchSize", 0),
+             m.value("MaximumBatchingWindowInSeconds", 0),
+             m.value("FunctionResponseTypes", json::array()).empty() ? "" : ", partial batch responses",
+             m.contains("ScalingConfig")
+                 ? fmt::format(", at most {} concurrent", m["ScalingConfig"].value("MaximumConcurrency", 0))
+                 : "",
+             m.value("State", ""));
+}
+
+}  // namespace
+
+int mapping_add(ControlClient& client, const MappingOptions& o) {
+  auto arn = queue_arn(client, o);
+  if (!arn.ok()) return fail(arn.error().message);
+  json body = {{"FunctionName", o.function}, {"EventSourceArn", *arn}, {"Enabled", !o.disabled}};
+  if (o.batch_size > 0) body["BatchSize"] = o.batch_size;
+  if (o.window_s >= 0) body["MaximumBatchingWindowInSeconds"] = o.window_s;
+  if (o.report_failures) body["FunctionResponseTypes"] = json::array({"ReportBatchItemFailures"});
+  if (o.max_concurrency > 0) body["ScalingConfig"] = {{"MaximumConcurrency", o.max_concurrency}};
+  auto reply = client.call(http::Verb::post, kMappingsPath, body);
+  if (!reply.ok()) return fail(reply.error().message);
+  print_mapping(reply->body);
+  return 0;
+}
+
+int mapping_list(ControlClient& client, const std::string& function) {
+  std::string target = kMappingsPath;
+  if (!function.empty()) target += "?FunctionName=" + http::percent_encode(function);
+  json items = json::array();
+  for (std::string marker;;) {
+    const std::string page = marker.empty() ? target
+                                            : target + (function.empty() ? "?" : "&") +
+                                                  "Marker=" + http::percent_encode(marker);
+    auto reply = client.call(http::Verb::get, page);
+    if (!reply.ok()) return fail(reply.error().message);
+    for (auto& m : reply->body.value("EventSourceMappings", json::array())) items.push_back(std::move(m));
+    marker = reply->body.value("NextMarker", "");
+    if (marker.empty()) break;
+  }
+  if (items.empty()) {
+    fmt::print("no event source mappings (add one with `nimbus mapping add --queue Q --function F`)\n");
+    return 0;
+  }
+  fmt::print("{:<36}  {:<20} {:<28} {:>5} {:>6}  {:<8}  {}\n", "UUID", "QUEUE", "FUNCTION", "BATCH", "WINDOW",
+             "STATE", "LAST RESULT");
+  for (const auto& m : items) {
+    std::string function_arn = m.value("FunctionArn", "");
+    const auto at = function_arn.find(":function:");
+    if (at != std::string::npos) function_arn = function_arn.substr(at + 10);
+    fmt::print("{:<36}  {:<20} {:<28} {:>5} {:>6}  {:<8}  {}\n", m.value("UUID", ""),
+               queue_name(m.value("EventSourceArn", "")), function_arn, m.value("BatchSize", 0),
+               m.value("MaximumBatchingWindowInSeconds", 0), m.value("State", ""),
+               m.value("LastProcessingResult", ""));
+  }
+  return 0;
+}
+
+int mapping_remove(ControlClient& client, const std::string& id) {
+  auto reply = client.call(http::Verb::delete_, kMappingsPath + http::percent_encode(id));
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("removed mapping {} ({} -> {})\n", id, queue_name(reply->body.value("EventSourceArn", "")),
+             reply->body.value("FunctionArn", ""));
+  return 0;
+}
+
+int mapping_set_enabled(ControlClient& client, const std::string& id, bool enabled) {
+  auto reply = client.call(http::Verb::put, kMappingsPath + http::percent_encode(id), json{{"Enabled", enabled}});
+  if (!reply.ok()) return fail(reply.error().message);
+  print_mapping(reply->body);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // `nimbus events ls|show|redrive`: asynchronous invocations through the
-// daemon's /nimbus/v1/events extension.
+// daemon's /nimbus/v1/events extension. `nimbus mapping add|ls|rm|enable|
+// disable`: event source mappings through the Lambda API.
 
 #include <string>
 
@@ -17,5 +18,21 @@ struct EventsListOptions {
 int events_list(ControlClient& client, const EventsListOptions& options);
 int events_show(ControlClient& client, const std::string& id);
 int events_redrive(ControlClient& client, const std::string& id);
+
+struct MappingOptions {
+  std::string id;              // UUID (rm, enable, disable)
+  std::string queue;           // name or ARN
+  std::string function;        // NAME or NAME:QUALIFIER
+  int batch_size = 0;          // 0: Lambda's default (10)
+  int window_s = -1;           // -1: default (0)
+  bool report_failures = false;
+  int max_concurrency = 0;     // 0: unbounded (by the function's limits)
+  bool disabled = false;
+};
+
+int mapping_add(ControlClient& client, const MappingOptions& options);
+int mapping_list(ControlClient& client, const std::string& function);
+int mapping_remove(ControlClient& client, const std::string& id);
+int mapping_set_enabled(ControlClient& client, const std::string& id, bool enabled);
 
 }  // namespace nimbus::cli

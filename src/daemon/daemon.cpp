@@ -150,6 +150,13 @@ base::Status Daemon::start() {
   queues_ = std::make_unique<events::QueueService>(*queue_store_, clock_, queue_config);
   NIMBUS_TRY(queues_->start());
   queue_sink_ = std::make_unique<events::QueueMessageSink>(*queues_);
+  // Event source mappings: pollers that feed queues to functions in batches.
+  events::EventSourceMappingsConfig mappings_config;
+  mappings_config.region = config_.registry.region;
+  mappings_config.account_id = config_.registry.account_id;
+  event_source_mappings_ = std::make_unique<events::EventSourceMappings>(
+      io_.get_executor(), *queues_, *invoker_, *registry_, *metrics_, clock_, mappings_config);
+  NIMBUS_TRY(event_source_mappings_->start());
 
   // Asynchronous invocations: the durable queue (group commit), the configs,
   // the dispatcher, which sends queue destinations through the queues.
@@ -173,7 +180,8 @@ base::Status Daemon::start() {
   api_config.auth = config_.auth;
   api_config.credentials = creds->credentials;
   api_ = std::make_unique<api::LambdaApi>(api::ApiParts{*registry_, invoker_.get(), metrics_.get(), logs_.get(),
-                                                        async_queue_.get(), event_configs_.get()},
+                                                        async_queue_.get(), event_configs_.get(),
+                                                        event_source_mappings_.get()},
                                           clock_, api_config);
   api_->add_extension("/nimbus/v1/events",
                       [c = events_control_.get()](http::Verb method, std::string_view path, const http::Params& query,
@@ -340,6 +348,7 @@ void Daemon::request_stop() {
                      config_.drain_timeout.count());
       }
     }
+    if (event_source_mappings_) event_source_mappings_->stop();
     if (queues_) queues_->release_waiters();  // long polls answer now, not in 20 s
     if (api_server_) {
       api_server_->stop();
@@ -368,11 +377,13 @@ void Daemon::shutdown() {
   sqs_api_.reset();
   gateway_.reset();
   events_control_.reset();
+  if (event_source_mappings_) event_source_mappings_->stop();
   if (dispatcher_) dispatcher_->stop();
   scheduler_.reset();
   if (invoker_) invoker_->stop();
   if (async_queue_) async_queue_->stop();
   dispatcher_.reset();
+  event_source_mappings_.reset();
   queue_sink_.reset();
   if (queues_) queues_->stop();  // commits what is pending
   queues_.reset();

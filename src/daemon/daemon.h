@@ -24,6 +24,7 @@
 #include "events/async_queue.h"
 #include "events/control.h"
 #include "events/dispatcher.h"
+#include "events/event_source_mappings.h"
 #include "events/invoke_config.h"
 #include "events/metrics.h"
 #include "events/schedules.h"
@@ -107,6 +108,7 @@ class Daemon {
   std::unique_ptr<events::SqliteQueueStore> queue_store_;
   std::unique_ptr<events::QueueService> queues_;
   std::unique_ptr<events::QueueMessageSink> queue_sink_;
+  std::unique_ptr<events::EventSourceMappings> event_source_mappings_;
   std::unique_ptr<api::SqsApi> sqs_api_;
   std::unique_ptr<events::EventsMetrics> events_metrics_;
   std::unique_ptr<events::AsyncQueue> async_queue_;

@@ -133,8 +133,28 @@ base::Status QueueService::start() {
   for (auto& d : snap->dedup) {
     if (Queue* q = find(d.queue)) q->dedup.emplace(d.dedup_id, d);
   }
+  stored_mappings_ = std::move(snap->mappings);
   commit_.start();
   return base::Ok{};
+}
+
+std::vector<MappingRow> QueueService::stored_mappings() const {
+  std::lock_guard lock(mu_);
+  return stored_mappings_;
+}
+
+asio::awaitable<base::Status> QueueService::put_mapping(MappingRow row) {
+  std::vector<QueueOp> ops;
+  ops.emplace_back(op::PutMapping{std::move(row)});
+  base::Status status = co_await commit(std::move(ops));
+  co_return status;
+}
+
+asio::awaitable<base::Status> QueueService::drop_mapping(std::string uuid) {
+  std::vector<QueueOp> ops;
+  ops.emplace_back(op::DropMapping{std::move(uuid)});
+  base::Status status = co_await commit(std::move(ops));
+  co_return status;
 }
 
 void QueueService::release_waiters() {

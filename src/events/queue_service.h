@@ -138,6 +138,12 @@ class QueueService {
   [[nodiscard]] base::Result<SendResult> send_to_arn_blocking(std::string_view arn, std::string body,
                                                               MessageAttributeMap attributes = {});
 
+  // Event source mappings are stored with the queues, as documents their
+  // service owns: what the store held at start(), and durable writes.
+  [[nodiscard]] std::vector<MappingRow> stored_mappings() const;
+  asio::awaitable<base::Status> put_mapping(MappingRow row);
+  asio::awaitable<base::Status> drop_mapping(std::string uuid);
+
   // Commit groups written and requests they carried (benches, metrics).
   [[nodiscard]] std::uint64_t commit_transactions() const { return commit_.transactions(); }
   [[nodiscard]] std::uint64_t commit_requests() const { return commit_.requests(); }
@@ -179,6 +185,7 @@ class QueueService {
   std::map<std::string, std::unique_ptr<Queue>, std::less<>> queues_;
   std::uint64_t next_seq_ = 1;
   bool releasing_ = false;  // guarded by mu_
+  std::vector<MappingRow> stored_mappings_;  // guarded by mu_; as loaded
 };
 
 // MessageSink over the queues: how async invokes reach queue destinations

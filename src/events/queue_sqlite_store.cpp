@@ -17,7 +17,7 @@ using base::make_error;
 namespace {
 
 // Schema of queues.db; PRAGMA user_version = entries applied.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
     R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE queues(name TEXT PRIMARY KEY, attributes TEXT NOT NULL,
@@ -31,6 +31,9 @@ CREATE TABLE messages(queue TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NUL
 CREATE TABLE dedup(queue TEXT NOT NULL, dedup_id TEXT NOT NULL, message_id TEXT NOT NULL,
                    seq INTEGER NOT NULL, expires_ms INTEGER NOT NULL,
                    PRIMARY KEY(queue, dedup_id)) WITHOUT ROWID;
+)sql",
+    R"sql(
+CREATE TABLE event_source_mappings(uuid TEXT PRIMARY KEY, document TEXT NOT NULL) WITHOUT ROWID;
 )sql",
 };
 
@@ -80,7 +83,7 @@ std::string column_text(sqlite3_stmt* st, int col) {
 class SqliteQueueStore::Statements {
  public:
   Stmt put_queue, drop_queue, drop_queue_messages, drop_queue_dedup, purge, insert, update, remove, move,
-      put_dedup, expire_dedup;
+      put_dedup, expire_dedup, put_mapping, drop_mapping;
   base::Status prepare(sqlite3* db) {
     NIMBUS_TRY(put_queue.prepare(db, "INSERT OR REPLACE INTO queues VALUES(?1,?2,?3,?4)"));
     NIMBUS_TRY(drop_queue.prepare(db, "DELETE FROM queues WHERE name=?1"));
@@ -95,6 +98,8 @@ class SqliteQueueStore::Statements {
     NIMBUS_TRY(move.prepare(db, "DELETE FROM messages WHERE queue=?1 AND id=?2"));
     NIMBUS_TRY(put_dedup.prepare(db, "INSERT OR REPLACE INTO dedup VALUES(?1,?2,?3,?4,?5)"));
     NIMBUS_TRY(expire_dedup.prepare(db, "DELETE FROM dedup WHERE expires_ms < ?1"));
+    NIMBUS_TRY(put_mapping.prepare(db, "INSERT OR REPLACE INTO event_source_mappings VALUES(?1,?2)"));
+    NIMBUS_TRY(drop_mapping.prepare(db, "DELETE FROM event_source_mappings WHERE uuid=?1"));
     return base::Ok{};
   }
 };
@@ -215,6 +220,9 @@ base::Result<QueueSnapshot> SqliteQueueStore::load() {
                                   sqlite3_column_int64(st, 4)});
   }
   sqlite3_finalize(st);
+  sqlite3_prepare_v2(db_, "SELECT uuid, document FROM event_source_mappings ORDER BY uuid", -1, &st, nullptr);
+  while (sqlite3_step(st) == SQLITE_ROW) snap.mappings.push_back(MappingRow{column_text(st, 0), column_text(st, 1)});
+  sqlite3_finalize(st);
   return snap;
 }
 
@@ -274,6 +282,10 @@ base::Status SqliteQueueStore::apply_one(const QueueOp& op) {
              .run();
   } else if (const auto* ex = std::get_if<op::ExpireDedup>(&op)) {
     rc = s.expire_dedup.bind(1, ex->before_ms).run();
+  } else if (const auto* pm = std::get_if<op::PutMapping>(&op)) {
+    rc = s.put_mapping.bind(1, pm->mapping.uuid).bind(2, pm->mapping.document).run();
+  } else if (const auto* dm = std::get_if<op::DropMapping>(&op)) {
+    rc = s.drop_mapping.bind(1, dm->uuid).run();
   }
   if (rc != SQLITE_DONE) return error("write");
   return base::Ok{};

@@ -54,6 +54,13 @@ struct DedupRow {
   std::int64_t expires_ms = 0;
 };
 
+// An event source mapping (a queue feeding a function), stored with the
+// queues as a document the mapping service owns.
+struct MappingRow {
+  std::string uuid;
+  std::string document;
+};
+
 namespace op {
 struct PutQueue { QueueRow queue; };                 // insert or replace
 struct DropQueue { std::string queue; };             // with its messages
@@ -70,10 +77,13 @@ struct DeleteMessage { std::string queue; std::string id; };
 struct MoveMessage { std::string from; MessageRow message; };  // redrive: row now in message.queue
 struct PutDedup { DedupRow dedup; };
 struct ExpireDedup { std::int64_t before_ms = 0; };
+struct PutMapping { MappingRow mapping; };           // insert or replace
+struct DropMapping { std::string uuid; };
 }  // namespace op
 
 using QueueOp = std::variant<op::PutQueue, op::DropQueue, op::Purge, op::InsertMessage, op::UpdateMessage,
-                             op::DeleteMessage, op::MoveMessage, op::PutDedup, op::ExpireDedup>;
+                             op::DeleteMessage, op::MoveMessage, op::PutDedup, op::ExpireDedup, op::PutMapping,
+                             op::DropMapping>;
 
 // Everything a store holds, read once at start.
 struct QueueSnapshot {
@@ -81,6 +91,7 @@ struct QueueSnapshot {
   std::vector<QueueRow> queues;
   std::vector<MessageRow> messages; // in seq order
   std::vector<DedupRow> dedup;
+  std::vector<MappingRow> mappings;
 };
 
 class QueueStore {

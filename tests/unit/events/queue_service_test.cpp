@@ -231,6 +231,19 @@ TEST_F(QueueServiceTest, EverythingSurvivesReopen) {
   EXPECT_EQ(back[0].system_attributes.at("ApproximateReceiveCount"), "2");
 }
 
+TEST_F(QueueServiceTest, EventSourceMappingDocumentsAreStoredWithTheQueues) {
+  ASSERT_TRUE(run(service_->put_mapping(MappingRow{"u-1", R"({"a":1})"})).ok());
+  ASSERT_TRUE(run(service_->put_mapping(MappingRow{"u-2", R"({"b":2})"})).ok());
+  ASSERT_TRUE(run(service_->put_mapping(MappingRow{"u-1", R"({"a":3})"})).ok());  // replaces
+  ASSERT_TRUE(run(service_->drop_mapping("u-2")).ok());
+  close();
+  open();
+  const auto rows = service_->stored_mappings();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].uuid, "u-1");
+  EXPECT_EQ(rows[0].document, R"({"a":3})");
+}
+
 TEST_F(QueueServiceTest, SendToArnForDestinations) {
   create("dest");
   auto sent = service_->send_to_arn_blocking("arn:aws:sqs:us-east-1:000000000000:dest", "{\"x\":1}");
