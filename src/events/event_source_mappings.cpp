@@ -402,6 +402,7 @@ asio::awaitable<base::Result<EventSourceMappings::Batch>> EventSourceMappings::g
     request.max_messages = std::min(kMaxReceiveMessages, m.batch_size - static_cast<int>(batch.messages.size()));
     request.visibility_s = visibility;
     request.wait_s = kPollWaitSeconds;
+    request.await_commit = false;  // the delete after the batch is what must be durable
     if (!batch.messages.empty()) {
       const std::int64_t remaining = deadline - clock_.now_ms();
       if (remaining <= 0) break;
