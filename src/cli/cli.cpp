@@ -454,8 +454,17 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--log-level", "trace|debug|info|warn|error (default info)");
   int keep_alive_s = 600;
-  serve->add_option("--keep-alive", keep_alive_s, "seconds an idle instance stays warm")->capture_default_str()
+  serve->add_option("--keep-alive", keep_alive_s, "seconds an idle instance stays warm at most")->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  double keep_alive_min_s = 60;
+  serve->add_option("--keep-alive-min", keep_alive_min_s,
+                    "seconds the adaptive keep-alive keeps an idle instance at least; it pre-warms across "
+                    "predictable idle gaps longer than this")
+      ->capture_default_str()->check(CLI::Range(0.05, 86400.0));
+  std::string keep_alive_policy = "adaptive";
+  serve->add_option("--keep-alive-policy", keep_alive_policy,
+                    "adaptive: per-function windows from a histogram of idle times; fixed: always --keep-alive")
+      ->capture_default_str()->check(CLI::IsMember({"adaptive", "fixed"}));
   serve->add_option("--concurrency", serve_config.registry.account_concurrency,
                     "account-wide concurrent executions")->capture_default_str()->check(CLI::Range(1, 100000));
   bool process_only = false;
@@ -701,6 +710,8 @@ int run(int argc, char** argv) {
     serve_config.auth = no_auth ? api::AuthMode::kNone : api::AuthMode::kSigV4;
     serve_config.registry.region = client_options.region;
     serve_config.keep_alive = std::chrono::seconds(keep_alive_s);
+    serve_config.keep_alive_min = std::chrono::milliseconds(static_cast<std::int64_t>(keep_alive_min_s * 1000));
+    serve_config.adaptive_keep_alive = keep_alive_policy == "adaptive";
     if (process_only) serve_config.isolation = sandbox::LauncherMode::kProcessOnly;
     if (auto* level = serve->get_option("--log-level"); level->count() > 0) {
       spdlog::set_level(spdlog::level::from_str(level->as<std::string>()));

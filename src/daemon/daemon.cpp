@@ -133,6 +133,8 @@ base::Status Daemon::start() {
   invoker::InvokerConfig invoker_config;
   invoker_config.runtimes_dir = *runtimes;
   invoker_config.keep_alive = config_.keep_alive;
+  invoker_config.keep_alive_min = config_.keep_alive_min;
+  invoker_config.adaptive_keep_alive = config_.adaptive_keep_alive;
   invoker_config.account_concurrency = static_cast<int>(config_.registry.account_concurrency);
   invoker_config.region = config_.registry.region;
   invoker_ = std::make_unique<invoker::Invoker>(io_.get_executor(), *registry_, *launcher_, *runtime_api_, *metrics_,

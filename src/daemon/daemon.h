@@ -50,7 +50,9 @@ struct DaemonConfig {
   api::AuthMode auth = api::AuthMode::kSigV4;
   registry::RegistryConfig registry;
   std::chrono::milliseconds drain_timeout{10000};
-  std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this
+  std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this at the latest
+  std::chrono::milliseconds keep_alive_min{60 * 1000};   // the adaptive keep-alive's shortest window
+  bool adaptive_keep_alive = true;
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
   gateway::GatewayConfig gateway;     // the user-facing HTTP listener (--gateway-listen)
   events::DispatcherConfig events;    // asynchronous invocations; its time_scale (--events-time-scale,
