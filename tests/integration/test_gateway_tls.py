@@ -4,7 +4,6 @@ clients (curl, Python's http.client and ssl). Certificates are made by the
 openssl command in a temporary directory."""
 
 import http.client
-import http.server
 import json
 import os
 import shutil
@@ -13,7 +12,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import urllib.parse
@@ -23,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness import HOST_CURL, NIMBUS_BIN, _clean_env, running_daemon, wait_until
 from test_gateway import GatewayTestBase
-from test_gateway_auth import jwk_of
+from test_gateway_auth import JwksServer, jwk_of
 
 ISSUER_AUDIENCE = "orders-api"
 IDLE_TIMEOUT_S = 2
@@ -45,41 +43,6 @@ def peer_certificate(port, cafile, host="localhost"):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname=host) as tls:
             return tls.getpeercert(binary_form=True)
-
-
-class HttpsDocumentServer:
-    """Serves JSON documents by path over HTTPS (Python's http.server + ssl)."""
-
-    def __init__(self, cert, key):
-        self.documents = {}
-        self.fetches = 0
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                owner.fetches += 1
-                doc = owner.documents.get(self.path)
-                body = json.dumps(doc).encode()
-                self.send_response(200 if doc is not None else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert, key)
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self.origin = f"https://localhost:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class GatewayTlsTest(GatewayTestBase):
@@ -228,10 +191,10 @@ class GatewayTlsTest(GatewayTestBase):
 
     def test_jwt_keys_over_https_with_a_private_ca_and_discovery(self):
         issuer_cert, issuer_key = make_cert(self.certs, "issuer")
-        server = HttpsDocumentServer(issuer_cert, issuer_key)
+        server = JwksServer(tls=(issuer_cert, issuer_key))
         self.addCleanup(server.close)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        server.documents["/keys.json"] = {"keys": [jwk_of(key, "r1")]}
+        server.document = {"keys": [jwk_of(key, "r1")]}
         server.documents["/.well-known/openid-configuration"] = {"issuer": server.origin,
                                                                  "jwks_uri": server.origin + "/keys.json"}
         # An explicit https JwksUri, and OpenID discovery over https.
@@ -258,9 +221,8 @@ class GatewayTlsTest(GatewayTestBase):
 
     def test_jwt_keys_from_a_host_the_certificate_does_not_name_are_refused(self):
         wrong_cert, wrong_key = make_cert(self.certs, "wrong-host", "DNS:id.example.com")
-        server = HttpsDocumentServer(wrong_cert, wrong_key)
+        server = JwksServer(tls=(wrong_cert, wrong_key))
         self.addCleanup(server.close)
-        server.documents["/keys.json"] = {"keys": []}
         for host in ("localhost", "127.0.0.1"):
             r = self.jwt_setup(f"mismatch-{host.replace('.', '-')}", server,
                                JwksUri=f"https://{host}:{server.port}/keys.json", JwksCaFile=wrong_cert)
