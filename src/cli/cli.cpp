@@ -683,7 +683,9 @@ int run(int argc, char** argv) {
       return fail(gateway_tls_cert.empty() ? "--gateway-tls-key needs --gateway-tls-cert"
                                            : "--gateway-tls-cert needs --gateway-tls-key");
     }
-    if (!gateway_tls_cert.empty()) serve_config.gateway.tls = http::TlsFiles{gateway_tls_cert, gateway_tls_key};
+    if (!gateway_tls_cert.empty()) {
+      serve_config.gateway.tls = http::TlsFiles{gateway_tls_cert, gateway_tls_key};
+    }
     serve_config.gateway.idle_timeout = std::chrono::seconds(gateway_idle_s);
     serve_config.gateway.integration_timeout = std::chrono::milliseconds(gateway_timeout_ms);
     serve_config.auth = no_auth ? api::AuthMode::kNone : api::AuthMode::kSigV4;

@@ -238,7 +238,9 @@ base::Status Daemon::start() {
   gateway_server_config.body_timeout = std::chrono::seconds(60);
   gateway_server_config.name = "gateway";
   gateway_server_config.tls = gateway_config.tls;
-  gateway_server_config.on_tls_handshake_failure = [gw = gateway_.get()] { gw->count_tls_handshake_failure(); };
+  gateway_server_config.on_tls_handshake_failure = [gw = gateway_.get()] {
+    gw->count_tls_handshake_failure();
+  };
   gateway_server_ = std::make_unique<http::Server>(
       io_.get_executor(), gateway_server_config,
       [gw = gateway_.get()](http::Request r, http::RequestContext c) { return gw->handle(std::move(r), c); },
@@ -343,7 +345,8 @@ void Daemon::reload_on_hangup(boost::asio::signal_set& hangup) {
   hangup.async_wait([this, &hangup](const boost::system::error_code& ec, int) {
     if (ec || stop_requested_) return;
     if (auto reloaded = gateway_server_->reload_tls(); reloaded.ok()) {
-      spdlog::info("nimbus: SIGHUP: gateway TLS certificate reloaded from {}", config_.gateway.tls->cert_file);
+      spdlog::info("nimbus: SIGHUP: gateway TLS certificate reloaded from {}",
+                   config_.gateway.tls->cert_file);
     } else {
       spdlog::error("nimbus: SIGHUP: gateway TLS certificate not reloaded, the current one stays: {}",
                     reloaded.error().message);

@@ -252,7 +252,8 @@ base::Result<AuthorizerConfig> parse_authorizer(const json& body) {
   NIMBUS_TRY_ASSIGN(config.jwks_uri, text("JwksUri"));
   NIMBUS_TRY_ASSIGN(config.jwks_ca_file, text("JwksCaFile"));
   if (!config.jwks_ca_file.empty() && !config.jwks_ca_file.starts_with("/")) {
-    return invalid(fmt::format("JwksCaFile '{}' must be an absolute path on the daemon's host", config.jwks_ca_file));
+    return invalid(
+        fmt::format("JwksCaFile '{}' must be an absolute path on the daemon's host", config.jwks_ca_file));
   }
   return config;
 }
@@ -430,8 +431,8 @@ base::Result<std::string> fetch_document(const std::string& uri, const std::stri
   }
   http::Request request{http::Verb::get, url->target, 11};
   request.set(http::Field::accept, "application/json");
-  const http::Endpoint endpoint{url->host, url->port, url->scheme == "https" ? http::Scheme::kHttps : http::Scheme::kHttp,
-                                ca_file};
+  const http::Endpoint endpoint{url->host, url->port,
+                                url->scheme == "https" ? http::Scheme::kHttps : http::Scheme::kHttp, ca_file};
   auto response = http::send(endpoint, std::move(request), std::chrono::seconds(2));
   if (!response.ok()) return invalid(fmt::format("cannot fetch {}: {}", uri, response.error().message));
   if (response->result_int() != 200) {

@@ -135,7 +135,8 @@ class JwksKeys {
 // http:// URL or https:// URL (2 s timeout, 150 000 bytes at most, as API
 // Gateway limits). https verifies the server's certificate and name against
 // the system's CAs and those in `ca_file` (when not empty).
-[[nodiscard]] base::Result<std::string> fetch_document(const std::string& uri, const std::string& ca_file = {});
+[[nodiscard]] base::Result<std::string> fetch_document(const std::string& uri,
+                                                       const std::string& ca_file = {});
 // The key set of a JWT authorizer: its JwksUri, or the jwks_uri named by
 // the issuer's OpenID configuration.
 [[nodiscard]] base::Result<KeySet> load_key_set(const AuthorizerConfig& config);

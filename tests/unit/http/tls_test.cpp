@@ -237,6 +237,23 @@ TEST_F(TlsTest, ReloadSwapsTheCertificateForNewConnections) {
   EXPECT_NE(renewed.error().message.find("hostname mismatch"), std::string::npos) << renewed.error().message;
 }
 
+TEST_F(TlsTest, ASilentServerTimesOut) {
+  // Listening, so connects succeed, but nobody ever accepts or answers.
+  asio::io_context silent;
+  asio::ip::tcp::acceptor acceptor(silent, {asio::ip::make_address("127.0.0.1"), 0});
+  const auto port = acceptor.local_endpoint().port();
+  for (const Scheme scheme : {Scheme::kHttp, Scheme::kHttps}) {
+    const auto start = std::chrono::steady_clock::now();
+    auto answer =
+        send(Endpoint{"127.0.0.1", port, scheme, path("cert.pem")}, Request{Verb::get, "/", 11}, std::chrono::seconds(1));
+    const auto waited = std::chrono::steady_clock::now() - start;
+    ASSERT_FALSE(answer.ok());
+    EXPECT_NE(answer.error().message.find("cannot reach 127.0.0.1:" + std::to_string(port)), std::string::npos)
+        << answer.error().message;
+    EXPECT_LT(waited, std::chrono::seconds(3));
+  }
+}
+
 TEST_F(TlsTest, PlainServersAreUnchanged) {
   ServerConfig c;
   const auto port = serve(c);
