@@ -16,6 +16,7 @@
 #include "cli/output.h"
 #include "cli/package.h"
 #include "daemon/daemon.h"
+#include "http/server.h"
 #include "http/types.h"
 
 namespace nimbus::cli {
@@ -481,6 +482,8 @@ int run(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 10000));
 
   std::string gateway_listen = "0.0.0.0:8080";
+  std::string gateway_tls_cert;
+  std::string gateway_tls_key;
   serve->add_option("--gateway-listen", gateway_listen, "address:port of the HTTP gateway (port 0 picks a free one)")
       ->capture_default_str();
   serve->add_option("--gateway-rate", serve_config.gateway.rate, "gateway-wide requests per second (token bucket)")
@@ -491,6 +494,10 @@ int run(int argc, char** argv) {
   serve->add_option("--gateway-idle-timeout", gateway_idle_s,
                     "seconds a gateway connection may idle, or take to send its request headers")
       ->capture_default_str()->check(CLI::Range(1, 3600));
+  serve->add_option("--gateway-tls-cert", gateway_tls_cert,
+                    "PEM certificate chain: the gateway speaks HTTPS only (needs --gateway-tls-key)");
+  serve->add_option("--gateway-tls-key", gateway_tls_key,
+                    "PEM private key of --gateway-tls-cert (unencrypted); SIGHUP reloads both files");
   int gateway_timeout_ms = 30000;
   serve->add_option("--gateway-integration-timeout", gateway_timeout_ms,
                     "milliseconds the gateway waits for a function before answering 503")
@@ -590,7 +597,11 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0, 3600));
   authorizer_add_cmd->add_option("--audience", authorizer_options.audiences, "JWT: accepted aud/client_id (repeatable)");
   authorizer_add_cmd->add_option("--jwks", authorizer_options.jwks,
-                                 "JWT: key set URL (http://) or file (default: the issuer's OpenID configuration)");
+                                 "JWT: key set URL (https:// or http://) or file (default: the issuer's OpenID "
+                                 "configuration)");
+  authorizer_add_cmd->add_option("--jwks-ca-file", authorizer_options.jwks_ca_file,
+                                 "JWT: PEM file (absolute path on the daemon's host) of CAs to trust, besides the "
+                                 "system's, when fetching keys over https");
   auto* authorizer_ls_cmd = authorizer_cmd->add_subcommand("ls", "List authorizers");
   auto* authorizer_rm_cmd = authorizer_cmd->add_subcommand("rm", "Remove an authorizer no route uses");
   authorizer_rm_cmd->add_option("name", authorizer_options.name, "authorizer name")->required();
@@ -704,6 +715,13 @@ int run(int argc, char** argv) {
     }
     if (!parse_listen(gateway_listen, serve_config.gateway.host, serve_config.gateway.port)) {
       return fail(fmt::format("--gateway-listen '{}': expected ADDRESS:PORT", gateway_listen));
+    }
+    if (gateway_tls_cert.empty() != gateway_tls_key.empty()) {
+      return fail(gateway_tls_cert.empty() ? "--gateway-tls-key needs --gateway-tls-cert"
+                                           : "--gateway-tls-cert needs --gateway-tls-key");
+    }
+    if (!gateway_tls_cert.empty()) {
+      serve_config.gateway.tls = http::TlsFiles{gateway_tls_cert, gateway_tls_key};
     }
     serve_config.gateway.idle_timeout = std::chrono::seconds(gateway_idle_s);
     serve_config.gateway.integration_timeout = std::chrono::milliseconds(gateway_timeout_ms);

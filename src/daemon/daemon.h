@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include "api/lambda_api.h"
 #include "api/sqs_api.h"
@@ -84,7 +85,8 @@ class Daemon {
   [[nodiscard]] base::Status start();
   // Serves until a stop is requested, then shuts down.
   void run();
-  // Installs SIGINT/SIGTERM handlers that request a stop, then run().
+  // Installs SIGINT/SIGTERM handlers that request a stop (and, when the
+  // gateway has TLS, a SIGHUP handler that reloads its certificate), then run().
   void run_until_signal();
   void request_stop();
 
@@ -94,6 +96,7 @@ class Daemon {
 
  private:
   void shutdown();
+  void reload_on_hangup(boost::asio::signal_set& hangup);
 
   DaemonConfig config_;
   base::SystemClock clock_;
