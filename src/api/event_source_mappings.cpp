@@ -55,19 +55,16 @@ base::Result<events::MappingSpec> parse_mapping(const json& body, MappingOperati
                         fmt::format("{} is not supported for SQS event sources", member));
     }
   }
-  if (body.contains("FilterCriteria")) {
-    return make_error(ErrorCode::kInvalidParameterValue,
-                      "FilterCriteria is not supported by nimbus yet: filter in the function instead");
-  }
   if (operation == MappingOperation::kCreate) {
     NIMBUS_TRY(reject_unknown(body,
                               {"FunctionName", "EventSourceArn", "Enabled", "BatchSize",
-                               "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "ScalingConfig", "Tags"},
+                               "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "ScalingConfig",
+                               "FilterCriteria", "Tags"},
                               "CreateEventSourceMapping"));
   } else {
     NIMBUS_TRY(reject_unknown(body,
                               {"FunctionName", "Enabled", "BatchSize", "MaximumBatchingWindowInSeconds",
-                               "FunctionResponseTypes", "ScalingConfig"},
+                               "FunctionResponseTypes", "ScalingConfig", "FilterCriteria"},
                               "UpdateEventSourceMapping"));
   }
   events::MappingSpec spec;
@@ -96,6 +93,25 @@ base::Result<events::MappingSpec> parse_mapping(const json& body, MappingOperati
     NIMBUS_TRY(reject_unknown(*it, {"MaximumConcurrency"}, "ScalingConfig"));
     NIMBUS_TRY_ASSIGN(spec.maximum_concurrency, read_int(*it, "MaximumConcurrency", "scalingConfig.maximumConcurrency"));
   }
+  if (const auto it = body.find("FilterCriteria"); it != body.end() && !it->is_null()) {
+    if (!it->is_object()) return type_error("filterCriteria", *it, "a structure");
+    NIMBUS_TRY(reject_unknown(*it, {"Filters"}, "FilterCriteria"));
+    std::vector<std::string> patterns;
+    if (const auto filters = it->find("Filters"); filters != it->end() && !filters->is_null()) {
+      if (!filters->is_array()) return type_error("filterCriteria.filters", *filters, "a list");
+      for (const auto& f : *filters) {
+        if (!f.is_object()) return type_error("filterCriteria.filters", f, "a list of structures");
+        NIMBUS_TRY(reject_unknown(f, {"Pattern"}, "Filter"));
+        const auto pattern = f.find("Pattern");
+        if (pattern == f.end() || !pattern->is_string()) {
+          return type_error("filterCriteria.filters.member.pattern", pattern == f.end() ? json() : *pattern,
+                            "a string");
+        }
+        patterns.push_back(pattern->get<std::string>());
+      }
+    }
+    spec.filters = std::move(patterns);
+  }
   return spec;
 }
 
@@ -117,6 +133,11 @@ json LambdaApi::render_mapping(const events::MappingView& view, std::string_view
               {"LastProcessingResult", view.last_processing_result},
               {"EventSourceMappingArn", event_source_mappings_->mapping_arn(m.uuid)}};
   if (m.maximum_concurrency) out["ScalingConfig"] = {{"MaximumConcurrency", *m.maximum_concurrency}};
+  if (!m.filters.empty()) {
+    json filters = json::array();
+    for (const auto& pattern : m.filters) filters.push_back({{"Pattern", pattern}});
+    out["FilterCriteria"] = {{"Filters", std::move(filters)}};
+  }
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include "cli/output.h"
 #include "cli/package.h"
 #include "daemon/daemon.h"
+#include "http/server.h"
 #include "http/types.h"
 
 namespace nimbus::cli {
@@ -454,8 +455,17 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--log-level", "trace|debug|info|warn|error (default info)");
   int keep_alive_s = 600;
-  serve->add_option("--keep-alive", keep_alive_s, "seconds an idle instance stays warm")->capture_default_str()
+  serve->add_option("--keep-alive", keep_alive_s, "seconds an idle instance stays warm at most")->capture_default_str()
       ->check(CLI::Range(1, 86400));
+  double keep_alive_min_s = 60;
+  serve->add_option("--keep-alive-min", keep_alive_min_s,
+                    "seconds the adaptive keep-alive keeps an idle instance at least; it pre-warms across "
+                    "predictable idle gaps longer than this")
+      ->capture_default_str()->check(CLI::Range(0.05, 86400.0));
+  std::string keep_alive_policy = "adaptive";
+  serve->add_option("--keep-alive-policy", keep_alive_policy,
+                    "adaptive: per-function windows from a histogram of idle times; fixed: always --keep-alive")
+      ->capture_default_str()->check(CLI::IsMember({"adaptive", "fixed"}));
   serve->add_option("--concurrency", serve_config.registry.account_concurrency,
                     "account-wide concurrent executions")->capture_default_str()->check(CLI::Range(1, 100000));
   bool process_only = false;
@@ -472,6 +482,8 @@ int run(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 10000));
 
   std::string gateway_listen = "0.0.0.0:8080";
+  std::string gateway_tls_cert;
+  std::string gateway_tls_key;
   serve->add_option("--gateway-listen", gateway_listen, "address:port of the HTTP gateway (port 0 picks a free one)")
       ->capture_default_str();
   serve->add_option("--gateway-rate", serve_config.gateway.rate, "gateway-wide requests per second (token bucket)")
@@ -482,6 +494,10 @@ int run(int argc, char** argv) {
   serve->add_option("--gateway-idle-timeout", gateway_idle_s,
                     "seconds a gateway connection may idle, or take to send its request headers")
       ->capture_default_str()->check(CLI::Range(1, 3600));
+  serve->add_option("--gateway-tls-cert", gateway_tls_cert,
+                    "PEM certificate chain: the gateway speaks HTTPS only (needs --gateway-tls-key)");
+  serve->add_option("--gateway-tls-key", gateway_tls_key,
+                    "PEM private key of --gateway-tls-cert (unencrypted); SIGHUP reloads both files");
   int gateway_timeout_ms = 30000;
   serve->add_option("--gateway-integration-timeout", gateway_timeout_ms,
                     "milliseconds the gateway waits for a function before answering 503")
@@ -581,7 +597,11 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(0, 3600));
   authorizer_add_cmd->add_option("--audience", authorizer_options.audiences, "JWT: accepted aud/client_id (repeatable)");
   authorizer_add_cmd->add_option("--jwks", authorizer_options.jwks,
-                                 "JWT: key set URL (http://) or file (default: the issuer's OpenID configuration)");
+                                 "JWT: key set URL (https:// or http://) or file (default: the issuer's OpenID "
+                                 "configuration)");
+  authorizer_add_cmd->add_option("--jwks-ca-file", authorizer_options.jwks_ca_file,
+                                 "JWT: PEM file (absolute path on the daemon's host) of CAs to trust, besides the "
+                                 "system's, when fetching keys over https");
   auto* authorizer_ls_cmd = authorizer_cmd->add_subcommand("ls", "List authorizers");
   auto* authorizer_rm_cmd = authorizer_cmd->add_subcommand("rm", "Remove an authorizer no route uses");
   authorizer_rm_cmd->add_option("name", authorizer_options.name, "authorizer name")->required();
@@ -696,11 +716,20 @@ int run(int argc, char** argv) {
     if (!parse_listen(gateway_listen, serve_config.gateway.host, serve_config.gateway.port)) {
       return fail(fmt::format("--gateway-listen '{}': expected ADDRESS:PORT", gateway_listen));
     }
+    if (gateway_tls_cert.empty() != gateway_tls_key.empty()) {
+      return fail(gateway_tls_cert.empty() ? "--gateway-tls-key needs --gateway-tls-cert"
+                                           : "--gateway-tls-cert needs --gateway-tls-key");
+    }
+    if (!gateway_tls_cert.empty()) {
+      serve_config.gateway.tls = http::TlsFiles{gateway_tls_cert, gateway_tls_key};
+    }
     serve_config.gateway.idle_timeout = std::chrono::seconds(gateway_idle_s);
     serve_config.gateway.integration_timeout = std::chrono::milliseconds(gateway_timeout_ms);
     serve_config.auth = no_auth ? api::AuthMode::kNone : api::AuthMode::kSigV4;
     serve_config.registry.region = client_options.region;
     serve_config.keep_alive = std::chrono::seconds(keep_alive_s);
+    serve_config.keep_alive_min = std::chrono::milliseconds(static_cast<std::int64_t>(keep_alive_min_s * 1000));
+    serve_config.adaptive_keep_alive = keep_alive_policy == "adaptive";
     if (process_only) serve_config.isolation = sandbox::LauncherMode::kProcessOnly;
     if (auto* level = serve->get_option("--log-level"); level->count() > 0) {
       spdlog::set_level(spdlog::level::from_str(level->as<std::string>()));

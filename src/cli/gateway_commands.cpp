@@ -94,6 +94,7 @@ int authorizer_add(ControlClient& client, const AuthorizerOptions& o) {
     body["AuthorizerType"] = "JWT";
     body["JwtConfiguration"] = {{"Issuer", o.issuer}, {"Audience", o.audiences}};
     if (!o.jwks.empty()) body["JwksUri"] = o.jwks;
+    if (!o.jwks_ca_file.empty()) body["JwksCaFile"] = o.jwks_ca_file;
     if (!o.identity_sources.empty()) body["IdentitySource"] = o.identity_sources;
   } else {
     const auto colon = o.function.find(':');

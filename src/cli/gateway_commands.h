@@ -34,6 +34,7 @@ struct AuthorizerOptions {
   std::string issuer;  // JWT authorizers
   std::vector<std::string> audiences;
   std::string jwks;
+  std::string jwks_ca_file;
 };
 
 int route_add(ControlClient& client, const RouteOptions& options);

@@ -7,6 +7,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -133,6 +134,8 @@ base::Status Daemon::start() {
   invoker::InvokerConfig invoker_config;
   invoker_config.runtimes_dir = *runtimes;
   invoker_config.keep_alive = config_.keep_alive;
+  invoker_config.keep_alive_min = config_.keep_alive_min;
+  invoker_config.adaptive_keep_alive = config_.adaptive_keep_alive;
   invoker_config.account_concurrency = static_cast<int>(config_.registry.account_concurrency);
   invoker_config.region = config_.registry.region;
   invoker_ = std::make_unique<invoker::Invoker>(io_.get_executor(), *registry_, *launcher_, *runtime_api_, *metrics_,
@@ -244,6 +247,10 @@ base::Status Daemon::start() {
   gateway_server_config.idle_timeout = gateway_config.idle_timeout;
   gateway_server_config.body_timeout = std::chrono::seconds(60);
   gateway_server_config.name = "gateway";
+  gateway_server_config.tls = gateway_config.tls;
+  gateway_server_config.on_tls_handshake_failure = [gw = gateway_.get()] {
+    gw->count_tls_handshake_failure();
+  };
   gateway_server_ = std::make_unique<http::Server>(
       io_.get_executor(), gateway_server_config,
       [gw = gateway_.get()](http::Request r, http::RequestContext c) { return gw->handle(std::move(r), c); },
@@ -275,7 +282,8 @@ base::Status Daemon::start() {
                                    : gateway_config.host.find(':') != std::string::npos
                                        ? "[" + gateway_config.host + "]"
                                        : gateway_config.host;
-  const std::string gateway_url = fmt::format("http://{}:{}", gateway_host, gateway_port_);
+  const std::string gateway_url =
+      fmt::format("{}://{}:{}", gateway_config.tls ? "https" : "http", gateway_host, gateway_port_);
   const nlohmann::json endpoints = {{"api", api_url}, {"gateway", gateway_url}, {"pid", ::getpid()}};
   NIMBUS_TRY(base::write_file_atomic(config_.data_dir / "endpoints.json", endpoints.dump() + "\n", 0644));
 
@@ -333,7 +341,28 @@ void Daemon::run_until_signal() {
     spdlog::info("nimbus: signal {} received, shutting down", sig);
     request_stop();
   });
+  // With TLS, SIGHUP reloads the gateway's certificate and key (renewals
+  // without a restart); without it SIGHUP keeps its default meaning.
+  std::optional<boost::asio::signal_set> hangup;
+  if (config_.gateway.tls) {
+    hangup.emplace(io_, SIGHUP);
+    reload_on_hangup(*hangup);
+  }
   run();
+}
+
+void Daemon::reload_on_hangup(boost::asio::signal_set& hangup) {
+  hangup.async_wait([this, &hangup](const boost::system::error_code& ec, int) {
+    if (ec || stop_requested_) return;
+    if (auto reloaded = gateway_server_->reload_tls(); reloaded.ok()) {
+      spdlog::info("nimbus: SIGHUP: gateway TLS certificate reloaded from {}",
+                   config_.gateway.tls->cert_file);
+    } else {
+      spdlog::error("nimbus: SIGHUP: gateway TLS certificate not reloaded, the current one stays: {}",
+                    reloaded.error().message);
+    }
+    reload_on_hangup(hangup);
+  });
 }
 
 void Daemon::request_stop() {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include "api/lambda_api.h"
 #include "api/sqs_api.h"
@@ -50,7 +51,9 @@ struct DaemonConfig {
   api::AuthMode auth = api::AuthMode::kSigV4;
   registry::RegistryConfig registry;
   std::chrono::milliseconds drain_timeout{10000};
-  std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this
+  std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this at the latest
+  std::chrono::milliseconds keep_alive_min{60 * 1000};   // the adaptive keep-alive's shortest window
+  bool adaptive_keep_alive = true;
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
   gateway::GatewayConfig gateway;     // the user-facing HTTP listener (--gateway-listen)
   events::DispatcherConfig events;    // asynchronous invocations; its time_scale (--events-time-scale,
@@ -82,7 +85,8 @@ class Daemon {
   [[nodiscard]] base::Status start();
   // Serves until a stop is requested, then shuts down.
   void run();
-  // Installs SIGINT/SIGTERM handlers that request a stop, then run().
+  // Installs SIGINT/SIGTERM handlers that request a stop (and, when the
+  // gateway has TLS, a SIGHUP handler that reloads its certificate), then run().
   void run_until_signal();
   void request_stop();
 
@@ -92,6 +96,7 @@ class Daemon {
 
  private:
   void shutdown();
+  void reload_on_hangup(boost::asio::signal_set& hangup);
 
   DaemonConfig config_;
   base::SystemClock clock_;

@@ -62,6 +62,17 @@ base::Status apply_spec(const MappingSpec& spec, bool fifo_queue, EventSourceMap
     }
     m.maximum_concurrency = *spec.maximum_concurrency;
   }
+  if (spec.filters) {
+    if (spec.filters->size() > kMaxFilters) {
+      return make_error(ErrorCode::kInvalidParameterValue,
+                        fmt::format("FilterCriteria holds {} filters; at most {} are allowed", spec.filters->size(),
+                                    kMaxFilters));
+    }
+    for (const auto& pattern : *spec.filters) {
+      if (auto parsed = EventFilter::parse(pattern); !parsed.ok()) return std::move(parsed).error();
+    }
+    m.filters = *spec.filters;
+  }
   if (spec.enabled) m.enabled = *spec.enabled;
 
   if (fifo_queue) {
@@ -94,6 +105,7 @@ std::string to_document(const EventSourceMapping& m) {
               {"enabled", m.enabled},
               {"last_modified_ms", m.last_modified_ms}};
   if (m.maximum_concurrency) doc["maximum_concurrency"] = *m.maximum_concurrency;
+  if (!m.filters.empty()) doc["filters"] = m.filters;
   return doc.dump();
 }
 
@@ -113,6 +125,7 @@ base::Result<EventSourceMapping> mapping_from_document(std::string_view document
     m.batching_window_s = doc.value("batching_window_s", 0);
     m.report_batch_item_failures = doc.value("report_batch_item_failures", false);
     if (doc.contains("maximum_concurrency")) m.maximum_concurrency = doc.at("maximum_concurrency").get<int>();
+    if (doc.contains("filters")) m.filters = doc.at("filters").get<std::vector<std::string>>();
     m.enabled = doc.value("enabled", true);
     m.last_modified_ms = doc.value("last_modified_ms", std::int64_t{0});
     return m;

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "events/event_filter.h"
 #include "events/queue_service.h"
 
 namespace nimbus::events {
@@ -32,6 +33,7 @@ inline constexpr int kMaxMaximumConcurrency = 1000;
 // Lambda's synchronous payload limit caps what one batch may carry.
 inline constexpr std::size_t kMaxBatchPayloadBytes = 6 * 1024 * 1024;
 inline constexpr std::string_view kReportBatchItemFailures = "ReportBatchItemFailures";
+inline constexpr std::size_t kMaxFilters = 5;
 
 struct EventSourceMapping {
   std::string uuid;
@@ -43,6 +45,7 @@ struct EventSourceMapping {
   int batching_window_s = 0;
   bool report_batch_item_failures = false;
   std::optional<int> maximum_concurrency;  // ScalingConfig.MaximumConcurrency
+  std::vector<std::string> filters;        // FilterCriteria patterns (event_filter.h); any may match
   bool enabled = true;
   std::int64_t last_modified_ms = 0;
 };
@@ -58,6 +61,7 @@ struct MappingSpec {
   std::optional<std::vector<std::string>> function_response_types;
   // ScalingConfig: outer absent = unchanged; inner absent = no maximum.
   std::optional<std::optional<int>> maximum_concurrency;
+  std::optional<std::vector<std::string>> filters;  // FilterCriteria.Filters[].Pattern; empty clears
   std::optional<bool> enabled;
 };
 

@@ -55,8 +55,14 @@ void log_exception(std::exception_ptr e) {
 // (update, disable) retires the old one: its pollers finish the batch in
 // hand and end.
 struct EventSourceMappings::Runner {
-  explicit Runner(EventSourceMapping m) : mapping(std::move(m)) {}
+  explicit Runner(EventSourceMapping m) : mapping(std::move(m)) {
+    for (const auto& pattern : mapping.filters) {
+      // Checked when the mapping was written.
+      if (auto f = EventFilter::parse(pattern); f.ok()) filters.push_back(std::move(*f));
+    }
+  }
   const EventSourceMapping mapping;
+  std::vector<EventFilter> filters;
   std::atomic<bool> retired{false};
   std::atomic<int> pollers{0};
 
@@ -98,6 +104,10 @@ struct EventSourceMappings::Metrics {
   telemetry::Counter& item_failures(const std::string& function) {
     return registry.counter("nimbus_esm_item_failures_total",
                             "Messages a function reported in batchItemFailures", function);
+  }
+  telemetry::Counter& filtered(const std::string& function) {
+    return registry.counter("nimbus_esm_filtered_total",
+                            "Queue messages no FilterCriteria pattern matched (deleted, never delivered)", function);
   }
   telemetry::Gauge& pollers(const std::string& function) {
     return registry.gauge("nimbus_esm_pollers", "Event source mapping pollers running", function);
@@ -370,6 +380,15 @@ asio::awaitable<void> EventSourceMappings::poll(std::shared_ptr<Runner> runner) 
       if ((left = leave())) break;
       continue;
     }
+    if (r.retired) {
+      // The mapping changed (or went) while this poll was open: hand the
+      // messages back at once for its new version rather than deliver them
+      // with the old settings.
+      std::vector<VisibilityChange> back;
+      for (const auto& message : batch->messages) back.push_back(VisibilityChange{message.receipt_handle, 0});
+      (void)co_await queues_.change_visibility(r.mapping.queue, std::move(back));
+      break;
+    }
     if (batch->full && r.pollers.load() < max_pollers(r)) {
       // More is waiting: one more poller, as Lambda scales with the backlog.
       auto backlog = queues_.get_attributes(r.mapping.queue, {"ApproximateNumberOfMessages"});
@@ -402,6 +421,7 @@ asio::awaitable<base::Result<EventSourceMappings::Batch>> EventSourceMappings::g
     request.max_messages = std::min(kMaxReceiveMessages, m.batch_size - static_cast<int>(batch.messages.size()));
     request.visibility_s = visibility;
     request.wait_s = kPollWaitSeconds;
+    request.await_commit = false;  // the delete after the batch is what must be durable
     if (!batch.messages.empty()) {
       const std::int64_t remaining = deadline - clock_.now_ms();
       if (remaining <= 0) break;
@@ -444,13 +464,40 @@ asio::awaitable<base::Result<EventSourceMappings::Batch>> EventSourceMappings::g
 
 asio::awaitable<bool> EventSourceMappings::deliver(Runner& r, Batch batch) {
   const EventSourceMapping& m = r.mapping;
+  json event = sqs_event(batch.messages, m.event_source_arn, config_.region);
+  if (!r.filters.empty()) {
+    // Messages no filter matches never reach the function; SQS mappings
+    // delete them, as Lambda does.
+    std::vector<std::string> dropped;
+    json kept = json::array();
+    std::vector<ReceivedMessage> kept_messages;
+    for (std::size_t i = 0; i < batch.messages.size(); ++i) {
+      json& record = event["Records"][i];
+      const json view = filterable_sqs_record(record);
+      if (std::any_of(r.filters.begin(), r.filters.end(), [&](const EventFilter& f) { return f.matches(view); })) {
+        kept.push_back(std::move(record));
+        kept_messages.push_back(std::move(batch.messages[i]));
+      } else {
+        dropped.push_back(batch.messages[i].receipt_handle);
+      }
+    }
+    if (!dropped.empty()) {
+      metrics_->filtered(m.function).add(dropped.size());
+      (void)co_await queues_.delete_messages(m.queue, std::move(dropped));
+    }
+    batch.messages = std::move(kept_messages);
+    event["Records"] = std::move(kept);
+    if (batch.messages.empty()) {
+      r.set_result(kOk);
+      co_return false;
+    }
+  }
   std::set<std::string> ids;
   for (const auto& message : batch.messages) ids.insert(message.message_id);
   invoker::InvokeRequest request;
   request.function = m.function;
   request.qualifier = m.qualifier;
-  request.payload = sqs_event(batch.messages, m.event_source_arn, config_.region)
-                        .dump(-1, ' ', false, json::error_handler_t::replace);
+  request.payload = event.dump(-1, ' ', false, json::error_handler_t::replace);
   request.invoked_arn = registry_.function_arn(m.function, m.qualifier);
   metrics_->batches(m.function).add();
   metrics_->messages(m.function).add(batch.messages.size());

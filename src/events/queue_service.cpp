@@ -742,7 +742,14 @@ asio::awaitable<base::Result<std::vector<ReceivedMessage>>> QueueService::receiv
     if (!claimed.ok()) co_return std::move(claimed).error();
     if (deadline < 0) deadline = clock_.now_ms() + 1000 * claimed->wait_s;
     if (!claimed->ops.empty()) {
-      if (auto s = co_await commit(std::move(claimed->ops)); !s.ok()) co_return s.error();
+      if (request.await_commit) {
+        if (auto s = co_await commit(std::move(claimed->ops)); !s.ok()) co_return s.error();
+      } else {
+        commit_.submit(std::move(claimed->ops), [](const base::Status& s) {
+          if (!s.ok()) spdlog::warn("queues: recording a receive failed (its messages become visible again): {}",
+                                    s.error().message);
+        });
+      }
       std::vector<std::shared_ptr<Waiter>> woken;
       std::lock_guard lock(mu_);
       for (const auto& dlq : claimed->woken_queues) {

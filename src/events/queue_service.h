@@ -69,6 +69,10 @@ struct ReceiveRequest {
   int max_messages = 1;                       // 1..10
   std::optional<std::int64_t> wait_s;         // queue's ReceiveMessageWaitTimeSeconds when absent
   std::optional<std::int64_t> visibility_s;   // queue's VisibilityTimeout when absent
+  // false: answer before the receive (count, visibility) is durable. At
+  // least once still holds — after a crash the messages are visible again —
+  // and it saves an fsync on the way to the function (event source mappings).
+  bool await_commit = true;
 };
 
 struct ReceivedMessage {

@@ -136,6 +136,7 @@ std::optional<Url> parse_http_url(std::string_view uri) {
   const auto sep = uri.find("://");
   if (sep == std::string_view::npos) return std::nullopt;
   url.scheme = lower(uri.substr(0, sep));
+  if (url.scheme == "https") url.port = 443;
   std::string_view rest = uri.substr(sep + 3);
   const auto slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
@@ -162,7 +163,7 @@ base::Result<AuthorizerConfig> parse_authorizer(const json& body) {
   if (!body.is_object()) return make_error(ErrorCode::kInvalidRequestContent, "The authorizer must be a JSON object");
   static constexpr std::string_view kKnown[] = {
       "Name", "AuthorizerType", "IdentitySource", "FunctionName", "Qualifier", "AuthorizerPayloadFormatVersion",
-      "EnableSimpleResponses", "AuthorizerResultTtlInSeconds", "JwtConfiguration", "JwksUri"};
+      "EnableSimpleResponses", "AuthorizerResultTtlInSeconds", "JwtConfiguration", "JwksUri", "JwksCaFile"};
   for (const auto& [key, value] : body.items()) {
     if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
       return invalid(fmt::format("Unknown authorizer member '{}'", key));
@@ -221,7 +222,7 @@ base::Result<AuthorizerConfig> parse_authorizer(const json& body) {
     if (config.ttl_seconds > 0 && config.identity_sources.empty()) {
       return invalid("Caching (AuthorizerResultTtlInSeconds > 0) needs at least one IdentitySource");
     }
-    for (const char* jwt_only : {"JwtConfiguration", "JwksUri"}) {
+    for (const char* jwt_only : {"JwtConfiguration", "JwksUri", "JwksCaFile"}) {
       if (body.contains(jwt_only)) return invalid(fmt::format("{} is for JWT authorizers", jwt_only));
     }
     return config;
@@ -249,6 +250,11 @@ base::Result<AuthorizerConfig> parse_authorizer(const json& body) {
     return invalid(fmt::format("JwtConfiguration.Audience has at most {} entries", kMaxAudiences));
   }
   NIMBUS_TRY_ASSIGN(config.jwks_uri, text("JwksUri"));
+  NIMBUS_TRY_ASSIGN(config.jwks_ca_file, text("JwksCaFile"));
+  if (!config.jwks_ca_file.empty() && !config.jwks_ca_file.starts_with("/")) {
+    return invalid(
+        fmt::format("JwksCaFile '{}' must be an absolute path on the daemon's host", config.jwks_ca_file));
+  }
   return config;
 }
 
@@ -265,6 +271,7 @@ json to_json(const AuthorizerConfig& config) {
   } else {
     out["JwtConfiguration"] = {{"Issuer", config.jwt.issuer}, {"Audience", config.jwt.audience}};
     if (!config.jwks_uri.empty()) out["JwksUri"] = config.jwks_uri;
+    if (!config.jwks_ca_file.empty()) out["JwksCaFile"] = config.jwks_ca_file;
   }
   return out;
 }
@@ -410,7 +417,7 @@ bool JwksKeys::claim_refresh(std::int64_t now_ms, std::int64_t interval_ms) {
   return true;
 }
 
-base::Result<std::string> fetch_document(const std::string& uri) {
+base::Result<std::string> fetch_document(const std::string& uri, const std::string& ca_file) {
   if (uri.starts_with("/") || uri.starts_with("file://")) {
     const std::string path = uri.starts_with("file://") ? uri.substr(7) : uri;
     auto text = base::read_file(path);
@@ -420,16 +427,13 @@ base::Result<std::string> fetch_document(const std::string& uri) {
   }
   const auto url = parse_http_url(uri);
   if (!url || (url->scheme != "http" && url->scheme != "https")) {
-    return invalid(fmt::format("'{}' is neither a file path nor an http:// URL", uri));
-  }
-  if (url->scheme == "https") {
-    return invalid(fmt::format("'{}': https key URLs are not supported yet; give JwksUri as an http:// URL on a "
-                               "trusted network or as a file path",
-                               uri));
+    return invalid(fmt::format("'{}' is neither a file path nor an http(s):// URL", uri));
   }
   http::Request request{http::Verb::get, url->target, 11};
   request.set(http::Field::accept, "application/json");
-  auto response = http::send(http::Endpoint{url->host, url->port}, std::move(request), std::chrono::seconds(2));
+  const http::Endpoint endpoint{url->host, url->port,
+                                url->scheme == "https" ? http::Scheme::kHttps : http::Scheme::kHttp, ca_file};
+  auto response = http::send(endpoint, std::move(request), std::chrono::seconds(2));
   if (!response.ok()) return invalid(fmt::format("cannot fetch {}: {}", uri, response.error().message));
   if (response->result_int() != 200) {
     return invalid(fmt::format("fetching {} answered HTTP {}", uri, response->result_int()));
@@ -445,7 +449,7 @@ base::Result<KeySet> load_key_set(const AuthorizerConfig& config) {
   if (uri.empty()) {
     std::string issuer = config.jwt.issuer;
     while (!issuer.empty() && issuer.back() == '/') issuer.pop_back();
-    auto discovery = fetch_document(issuer + "/.well-known/openid-configuration");
+    auto discovery = fetch_document(issuer + "/.well-known/openid-configuration", config.jwks_ca_file);
     if (!discovery.ok()) return std::move(discovery).error();
     const json doc = json::parse(*discovery, nullptr, false);
     if (!doc.is_object() || !doc.contains("jwks_uri") || !doc["jwks_uri"].is_string()) {
@@ -453,7 +457,7 @@ base::Result<KeySet> load_key_set(const AuthorizerConfig& config) {
     }
     uri = doc["jwks_uri"].get<std::string>();
   }
-  auto text = fetch_document(uri);
+  auto text = fetch_document(uri, config.jwks_ca_file);
   if (!text.ok()) return std::move(text).error();
   auto keys = KeySet::parse(*text);
   if (!keys.ok()) return invalid(fmt::format("{}: {}", uri, keys.error().message));

@@ -46,8 +46,11 @@ struct AuthorizerConfig {
 
   // JWT authorizers. jwks_uri: an http(s) URL or a file path; empty means
   // OpenID discovery at <issuer>/.well-known/openid-configuration.
+  // jwks_ca_file: a PEM file of CAs trusted (besides the system's) for the
+  // https fetches, for issuers with a private CA.
   JwtPolicy jwt;
   std::string jwks_uri;
+  std::string jwks_ca_file;
 
   bool operator==(const AuthorizerConfig&) const = default;
 };
@@ -55,7 +58,8 @@ struct AuthorizerConfig {
 // From/to the control API's JSON: Name, AuthorizerType (REQUEST | JWT),
 // IdentitySource (list), FunctionName, Qualifier,
 // AuthorizerPayloadFormatVersion, EnableSimpleResponses,
-// AuthorizerResultTtlInSeconds, JwtConfiguration {Issuer, Audience}, JwksUri.
+// AuthorizerResultTtlInSeconds, JwtConfiguration {Issuer, Audience}, JwksUri,
+// JwksCaFile.
 // Errors name the member and the rule.
 [[nodiscard]] base::Result<AuthorizerConfig> parse_authorizer(const nlohmann::json& body);
 [[nodiscard]] nlohmann::json to_json(const AuthorizerConfig& config);
@@ -127,9 +131,12 @@ class JwksKeys {
   std::int64_t last_attempt_ms_ = -1;   // GUARDED_BY(mu_)
 };
 
-// Reads a JWKS (or any small document) from a file path, file:// URL or
-// http:// URL (2 s timeout, 150 000 bytes at most, as API Gateway limits).
-[[nodiscard]] base::Result<std::string> fetch_document(const std::string& uri);
+// Reads a JWKS (or any small document) from a file path, file:// URL,
+// http:// URL or https:// URL (2 s timeout, 150 000 bytes at most, as API
+// Gateway limits). https verifies the server's certificate and name against
+// the system's CAs and those in `ca_file` (when not empty).
+[[nodiscard]] base::Result<std::string> fetch_document(const std::string& uri,
+                                                       const std::string& ca_file = {});
 // The key set of a JWT authorizer: its JwksUri, or the jwks_uri named by
 // the issuer's OpenID configuration.
 [[nodiscard]] base::Result<KeySet> load_key_set(const AuthorizerConfig& config);

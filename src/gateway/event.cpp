@@ -133,7 +133,8 @@ std::string make_request_id() {
   return id;
 }
 
-void add_forwarding_headers(IncomingRequest& request, std::uint16_t port, std::int64_t time_ms) {
+void add_forwarding_headers(IncomingRequest& request, std::uint16_t port, std::string_view proto,
+                            std::int64_t time_ms) {
   std::string forwarded_for;
   for (auto it = request.headers.begin(); it != request.headers.end();) {
     const std::string name = lower(it->first);
@@ -149,7 +150,7 @@ void add_forwarding_headers(IncomingRequest& request, std::uint16_t port, std::i
   forwarded_for += (forwarded_for.empty() ? "" : ", ") + request.source_ip;
   request.headers.emplace_back("x-forwarded-for", forwarded_for);
   request.headers.emplace_back("x-forwarded-port", std::to_string(port));
-  request.headers.emplace_back("x-forwarded-proto", "http");
+  request.headers.emplace_back("x-forwarded-proto", std::string(proto));
   if (header_value(request, "x-amzn-trace-id") == nullptr) {
     request.headers.emplace_back("x-amzn-trace-id",
                                  fmt::format("Root=1-{:08x}-{}", time_ms / 1000, base::to_hex(base::random_bytes(12))));

@@ -69,9 +69,11 @@ struct EventContext {
 [[nodiscard]] std::string make_request_id();
 
 // The headers API Gateway adds before the integration sees the request:
-// x-forwarded-for (appended to), x-forwarded-port, x-forwarded-proto,
-// x-amzn-trace-id (unless present).
-void add_forwarding_headers(IncomingRequest& request, std::uint16_t port, std::int64_t time_ms);
+// x-forwarded-for (appended to), x-forwarded-port, x-forwarded-proto
+// (`proto`: "http", or "https" on a TLS listener), x-amzn-trace-id (unless
+// present). A client's own x-forwarded-port/-proto are dropped.
+void add_forwarding_headers(IncomingRequest& request, std::uint16_t port, std::string_view proto,
+                            std::int64_t time_ms);
 
 [[nodiscard]] nlohmann::json build_event_v2(const IncomingRequest& request, const EventContext& context);
 [[nodiscard]] nlohmann::json build_event_v1(const IncomingRequest& request, const EventContext& context);

@@ -445,7 +445,7 @@ http::asio::awaitable<Gateway::Outcome> Gateway::integrate(const RouteTarget& ta
   Outcome out;
   out.function = target.function;
   IncomingRequest forwarded = request;
-  add_forwarding_headers(forwarded, listen_port_.load(), context.time_ms);
+  add_forwarding_headers(forwarded, listen_port_.load(), config_.tls ? "https" : "http", context.time_ms);
   const json event =
       target.format == PayloadFormat::kV1 ? build_event_v1(forwarded, context) : build_event_v2(forwarded, context);
   std::string payload = event.dump(-1, ' ', false, json::error_handler_t::replace);

@@ -54,6 +54,7 @@ struct GatewayConfig {
   std::int64_t burst = 5000;
   std::string api_id = "nimbus";
   std::filesystem::path access_log;                  // empty: no access log
+  std::optional<http::TlsFiles> tls;                 // set: the listener speaks HTTPS only
 };
 
 // A control-API answer: status and JSON body (null: no body).
@@ -71,6 +72,8 @@ class Gateway {
   [[nodiscard]] base::Status start();
   // The port the listener is bound to (for x-forwarded-port).
   void set_listen_port(std::uint16_t port) { listen_port_ = port; }
+  // The listener closed a connection whose TLS handshake failed (any thread).
+  void count_tls_handshake_failure() { metrics_.tls_handshake_failures.add(); }
   [[nodiscard]] const GatewayConfig& config() const { return config_; }
 
   // Serves one user request.

@@ -25,6 +25,9 @@ struct GatewayMetrics {
                                         "Lambda authorizer decisions answered from the cache")),
         validation_failures(r.counter("nimbus_gateway_validation_failures_total",
                                       "Gateway requests refused by a route's request validation (400)")),
+        tls_handshake_failures(r.counter("nimbus_gateway_tls_handshake_failures_total",
+                                         "Gateway connections closed because their TLS handshake failed or "
+                                         "timed out")),
         latency(r.histogram("nimbus_gateway_request_duration_ms", "Gateway request latency, read to response")),
         integration_latency(r.histogram("nimbus_gateway_integration_duration_ms",
                                         "Time the gateway waited for the function")) {}
@@ -47,6 +50,7 @@ struct GatewayMetrics {
   telemetry::Counter& authorizer_errors;   // 500: the authorizer failed or answered garbage
   telemetry::Counter& authorizer_cache_hits;
   telemetry::Counter& validation_failures;
+  telemetry::Counter& tls_handshake_failures;
   telemetry::Histogram& latency;
   telemetry::Histogram& integration_latency;
 

@@ -8,11 +8,22 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <unistd.h>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
+#include <variant>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 
 #include <spdlog/spdlog.h>
 
@@ -20,15 +31,81 @@ namespace nimbus::http {
 
 namespace {
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+// Never asks for a passphrase (OpenSSL's default would prompt on the terminal).
+int no_passphrase(char*, int, int, void*) { return 0; }
+
+// "" when `path` can be opened for reading, else why not.
+std::string unreadable(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return std::strerror(errno);
+  std::fclose(f);
+  return {};
+}
+
+// A server context for TLS 1.2+ with the chain and key of `files`; errors
+// name the file and what is wrong with it.
+base::Result<std::shared_ptr<asio::ssl::context>> load_tls_context(const TlsFiles& files) {
+  const auto fail = [](std::string message) {
+    ERR_clear_error();
+    return base::make_error(base::ErrorCode::kInvalidParameterValue, std::move(message));
+  };
+  if (files.cert_file.empty() || files.key_file.empty()) {
+    return fail("TLS needs both a certificate file and a key file");
+  }
+  if (auto why = unreadable(files.cert_file); !why.empty()) {
+    return fail("TLS certificate " + files.cert_file + ": cannot read it (" + why + ")");
+  }
+  if (auto why = unreadable(files.key_file); !why.empty()) {
+    return fail("TLS key " + files.key_file + ": cannot read it (" + why + ")");
+  }
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                   asio::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_default_passwd_cb(native, no_passphrase);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(files.cert_file, ec);
+  if (ec) return fail("TLS certificate " + files.cert_file + ": not a PEM certificate (" + ec.message() + ")");
+  std::FILE* f = std::fopen(files.key_file.c_str(), "rb");
+  EVP_PKEY* key = f == nullptr ? nullptr : PEM_read_PrivateKey(f, nullptr, no_passphrase, nullptr);
+  if (f != nullptr) std::fclose(f);
+  if (key == nullptr) {
+    return fail("TLS key " + files.key_file + ": not an unencrypted PEM private key");
+  }
+  const bool matches = SSL_CTX_use_PrivateKey(native, key) == 1 && SSL_CTX_check_private_key(native) == 1;
+  EVP_PKEY_free(key);
+  if (!matches) {
+    return fail("TLS key " + files.key_file + " does not match the certificate " + files.cert_file);
+  }
+  return ctx;
+}
 }  // namespace
 
 // Connections and listeners of a Server (this file only).
 namespace server_internal {
 
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+using AnyStream = std::variant<beast::tcp_stream, TlsStream>;
+
+inline AnyStream make_stream(asio::ip::tcp::socket s, asio::ssl::context* tls) {
+  if (tls != nullptr) return AnyStream(std::in_place_index<1>, std::move(s), *tls);
+  return AnyStream(std::in_place_index<0>, std::move(s));
+}
+
 struct Connection {
-  Connection(asio::ip::tcp::socket s, std::uint64_t tag, asio::ip::tcp::endpoint from)
-      : stream(std::move(s)), listener(tag), peer(std::move(from)) {}
-  beast::tcp_stream stream;
+  Connection(asio::ip::tcp::socket s, std::uint64_t tag, asio::ip::tcp::endpoint from,
+             std::shared_ptr<asio::ssl::context> context)
+      : tls(std::move(context)), stream(make_stream(std::move(s), tls.get())), listener(tag), peer(std::move(from)) {}
+  // The transport under either kind of stream (timeouts, cancel, close).
+  beast::tcp_stream& tcp() {
+    return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream);
+  }
+  std::shared_ptr<asio::ssl::context> tls;  // outlives the TLS stream made with it
+  AnyStream stream;
   std::uint64_t listener;
   asio::ip::tcp::endpoint peer;
   std::atomic<bool> busy{false};
@@ -44,6 +121,7 @@ struct Listener {
 
 using server_internal::Connection;
 using server_internal::Listener;
+using server_internal::TlsStream;
 
 struct Server::Core : std::enable_shared_from_this<Core> {
   Core(asio::any_io_executor executor, ServerConfig config, Handler handler, ErrorRenderer render_error)
@@ -61,6 +139,12 @@ struct Server::Core : std::enable_shared_from_this<Core> {
   void start_accepting(std::shared_ptr<Listener> listener);
   asio::awaitable<void> accept_loop(std::shared_ptr<Core> self, std::shared_ptr<Listener> listener);
   asio::awaitable<void> serve(std::shared_ptr<Core> self, std::shared_ptr<Connection> conn);
+  template <class Stream>
+  asio::awaitable<void> serve_on(std::shared_ptr<Core> self, std::shared_ptr<Connection> conn, Stream& stream);
+  template <class Stream>
+  asio::awaitable<void> close_on(Connection& conn, Stream& stream);
+  base::Status reload_tls();
+  std::shared_ptr<asio::ssl::context> tls_context();
   void stop();
   bool drain(std::chrono::milliseconds deadline);
 
@@ -71,7 +155,9 @@ struct Server::Core : std::enable_shared_from_this<Core> {
   std::atomic<bool> stopping_{false};
   std::atomic<int> in_flight_{0};
   std::atomic<std::uint64_t> served_{0};
+  std::atomic<std::uint64_t> handshake_failures_{0};
   std::mutex mu_;
+  std::shared_ptr<asio::ssl::context> tls_;                                  // GUARDED_BY(mu_); null: plain
   std::unordered_set<std::shared_ptr<Connection>> connections_;             // GUARDED_BY(mu_)
   std::unordered_map<std::uint64_t, std::shared_ptr<Listener>> listeners_;  // GUARDED_BY(mu_)
 };
@@ -93,6 +179,22 @@ base::Status Server::adopt_listener(int fd, std::uint64_t tag) { return core_->a
 void Server::stop() { core_->stop(); }
 bool Server::drain(std::chrono::milliseconds deadline) { return core_->drain(deadline); }
 std::uint64_t Server::requests_served() const { return core_->served_.load(); }
+base::Status Server::reload_tls() { return core_->reload_tls(); }
+std::uint64_t Server::tls_handshake_failures() const { return core_->handshake_failures_.load(); }
+
+base::Status Server::Core::reload_tls() {
+  if (!config_.tls) return base::Ok{};
+  auto ctx = load_tls_context(*config_.tls);
+  if (!ctx.ok()) return std::move(ctx).error();
+  std::lock_guard lock(mu_);
+  tls_ = std::move(*ctx);
+  return base::Ok{};
+}
+
+std::shared_ptr<asio::ssl::context> Server::Core::tls_context() {
+  std::lock_guard lock(mu_);
+  return tls_;
+}
 
 base::Result<std::shared_ptr<Listener>> Server::Core::bind(const std::string& host, std::uint16_t port,
                                                              std::uint64_t tag) {
@@ -119,6 +221,7 @@ base::Result<std::shared_ptr<Listener>> Server::Core::bind(const std::string& ho
 }
 
 base::Result<asio::ip::tcp::endpoint> Server::Core::listen() {
+  NIMBUS_TRY(reload_tls());
   auto listener = bind(config_.host, config_.port, 0);
   if (!listener.ok()) return std::move(listener).error();
   return (*listener)->acceptor.local_endpoint();
@@ -172,7 +275,7 @@ void Server::Core::remove_listener(std::uint64_t tag) {
   }
   for (const auto& conn : connections_) {
     if (conn->listener != tag) continue;
-    asio::post(conn->stream.get_executor(), [conn] { conn->stream.socket().close(); });
+    asio::post(conn->tcp().get_executor(), [conn] { conn->tcp().socket().close(); });
   }
 }
 
@@ -203,12 +306,12 @@ asio::awaitable<void> Server::Core::accept_loop(std::shared_ptr<Core> self, std:
       continue;
     }
     socket.set_option(asio::ip::tcp::no_delay(true), ec);
-    auto conn = std::make_shared<Connection>(std::move(socket), listener->tag, peer);
+    auto conn = std::make_shared<Connection>(std::move(socket), listener->tag, peer, tls_context());
     {
       std::lock_guard lock(mu_);
       connections_.insert(conn);
     }
-    asio::co_spawn(conn->stream.get_executor(), serve(self, conn), [self, conn, name = config_.name](std::exception_ptr e) {
+    asio::co_spawn(conn->tcp().get_executor(), serve(self, conn), [self, conn, name = config_.name](std::exception_ptr e) {
       if (e) {
         try {
           std::rethrow_exception(e);
@@ -223,6 +326,42 @@ asio::awaitable<void> Server::Core::accept_loop(std::shared_ptr<Core> self, std:
 }
 
 asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::shared_ptr<Connection> conn) {
+  if (auto* plain = std::get_if<beast::tcp_stream>(&conn->stream)) {
+    co_await serve_on(self, conn, *plain);
+    co_return;
+  }
+  auto& tls = std::get<TlsStream>(conn->stream);
+  // The handshake gets the header timeout: a client that stalls in it is a slowloris too.
+  conn->tcp().expires_after(config_.idle_timeout);
+  auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, kUseTuple);
+  if (ec) {
+    if (stopping_) co_return;  // stop() cut it short
+    handshake_failures_.fetch_add(1);
+    if (config_.on_tls_handshake_failure) config_.on_tls_handshake_failure();
+    spdlog::debug("{}: TLS handshake with {} failed: {}", config_.name, conn->peer.address().to_string(),
+                  ec.message());
+    boost::system::error_code ignored;
+    conn->tcp().socket().close(ignored);
+    co_return;
+  }
+  co_await serve_on(self, conn, tls);
+}
+
+// Ends a connection after its last response: TLS says close_notify first
+// (without waiting long for the peer's), then the write side is shut.
+template <class Stream>
+asio::awaitable<void> Server::Core::close_on(Connection& conn, Stream& stream) {
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    conn.tcp().expires_after(std::chrono::seconds(1));
+    co_await stream.async_shutdown(kUseTuple);
+  }
+  boost::system::error_code ignored;
+  conn.tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+}
+
+template <class Stream>
+asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::shared_ptr<Connection> conn,
+                                             Stream& stream) {
   beast::flat_buffer buffer;
   for (;;) {
     beast::http::request_parser<beast::http::string_body> parser;
@@ -230,8 +369,8 @@ asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::share
     // answered with a 413 below instead of a dropped connection.
     parser.body_limit(boost::none);
     parser.header_limit(config_.header_limit);
-    conn->stream.expires_after(config_.idle_timeout);
-    auto [ec, n] = co_await beast::http::async_read_header(conn->stream, buffer, parser, kUseTuple);
+    conn->tcp().expires_after(config_.idle_timeout);
+    auto [ec, n] = co_await beast::http::async_read_header(stream, buffer, parser, kUseTuple);
     if (ec) {
       // Closed or timed out: nothing to answer. Too large or malformed: say so, then close.
       const bool header_too_large = ec == beast::http::error::header_limit;
@@ -246,10 +385,9 @@ asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::share
       answer.result(header_too_large ? Status::request_header_fields_too_large : Status::bad_request);
       answer.keep_alive(false);
       answer.prepare_payload();
-      conn->stream.expires_after(std::chrono::seconds(10));
-      co_await beast::http::async_write(conn->stream, answer, kUseTuple);
-      boost::system::error_code ignored;
-      conn->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      conn->tcp().expires_after(std::chrono::seconds(10));
+      co_await beast::http::async_write(stream, answer, kUseTuple);
+      co_await close_on(*conn, stream);
       co_return;
     }
     conn->busy = true;
@@ -257,10 +395,13 @@ asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::share
     struct Done {
       Core* s;  // kept alive by `self`, a parameter of this frame
       Connection* c;
-      ~Done() {
+      bool finished = false;
+      void finish() {
+        if (std::exchange(finished, true)) return;
         c->busy = false;
         s->in_flight_.fetch_sub(1);
       }
+      ~Done() { finish(); }
     } done{self.get(), conn.get()};
 
     Response response;
@@ -277,11 +418,11 @@ asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::share
       parser.body_limit(config_.body_limit);
       if (parser.get()[Field::expect] == "100-continue") {
         beast::http::response<beast::http::empty_body> cont{Status::continue_, version};
-        auto [wec, wn] = co_await beast::http::async_write(conn->stream, cont, kUseTuple);
+        auto [wec, wn] = co_await beast::http::async_write(stream, cont, kUseTuple);
         if (wec) co_return;
       }
-      conn->stream.expires_after(config_.body_timeout);
-      std::tie(ec, n) = co_await beast::http::async_read(conn->stream, buffer, parser, kUseTuple);
+      conn->tcp().expires_after(config_.body_timeout);
+      std::tie(ec, n) = co_await beast::http::async_read(stream, buffer, parser, kUseTuple);
       if (ec == beast::http::error::body_limit) {
         response = render_error_(base::Error{base::ErrorCode::kRequestTooLarge,
                                              "Request must be smaller than " +
@@ -291,7 +432,7 @@ asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::share
       } else if (ec) {
         co_return;
       } else {
-        conn->stream.expires_never();
+        conn->tcp().expires_never();
         try {
           response = co_await handler_(parser.release(), RequestContext{conn->listener, conn->peer});
         } catch (const std::exception& ex) {
@@ -304,12 +445,12 @@ asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::share
     response.version(version);
     response.keep_alive(keep_alive);
     response.prepare_payload();
-    conn->stream.expires_after(config_.body_timeout);
-    auto [wec, wn] = co_await beast::http::async_write(conn->stream, response, kUseTuple);
+    conn->tcp().expires_after(config_.body_timeout);
+    auto [wec, wn] = co_await beast::http::async_write(stream, response, kUseTuple);
     served_.fetch_add(1);
     if (wec || !keep_alive) {
-      boost::system::error_code ignored;
-      conn->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      done.finish();  // answered: a drain need not wait for the goodbye
+      co_await close_on(*conn, stream);
       co_return;
     }
   }
@@ -326,7 +467,7 @@ void Server::Core::stop() {
   }
   for (const auto& conn : connections_) {
     if (conn->busy) continue;  // closes itself after its response
-    asio::post(conn->stream.get_executor(), [conn] { conn->stream.cancel(); });
+    asio::post(conn->tcp().get_executor(), [conn] { conn->tcp().cancel(); });
   }
 }
 

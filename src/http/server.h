@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
@@ -36,6 +37,12 @@ using AcceptFilter = std::function<bool(std::uint64_t listener, const asio::ip::
 // request) in the listener owner's error shape.
 using ErrorRenderer = std::function<Response(const base::Error&, unsigned version)>;
 
+// The certificate chain and private key (PEM files) of an HTTPS listener.
+struct TlsFiles {
+  std::string cert_file;  // the server certificate first, then intermediates
+  std::string key_file;   // the private key of the first certificate, unencrypted
+};
+
 struct ServerConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;                       // 0 picks a free port
@@ -45,6 +52,10 @@ struct ServerConfig {
   std::chrono::seconds body_timeout{300};       // reading the body, and writing the response
   std::string name = "http";                    // for logs
   AcceptFilter accept_filter;                   // optional
+  // Set: every listener of this server speaks HTTPS only (TLS 1.2 or newer);
+  // the handshake must finish within idle_timeout. listen() loads the files.
+  std::optional<TlsFiles> tls;
+  std::function<void()> on_tls_handshake_failure;  // optional: counts them (any io thread)
 };
 
 class Server {
@@ -56,6 +67,8 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Binds config.host:config.port as listener 0; returns the bound endpoint.
+  // With config.tls, first loads the certificate and key (an error names the
+  // file and what is wrong with it: unreadable, not PEM, key not matching).
   [[nodiscard]] base::Result<asio::ip::tcp::endpoint> listen();
   // Starts accepting on listener 0 (after listen()).
   void start();
@@ -74,7 +87,14 @@ class Server {
   // Waits until no request is in flight or the deadline passes; true if drained.
   bool drain(std::chrono::milliseconds deadline);
 
+  // Loads config.tls's files again (after they were renewed): connections
+  // accepted from now on use them, open ones keep theirs. On an error the
+  // current certificate stays. A server without TLS has nothing to reload.
+  [[nodiscard]] base::Status reload_tls();
+
   [[nodiscard]] std::uint64_t requests_served() const;
+  // TLS handshakes that failed or timed out (each closed only its connection).
+  [[nodiscard]] std::uint64_t tls_handshake_failures() const;
 
  private:
   // Everything the coroutines touch lives here, shared by them and the

@@ -209,27 +209,59 @@ asio::awaitable<void> Invoker::read_exit_events() {
 }
 
 asio::awaitable<void> Invoker::reap_idle() {
-  const auto period = std::clamp<std::chrono::milliseconds>(config_.keep_alive / 10, std::chrono::milliseconds(50),
+  // Fine enough for the shortest window the policy may choose (and pre-warm at).
+  const auto shortest = config_.adaptive_keep_alive ? std::min(config_.keep_alive, config_.keep_alive_min)
+                                                    : config_.keep_alive;
+  const auto period = std::clamp<std::chrono::milliseconds>(shortest / 10, std::chrono::milliseconds(50),
                                                             std::chrono::milliseconds(1000));
   for (;;) {
     reaper_->expires_after(period);
     auto [ec] = co_await reaper_->async_wait(kUseTuple);
     if (ec) co_return;
     std::vector<std::shared_ptr<Instance>> expired;
+    std::vector<std::pair<std::shared_ptr<Instance>, registry::FunctionConfig>> prewarm;
     {
       std::lock_guard lock(mu_);
       if (stopping_) co_return;
       const auto now = SteadyClock::now();
       for (auto& [name, pool] : pools_) {
+        const FunctionState& function = *pool->state;
+        const KeepAliveWindows& w = function.windows;
+        // Inside a predicted idle stretch, before its pre-warm point, idle
+        // instances are released at once.
+        const bool in_gap = w.prewarm.count() > 0 && function.idle_start && !function.prewarmed &&
+                            now - *function.idle_start < w.prewarm;
+        const auto keep_alive = w.adaptive ? w.keep_alive : config_.keep_alive;
         for (auto& inst : pool->instances) {
           if (inst->state == InstanceState::kIdle && !inst->provisioned &&
-              should_evict(inst->idle_since, now, config_.keep_alive)) {
+              (in_gap || should_evict(inst->idle_since, now, keep_alive))) {
             expired.push_back(inst);
           }
         }
       }
+      for (auto& [name, function] : functions_) {
+        const KeepAliveWindows& w = function->windows;
+        if (w.prewarm.count() == 0 || !function->idle_start || function->prewarmed || !function->last_config ||
+            now - *function->idle_start < w.prewarm) {
+          continue;
+        }
+        function->prewarmed = true;
+        Pool& pool = pool_for(*function->last_config);
+        const bool warm = std::any_of(pool.instances.begin(), pool.instances.end(), [&](const auto& i) {
+          return (i->state == InstanceState::kIdle || i->state == InstanceState::kStarting) &&
+                 i->revision == function->last_config->revision_id;
+        });
+        if (warm) continue;
+        function->metrics.prewarms.add();
+        prewarm.emplace_back(new_instance(pool, *function->last_config), *function->last_config);
+      }
     }
     for (auto& inst : expired) destroy(inst);
+    for (auto& [inst, config] : prewarm) {
+      asio::co_spawn(executor_, start_provisioned(std::move(inst), std::move(config)), [](std::exception_ptr e) {
+        if (e) spdlog::error("invoker: a pre-warm start ended with an exception");
+      });
+    }
   }
 }
 
@@ -555,6 +587,12 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       result.error = make_error(ErrorCode::kTooManyRequests, "Rate Exceeded.");
       m->throttles.add();
     } else {
+      if (function.in_flight == 0 && config_.adaptive_keep_alive) {
+        KeepAlivePolicy policy;
+        policy.fixed = config_.keep_alive;
+        policy.floor = policy.prewarm_from = config_.keep_alive_min;
+        function.note_arrival(config, policy);
+      }
       ++function.in_flight;
       if (!reserved) ++unreserved_in_flight_;
       if (placement == Placement::kUseIdle) {
@@ -585,6 +623,10 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       --function.in_flight;
       if (!reserved) --unreserved_in_flight_;
       function.metrics.concurrent.set(function.in_flight);
+      if (function.in_flight == 0) {
+        function.idle_start = SteadyClock::now();
+        function.prewarmed = false;
+      }
       if (i->state == InstanceState::kDraining || stopping_) kill = true;
       if (!kill && i->state != InstanceState::kDead) {
         i->state = InstanceState::kIdle;

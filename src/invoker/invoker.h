@@ -38,7 +38,12 @@ namespace asio = boost::asio;
 struct InvokerConfig {
   std::filesystem::path runtimes_dir;            // installed runtime clients (/var/runtime)
   std::filesystem::path uid_lock_dir = "/run/nimbus/uids";  // host-wide instance uid leases
+  // Idle instances stay warm at most this long; the adaptive policy
+  // (keep_alive.h) chooses per function between keep_alive_min and it, and
+  // pre-warms across predictable gaps of at least keep_alive_min.
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};
+  std::chrono::milliseconds keep_alive_min{60 * 1000};
+  bool adaptive_keep_alive = true;
   std::chrono::milliseconds init_timeout{10000};  // Lambda's on-demand init limit
   std::chrono::milliseconds provisioning_period{200};  // how often provisioned pools are topped up
   int account_concurrency = 1000;

@@ -18,10 +18,13 @@ struct FunctionMetrics {
         runtime_exits(r.counter("nimbus_runtime_exits_total", "Instances that exited during an invocation", fn)),
         oom_kills(r.counter("nimbus_oom_kills_total", "Instances killed for exceeding their memory", fn)),
         cold_starts(r.counter("nimbus_cold_starts_total", "Instances started", fn)),
+        prewarms(r.counter("nimbus_prewarms_total",
+                           "Instances started ahead of an expected arrival (adaptive keep-alive)", fn)),
         duration(r.histogram("nimbus_invocation_duration_ms", "Invocation duration", fn)),
         init_duration(r.histogram("nimbus_init_duration_ms", "Instance init duration (spawn to first /next)", fn)),
         concurrent(r.gauge("nimbus_concurrent_executions", "Invocations in flight", fn)),
-        instances(r.gauge("nimbus_instances", "Live instances per function", fn)) {}
+        instances(r.gauge("nimbus_instances", "Live instances per function", fn)),
+        keep_alive_ms(r.gauge("nimbus_keep_alive_ms", "Keep-alive window the adaptive policy chose", fn)) {}
 
   telemetry::Counter& invocations;
   telemetry::Counter& errors;
@@ -30,10 +33,12 @@ struct FunctionMetrics {
   telemetry::Counter& runtime_exits;
   telemetry::Counter& oom_kills;
   telemetry::Counter& cold_starts;
+  telemetry::Counter& prewarms;
   telemetry::Histogram& duration;
   telemetry::Histogram& init_duration;
   telemetry::Gauge& concurrent;
   telemetry::Gauge& instances;
+  telemetry::Gauge& keep_alive_ms;
 };
 
 }  // namespace nimbus::invoker

@@ -91,14 +91,21 @@ void Invoker::reconcile_provisioned() {
 }
 
 asio::awaitable<void> Invoker::start_provisioned(std::shared_ptr<Instance> inst, registry::FunctionConfig config) {
-  auto started = co_await start_instance(inst, config, "provisioned-" + inst->id);
+  // Provisioned instances, and pre-warmed ones (the adaptive keep-alive).
+  bool provisioned = false;
+  {
+    std::lock_guard lock(mu_);
+    provisioned = inst->provisioned;
+  }
+  const std::string request_id = (provisioned ? "provisioned-" : "prewarm-") + inst->id;
+  auto started = co_await start_instance(inst, config, request_id);
   const std::string output = inst->output ? drain_output(*inst) : std::string();
   if (!output.empty()) logs_.append(config.name, clock_.now_ms(), output.back() == '\n' ? output : output + "\n");
   bool kill = !started.ok();
   {
     std::lock_guard lock(mu_);
     const auto it = pools_.find(inst->pool);
-    if (it != pools_.end()) {
+    if (it != pools_.end() && inst->provisioned) {
       if (started.ok()) {
         it->second->provisioned_failure.clear();
       } else {
@@ -113,7 +120,10 @@ asio::awaitable<void> Invoker::start_provisioned(std::shared_ptr<Instance> inst,
       kill = true;
     }
   }
-  if (!started.ok()) spdlog::warn("invoker: {}: provisioned instance failed to start: {}", config.name, started.error().message);
+  if (!started.ok()) {
+    spdlog::warn("invoker: {}: {} instance failed to start: {}", config.name,
+                 provisioned ? "provisioned" : "pre-warmed", started.error().message);
+  }
   if (kill) destroy(inst);
 }
 

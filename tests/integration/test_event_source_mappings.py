@@ -156,6 +156,27 @@ class EventShapeTest(MappingTestCase):
         self.assertEqual(got["State"], "Enabled")
         self.assertEqual(got["LastProcessingResult"], "OK")
 
+    def test_filter_criteria_deliver_only_matching_messages_and_delete_the_rest(self):
+        url = self.make_queue("filtered")
+        self.recorder("filtered-fn")
+        bodies = ['{"kind": "order", "total": 40}', '{"kind": "refund", "total": 5}', "plain text",
+                  '{"kind": "order", "total": 3}', "urgent: call back"]
+        for body in bodies:
+            self.sqs.send_message(QueueUrl=url, MessageBody=body)
+        m = self.map("filtered", "filtered-fn", BatchSize=10, FilterCriteria={"Filters": [
+            {"Pattern": '{"body": {"kind": ["order"], "total": [{"numeric": [">", 10]}]}}'},
+            {"Pattern": '{"body": [{"prefix": "urgent"}]}'}]})
+        self.assertEqual(len(m["FilterCriteria"]["Filters"]), 2)
+        self.assertTrue(wait_until(lambda: self.queue_counts(url) == (0, 0), 30), self.queue_counts(url))
+        got = [r["body"] for r in self.wait_records("filtered-fn", 2)]
+        self.assertCountEqual(got, ['{"kind": "order", "total": 40}', "urgent: call back"])
+        self.assertEqual(self.daemon.metric("nimbus_esm_filtered_total", function="filtered-fn"), 3)
+        # An empty FilterCriteria removes the filters.
+        up = self.client.update_event_source_mapping(UUID=m["UUID"], FilterCriteria={})
+        self.assertNotIn("FilterCriteria", up)
+        self.sqs.send_message(QueueUrl=url, MessageBody="anything now")
+        self.assertIn("anything now", [r["body"] for r in self.wait_records("filtered-fn", 3)])
+
     def test_fifo_queue_records_carry_group_and_sequence(self):
         url = self.make_queue("order.fifo", FifoQueue="true", ContentBasedDeduplication="true")
         self.recorder("fifo-fn")
@@ -251,8 +272,11 @@ class CrudTest(MappingTestCase):
             (dict(EventSourceArn=queue_arn("errs"), FunctionName="errs-fn", StartingPosition="LATEST"),
              "InvalidParameterValueException", "StartingPosition is not supported for SQS event sources"),
             (dict(EventSourceArn=queue_arn("errs"), FunctionName="errs-fn",
-                  FilterCriteria={"Filters": [{"Pattern": "{}"}]}),
-             "InvalidParameterValueException", "FilterCriteria"),
+                  FilterCriteria={"Filters": [{"Pattern": '{"body": [{"regex": "x"}]}'}]}),
+             "InvalidParameterValueException", "Invalid filter pattern definition: unknown operator 'regex'"),
+            (dict(EventSourceArn=queue_arn("errs"), FunctionName="errs-fn",
+                  FilterCriteria={"Filters": [{"Pattern": '{"a": ["x"]}'}] * 6}),
+             "InvalidParameterValueException", "at most 5"),
         ]
         for params, code, message in cases:
             with self.subTest(params=params):

@@ -1,6 +1,6 @@
 """Scaling and limits: one instance per concurrent invocation, reserved
-concurrency (429 with Lambda's Reason), and the keep-alive that stops idle
-instances."""
+concurrency (429 with Lambda's Reason), the keep-alive that stops idle
+instances, and the adaptive keep-alive that shortens it and pre-warms."""
 
 import concurrent.futures
 import json
@@ -162,6 +162,49 @@ class KeepAliveTest(ExecutionTestCase):
         _, second = self.invoke_ok("ka-busy", {"sleep": 0})
         self.assertEqual(first["boot_id"], second["boot_id"])
         self.assertEqual(self.daemon.metric("nimbus_cold_starts_total", function="ka-busy"), 1)
+
+
+class AdaptiveKeepAliveTest(ExecutionTestCase):
+    """The adaptive keep-alive (docs/scaling.md) on a compressed time scale:
+    windows between --keep-alive-min 0.3 s and --keep-alive 5 s."""
+    daemon_args = ("--keep-alive", "5", "--keep-alive-min", "0.3")
+
+    def invoke_with_gaps(self, name, count, gap_s):
+        for _ in range(count):
+            self.invoke_ok(name, {"sleep": 0})
+            time.sleep(gap_s)
+
+    def test_short_steady_gaps_shrink_the_window(self):
+        self.create_function("ka-steady", {"app.py": SLEEP_1S_PY})
+        self.invoke_with_gaps("ka-steady", 10, 0.05)
+        window = self.daemon.metric("nimbus_keep_alive_ms", function="ka-steady")
+        self.assertGreaterEqual(window, 300)
+        self.assertLess(window, 1000)
+        # With the fixed window it would stay 5 s.
+        gone = wait_until(lambda: self.daemon.metric("nimbus_instances", function="ka-steady") == 0, timeout=2.5)
+        self.assertTrue(gone, "the idle instance outlived the adapted window")
+
+    def test_predictable_gaps_release_the_instance_and_prewarm_one(self):
+        self.create_function("ka-cron", {"app.py": SLEEP_1S_PY})
+        self.invoke_with_gaps("ka-cron", 10, 0.8)
+        _, before = self.invoke_ok("ka-cron", {"sleep": 0})
+        prewarms = self.daemon.metric("nimbus_prewarms_total", function="ka-cron")
+        inits = self.daemon.metric("nimbus_init_duration_ms_count", function="ka-cron")
+        self.assertGreaterEqual(prewarms, 1, "no pre-warm during the regular gaps")
+        # Right after the invocation the instance is released, then one is
+        # started ahead of the next expected arrival.
+        self.assertTrue(wait_until(lambda: self.daemon.metric("nimbus_instances", function="ka-cron") == 0, 1.0),
+                        "the idle instance was kept through a predicted gap")
+        self.assertTrue(wait_until(lambda: self.daemon.metric("nimbus_prewarms_total", function="ka-cron") > prewarms,
+                                   2.0), "no instance was pre-warmed")
+        self.assertTrue(wait_until(lambda: self.daemon.metric("nimbus_instances", function="ka-cron") == 1, 2.0))
+        # It has finished its init before the next arrival.
+        self.assertTrue(wait_until(
+            lambda: self.daemon.metric("nimbus_init_duration_ms_count", function="ka-cron") > inits, 5.0))
+        r, after = self.invoke_ok("ka-cron", {"sleep": 0}, headers={"X-Amz-Log-Type": "Tail"})
+        report = report_line(decode_log_result(r.header("X-Amz-Log-Result")), r.header("x-amzn-RequestId"))
+        self.assertNotIn("Init Duration", report, "the invoke after the pre-warm was a cold start")
+        self.assertNotEqual(before["boot_id"], after["boot_id"])
 
 
 if __name__ == "__main__":

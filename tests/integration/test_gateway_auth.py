@@ -5,6 +5,7 @@ keys made by cryptography (Debian python3-jwt, python3-cryptography)."""
 import http.server
 import json
 import os
+import ssl
 import threading
 import time
 
@@ -195,17 +196,19 @@ class LambdaAuthorizerTest(GatewayTestBase):
 
 
 class JwksServer:
-    """Serves a mutable JWKS document over loopback HTTP and counts fetches."""
+    """Serves a mutable JWKS document over loopback HTTP (or HTTPS with
+    tls=(cert, key)) and counts fetches. `documents` overrides it per path."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.document = {"keys": []}
+        self.documents = {}
         self.fetches = 0
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 owner.fetches += 1
-                body = json.dumps(owner.document).encode()
+                body = json.dumps(owner.documents.get(self.path, owner.document)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -216,7 +219,13 @@ class JwksServer:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        self.port = self.server.server_address[1]
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.origin = f"{'https' if tls else 'http'}://localhost:{self.port}"
+        self.url = f"http://127.0.0.1:{self.port}/jwks.json"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):

@@ -16,7 +16,7 @@ import botocore.awsrequest
 import botocore.credentials
 import botocore.exceptions
 
-from harness import REGION, DaemonTestCase, running_daemon
+from harness import REGION, DaemonTestCase, running_daemon, wait_until
 
 
 def md5_of_attributes(attrs):
@@ -418,7 +418,8 @@ class QueueDurabilityTest(DaemonTestCase):
             acked.discard("inflight")
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
                 futures = [pool.submit(sender, w) for w in range(4)]
-                time.sleep(1.5)
+                # Kill mid-load, once some sends are acknowledged (however slow the machine).
+                wait_until(lambda: len(acked) > 60, 60)
                 first.proc.kill()  # SIGKILL
                 first.proc.wait()
                 stop.set()

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "invoker/invoker.h"
+#include "invoker/keep_alive.h"
 #include "invoker/metrics.h"
 
 namespace nimbus::invoker {
@@ -60,6 +61,28 @@ struct Invoker::FunctionState {
   int in_flight = 0;
   int instances = 0;
   FunctionMetrics metrics;
+  // The adaptive keep-alive (keep_alive.h): idle times between the end of
+  // the function's last invocation and the next arrival, and what they
+  // decide. `last_config` is what a pre-warm starts.
+  IdleHistogram idle_times;
+  std::optional<SteadyClock::time_point> idle_start;  // nothing in flight since
+  KeepAliveWindows windows;
+  std::optional<registry::FunctionConfig> last_config;
+  bool prewarmed = false;  // in this idle stretch
+
+  // An invocation arrives while nothing of the function runs: the idle time
+  // it ends is recorded and the windows decided again (under Invoker::mu_).
+  void note_arrival(const registry::FunctionConfig& config, const KeepAlivePolicy& policy) {
+    if (idle_start) {
+      idle_times.record(std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - *idle_start));
+      windows = decide_keep_alive(idle_times, policy);
+      metrics.keep_alive_ms.set(windows.keep_alive.count());
+      idle_start.reset();
+    }
+    if (!last_config || last_config->revision_id != config.revision_id || last_config->version != config.version) {
+      last_config = config;
+    }
+  }
 };
 
 // The instances of one version.

@@ -195,11 +195,17 @@ TEST(Event, ForwardingHeaders) {
   IncomingRequest r = sample();
   r.headers.emplace_back("X-Forwarded-For", "10.0.0.1");
   r.headers.emplace_back("X-Forwarded-Proto", "https");  // a client may not claim this
-  add_forwarding_headers(r, 8080, 1587481701067);
+  r.headers.emplace_back("X-Forwarded-Port", "443");
+  IncomingRequest tls = r;
+  add_forwarding_headers(r, 8080, "http", 1587481701067);
   const json h = build_event_v2(r, context())["headers"];
   EXPECT_EQ(h["x-forwarded-for"], "10.0.0.1, 192.0.2.9");
   EXPECT_EQ(h["x-forwarded-port"], "8080");
   EXPECT_EQ(h["x-forwarded-proto"], "http");
+  add_forwarding_headers(tls, 8443, "https", 1587481701067);
+  const json t = build_event_v1(tls, context())["multiValueHeaders"];
+  EXPECT_EQ(t["x-forwarded-port"], json::array({"8443"}));
+  EXPECT_EQ(t["x-forwarded-proto"], json::array({"https"}));
   EXPECT_TRUE(std::regex_match(h["x-amzn-trace-id"].get<std::string>(),
                                std::regex("^Root=1-5e9f0c65-[0-9a-f]{24}$")))
       << h["x-amzn-trace-id"];
