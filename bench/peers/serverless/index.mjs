@@ -1,0 +1,1 @@
+../../../examples/hello-node/index.mjs
