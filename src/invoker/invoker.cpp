@@ -239,21 +239,23 @@ asio::awaitable<void> Invoker::reap_idle() {
           }
         }
       }
-      for (auto& [name, function] : functions_) {
-        const KeepAliveWindows& w = function->windows;
-        if (w.prewarm.count() == 0 || !function->idle_start || function->prewarmed || !function->last_config ||
-            now - *function->idle_start < w.prewarm) {
+      for (auto& entry : functions_) {
+        FunctionState& function = *entry.second;
+        const KeepAliveWindows& w = function.windows;
+        if (w.prewarm.count() == 0 || !function.idle_start || function.prewarmed || !function.last_config ||
+            now - *function.idle_start < w.prewarm) {
           continue;
         }
-        function->prewarmed = true;
-        Pool& pool = pool_for(*function->last_config);
-        const bool warm = std::any_of(pool.instances.begin(), pool.instances.end(), [&](const auto& i) {
+        function.prewarmed = true;
+        const registry::FunctionConfig& config = *function.last_config;
+        Pool& pool = pool_for(config);
+        const bool warm = std::any_of(pool.instances.begin(), pool.instances.end(), [&config](const auto& i) {
           return (i->state == InstanceState::kIdle || i->state == InstanceState::kStarting) &&
-                 i->revision == function->last_config->revision_id;
+                 i->revision == config.revision_id;
         });
         if (warm) continue;
-        function->metrics.prewarms.add();
-        prewarm.emplace_back(new_instance(pool, *function->last_config), *function->last_config);
+        function.metrics.prewarms.add();
+        prewarm.emplace_back(new_instance(pool, config), config);
       }
     }
     for (auto& inst : expired) destroy(inst);
