@@ -15,6 +15,7 @@ using nlohmann::json;
 using detail::empty_response;
 using detail::json_response;
 using detail::query_value;
+using detail::validation_error;
 
 namespace {
 
@@ -22,24 +23,19 @@ base::Error not_configured() {
   return make_error(ErrorCode::kService, "this nimbus runs without the events part (asynchronous invocation)");
 }
 
-base::Error validation(std::string_view member, const json& value, std::string_view rule) {
-  return make_error(ErrorCode::kValidation,
-                    fmt::format("1 validation error detected: Value '{}' at '{}' failed to satisfy constraint: {}",
-                                value.is_string() ? value.get<std::string>() : value.dump(), member, rule));
-}
 
 base::Status read_destination(const json& config, const char* member, const char* path,
                               std::optional<std::string>& out) {
   const auto it = config.find(member);
   if (it == config.end() || it->is_null()) return base::Ok{};
-  if (!it->is_object()) return validation(path, *it, "Member must be a structure");
+  if (!it->is_object()) return validation_error(path, *it, "Member must be a structure");
   NIMBUS_TRY(reject_unknown(*it, {"Destination"}, member));
   const auto d = it->find("Destination");
   if (d == it->end() || d->is_null()) {
     out = std::string();
     return base::Ok{};
   }
-  if (!d->is_string()) return validation(fmt::format("{}.destination", path), *d, "Member must be a string");
+  if (!d->is_string()) return validation_error(fmt::format("{}.destination", path), *d, "Member must be a string");
   out = d->get<std::string>();
   return base::Ok{};
 }
@@ -49,15 +45,15 @@ base::Result<events::EventInvokeConfigSpec> parse_event_invoke_config(const json
                             "PutFunctionEventInvokeConfig"));
   events::EventInvokeConfigSpec spec;
   if (const auto it = body.find("MaximumRetryAttempts"); it != body.end() && !it->is_null()) {
-    if (!it->is_number_integer()) return validation("maximumRetryAttempts", *it, "Member must be an integer");
+    if (!it->is_number_integer()) return validation_error("maximumRetryAttempts", *it, "Member must be an integer");
     spec.maximum_retry_attempts = static_cast<int>(std::clamp<std::int64_t>(it->get<std::int64_t>(), -1, 1000));
   }
   if (const auto it = body.find("MaximumEventAgeInSeconds"); it != body.end() && !it->is_null()) {
-    if (!it->is_number_integer()) return validation("maximumEventAgeInSeconds", *it, "Member must be an integer");
+    if (!it->is_number_integer()) return validation_error("maximumEventAgeInSeconds", *it, "Member must be an integer");
     spec.maximum_event_age_s = it->get<std::int64_t>();
   }
   if (const auto it = body.find("DestinationConfig"); it != body.end() && !it->is_null()) {
-    if (!it->is_object()) return validation("destinationConfig", *it, "Member must be a structure");
+    if (!it->is_object()) return validation_error("destinationConfig", *it, "Member must be a structure");
     NIMBUS_TRY(reject_unknown(*it, {"OnSuccess", "OnFailure"}, "DestinationConfig"));
     NIMBUS_TRY(read_destination(*it, "OnSuccess", "destinationConfig.onSuccess", spec.on_success));
     NIMBUS_TRY(read_destination(*it, "OnFailure", "destinationConfig.onFailure", spec.on_failure));
@@ -130,7 +126,7 @@ http::Response LambdaApi::list_event_invoke_configs(const http::Request& req, co
     char* end = nullptr;
     const long v = std::strtol(m->c_str(), &end, 10);
     if (m->empty() || *end != '\0' || v < 1 || v > 50) {
-      return render_error(validation("maxItems", *m, "Member must have value between 1 and 50"), req.version());
+      return render_error(validation_error("maxItems", *m, "Member must have value between 1 and 50"), req.version());
     }
   }
   NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);

@@ -25,10 +25,7 @@ base::Error not_configured() {
 }
 
 base::Error type_error(std::string_view member, const json& value, std::string_view type) {
-  return make_error(ErrorCode::kValidation,
-                    fmt::format("1 validation error detected: Value '{}' at '{}' failed to satisfy constraint: "
-                                "Member must be {}",
-                                value.is_string() ? value.get<std::string>() : value.dump(), member, type));
+  return detail::validation_error(member, value, fmt::format("Member must be {}", type));
 }
 
 // Members of the operations that only streams, Kafka, MQ or DocumentDB take.

@@ -27,6 +27,15 @@ inline http::Response json_response(http::Status status, const json& body, unsig
   return res;
 }
 
+// Lambda's wording for a member that fails a model constraint (a type, a
+// range): "1 validation error detected: Value 'v' at 'member' failed to
+// satisfy constraint: <rule>". Strings are quoted bare, other JSON dumped.
+inline base::Error validation_error(std::string_view member, const json& value, std::string_view rule) {
+  return make_error(ErrorCode::kValidation,
+                    fmt::format("1 validation error detected: Value '{}' at '{}' failed to satisfy constraint: {}",
+                                value.is_string() ? value.get<std::string>() : value.dump(), member, rule));
+}
+
 inline http::Response empty_response(http::Status status, unsigned version) {
   return http::Response{status, version};
 }
