@@ -19,7 +19,7 @@ using detail::validation_error;
 
 namespace {
 
-base::Error not_configured() {
+base::Error events_not_configured() {
   return make_error(ErrorCode::kService, "this nimbus runs without the events part (asynchronous invocation)");
 }
 
@@ -81,7 +81,7 @@ json render_event_invoke_config(const events::EventInvokeConfig& c, const std::s
 
 http::Response LambdaApi::write_event_invoke_config(const http::Request& req, const http::Params& path,
                                                     const http::Params& query, events::ConfigWrite mode) {
-  if (event_configs_ == nullptr) return render_error(not_configured(), req.version());
+  if (event_configs_ == nullptr) return render_error(events_not_configured(), req.version());
   NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
   NIMBUS_API_TRY(parse_body(req.body()), body);
   NIMBUS_API_TRY(parse_event_invoke_config(*body), spec);
@@ -103,7 +103,7 @@ http::Response LambdaApi::update_event_invoke_config(const http::Request& req, c
 
 http::Response LambdaApi::get_event_invoke_config(const http::Request& req, const http::Params& path,
                                                   const http::Params& query) {
-  if (event_configs_ == nullptr) return render_error(not_configured(), req.version());
+  if (event_configs_ == nullptr) return render_error(events_not_configured(), req.version());
   NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
   NIMBUS_API_TRY(event_configs_->get(ref->name, ref->qualifier), config);
   return json_response(http::Status::ok,
@@ -113,7 +113,7 @@ http::Response LambdaApi::get_event_invoke_config(const http::Request& req, cons
 
 http::Response LambdaApi::delete_event_invoke_config(const http::Request& req, const http::Params& path,
                                                      const http::Params& query) {
-  if (event_configs_ == nullptr) return render_error(not_configured(), req.version());
+  if (event_configs_ == nullptr) return render_error(events_not_configured(), req.version());
   NIMBUS_API_TRY(qualified_name(*http::find_param(path, "name"), query), ref);
   if (auto s = event_configs_->remove(ref->name, ref->qualifier); !s.ok()) return render_error(s.error(), req.version());
   return empty_response(http::Status::no_content, req.version());
@@ -121,7 +121,7 @@ http::Response LambdaApi::delete_event_invoke_config(const http::Request& req, c
 
 http::Response LambdaApi::list_event_invoke_configs(const http::Request& req, const http::Params& path,
                                                     const http::Params& query) {
-  if (event_configs_ == nullptr) return render_error(not_configured(), req.version());
+  if (event_configs_ == nullptr) return render_error(events_not_configured(), req.version());
   if (const std::string* m = http::find_param(query, "MaxItems"); m != nullptr) {
     char* end = nullptr;
     const long v = std::strtol(m->c_str(), &end, 10);
@@ -140,7 +140,7 @@ http::Response LambdaApi::list_event_invoke_configs(const http::Request& req, co
 
 http::asio::awaitable<http::Response> LambdaApi::invoke_event(std::string name, std::string qualifier,
                                                               std::string payload, unsigned version) {
-  if (async_queue_ == nullptr) co_return render_error(not_configured(), version);
+  if (async_queue_ == nullptr) co_return render_error(events_not_configured(), version);
   events::AsyncRequest request;
   request.function = std::move(name);
   request.qualifier = std::move(qualifier);

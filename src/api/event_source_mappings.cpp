@@ -20,7 +20,7 @@ using detail::query_value;
 
 namespace {
 
-base::Error not_configured() {
+base::Error mappings_not_configured() {
   return make_error(ErrorCode::kService, "this nimbus runs without event source mappings");
 }
 
@@ -141,7 +141,7 @@ json LambdaApi::render_mapping(const events::MappingView& view, std::string_view
 http::asio::awaitable<http::Response> LambdaApi::create_event_source_mapping(const http::Request& req,
                                                                              const http::Params&,
                                                                              const http::Params&) {
-  if (event_source_mappings_ == nullptr) co_return render_error(not_configured(), req.version());
+  if (event_source_mappings_ == nullptr) co_return render_error(mappings_not_configured(), req.version());
   auto body = parse_body(req.body());
   if (!body.ok()) co_return render_error(body.error(), req.version());
   auto spec = parse_mapping(*body, MappingOperation::kCreate);
@@ -163,7 +163,7 @@ http::asio::awaitable<http::Response> LambdaApi::create_event_source_mapping(con
 
 http::Response LambdaApi::get_event_source_mapping(const http::Request& req, const http::Params& path,
                                                    const http::Params&) {
-  if (event_source_mappings_ == nullptr) return render_error(not_configured(), req.version());
+  if (event_source_mappings_ == nullptr) return render_error(mappings_not_configured(), req.version());
   NIMBUS_API_TRY(event_source_mappings_->get(*http::find_param(path, "uuid")), view);
   return json_response(http::Status::ok, render_mapping(*view), req.version());
 }
@@ -171,7 +171,7 @@ http::Response LambdaApi::get_event_source_mapping(const http::Request& req, con
 http::asio::awaitable<http::Response> LambdaApi::update_event_source_mapping(const http::Request& req,
                                                                              const http::Params& path,
                                                                              const http::Params&) {
-  if (event_source_mappings_ == nullptr) co_return render_error(not_configured(), req.version());
+  if (event_source_mappings_ == nullptr) co_return render_error(mappings_not_configured(), req.version());
   auto body = parse_body(req.body());
   if (!body.ok()) co_return render_error(body.error(), req.version());
   auto spec = parse_mapping(*body, MappingOperation::kUpdate);
@@ -192,7 +192,7 @@ http::asio::awaitable<http::Response> LambdaApi::update_event_source_mapping(con
 http::asio::awaitable<http::Response> LambdaApi::delete_event_source_mapping(const http::Request& req,
                                                                              const http::Params& path,
                                                                              const http::Params&) {
-  if (event_source_mappings_ == nullptr) co_return render_error(not_configured(), req.version());
+  if (event_source_mappings_ == nullptr) co_return render_error(mappings_not_configured(), req.version());
   auto removed = co_await event_source_mappings_->remove(*http::find_param(path, "uuid"));
   if (!removed.ok()) co_return render_error(removed.error(), req.version());
   co_return json_response(http::Status::accepted, render_mapping(*removed, "Deleting"), req.version());
@@ -200,7 +200,7 @@ http::asio::awaitable<http::Response> LambdaApi::delete_event_source_mapping(con
 
 http::Response LambdaApi::list_event_source_mappings(const http::Request& req, const http::Params&,
                                                      const http::Params& query) {
-  if (event_source_mappings_ == nullptr) return render_error(not_configured(), req.version());
+  if (event_source_mappings_ == nullptr) return render_error(mappings_not_configured(), req.version());
   NIMBUS_API_TRY(detail::max_items(query), max);
   std::string function;
   std::string qualifier;

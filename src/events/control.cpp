@@ -9,7 +9,7 @@ using base::make_error;
 using nlohmann::json;
 
 namespace {
-constexpr std::string_view kPrefix = "/nimbus/v1/events";
+constexpr std::string_view kEventsPrefix = "/nimbus/v1/events";
 
 bool known_state(std::string_view s) {
   return s == "pending" || s == "running" || s == "succeeded" || s == "failed";
@@ -51,8 +51,8 @@ EventsControl::EventsControl(store::Store& store, AsyncQueue& queue, Dispatcher*
 
 base::Result<ControlReply> EventsControl::control(http::Verb method, std::string_view path, const http::Params& query,
                                                   const std::string&) {
-  if (!path.starts_with(kPrefix)) return make_error(ErrorCode::kNotImplemented, "unknown events path");
-  std::string_view rest = path.substr(kPrefix.size());
+  if (!path.starts_with(kEventsPrefix)) return make_error(ErrorCode::kNotImplemented, "unknown events path");
+  std::string_view rest = path.substr(kEventsPrefix.size());
   if (rest.empty() || rest == "/") {
     if (method != http::Verb::get) {
       return make_error(ErrorCode::kNotImplemented, "/nimbus/v1/events takes GET only");

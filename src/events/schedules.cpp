@@ -20,7 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::string_view kPrefix = "/nimbus/v1/schedules";
+constexpr std::string_view kSchedulesPrefix = "/nimbus/v1/schedules";
 constexpr std::size_t kMaxInputBytes = 8192;  // EventBridge's Target.Input limit
 
 bool valid_name(std::string_view name) {
@@ -179,11 +179,11 @@ base::Result<std::int64_t> Scheduler::first_fire(const store::ScheduleRow& row, 
 
 base::Result<ScheduleReply> Scheduler::control(http::Verb method, std::string_view path, const std::string& body) {
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
-  if (path == kPrefix) {
+  if (path == kSchedulesPrefix) {
     if (method == http::Verb::get) return list();
     if (method == http::Verb::post) return create(body);
-  } else if (path.size() > kPrefix.size() + 1 && path.substr(0, kPrefix.size() + 1) == std::string(kPrefix) + "/") {
-    std::string_view rest = path.substr(kPrefix.size() + 1);
+  } else if (path.size() > kSchedulesPrefix.size() + 1 && path.substr(0, kSchedulesPrefix.size() + 1) == std::string(kSchedulesPrefix) + "/") {
+    std::string_view rest = path.substr(kSchedulesPrefix.size() + 1);
     const auto slash = rest.find('/');
     const std::string name(rest.substr(0, slash));
     const std::string_view action = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);

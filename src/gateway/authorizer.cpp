@@ -6,6 +6,7 @@
 
 #include "base/files.h"
 #include "http/client.h"
+#include "gateway/detail/text.h"
 
 namespace nimbus::gateway {
 
@@ -19,12 +20,6 @@ constexpr int kMaxTtlSeconds = 3600;
 constexpr std::size_t kMaxAudiences = 50;
 constexpr std::size_t kMaxIdentitySources = 10;
 constexpr std::size_t kMaxDocumentBytes = 150000;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 base::Error invalid(std::string message) { return make_error(ErrorCode::kValidation, std::move(message)); }
 
@@ -90,7 +85,7 @@ std::vector<std::string> as_strings(const json& value) {
 
 bool action_matches(const std::vector<std::string>& actions) {
   return std::any_of(actions.begin(), actions.end(), [](const std::string& a) {
-    return resource_matches(lower(a), "execute-api:invoke");
+    return resource_matches(detail::ascii_lower(a), "execute-api:invoke");
   });
 }
 
@@ -135,7 +130,7 @@ std::optional<Url> parse_http_url(std::string_view uri) {
   Url url;
   const auto sep = uri.find("://");
   if (sep == std::string_view::npos) return std::nullopt;
-  url.scheme = lower(uri.substr(0, sep));
+  url.scheme = detail::ascii_lower(uri.substr(0, sep));
   if (url.scheme == "https") url.port = 443;
   std::string_view rest = uri.substr(sep + 3);
   const auto slash = rest.find('/');
@@ -283,9 +278,9 @@ std::optional<std::vector<std::string>> identity_values(const AuthorizerConfig& 
   for (const auto& source : config.identity_sources) {
     std::optional<std::string> value;
     if (source.starts_with("$request.header.")) {
-      const std::string name = lower(std::string_view(source).substr(16));
+      const std::string name = detail::ascii_lower(std::string_view(source).substr(16));
       for (const auto& [k, v] : request.headers) {
-        if (lower(k) != name) continue;
+        if (detail::ascii_lower(k) != name) continue;
         value = value ? *value + "," + v : v;  // repeats are comma-joined, as in events
       }
     } else if (source.starts_with("$request.querystring.")) {

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "gateway/detail/text.h"
+
 namespace nimbus::gateway {
 
 using base::ErrorCode;
@@ -12,19 +14,13 @@ using nlohmann::json;
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
 std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : ",") + i;
   return out;
 }
 
-base::Result<std::vector<std::string>> string_list(const json& body, const char* member) {
+base::Result<std::vector<std::string>> cors_list(const json& body, const char* member) {
   std::vector<std::string> out;
   const auto it = body.find(member);
   if (it == body.end() || it->is_null()) return out;
@@ -47,7 +43,7 @@ bool glob_match(std::string_view pattern, std::string_view text) {
   return text.size() >= prefix.size() + suffix.size() && text.starts_with(prefix) && text.ends_with(suffix);
 }
 
-bool is_cors_header(std::string_view name) { return lower(name).starts_with("access-control-"); }
+bool is_cors_header(std::string_view name) { return detail::ascii_lower(name).starts_with("access-control-"); }
 
 bool allowed_by_star(const CorsConfig& c) {
   return std::find(c.allow_origins.begin(), c.allow_origins.end(), "*") != c.allow_origins.end();
@@ -65,19 +61,19 @@ base::Result<CorsConfig> parse_cors(const json& body) {
     }
   }
   CorsConfig c;
-  auto origins = string_list(body, "AllowOrigins");
+  auto origins = cors_list(body, "AllowOrigins");
   if (!origins.ok()) return std::move(origins).error();
   c.allow_origins = std::move(*origins);
-  auto methods = string_list(body, "AllowMethods");
+  auto methods = cors_list(body, "AllowMethods");
   if (!methods.ok()) return std::move(methods).error();
   c.allow_methods = std::move(*methods);
   for (auto& m : c.allow_methods) {
     std::transform(m.begin(), m.end(), m.begin(), [](unsigned char ch) { return std::toupper(ch); });
   }
-  auto headers = string_list(body, "AllowHeaders");
+  auto headers = cors_list(body, "AllowHeaders");
   if (!headers.ok()) return std::move(headers).error();
   c.allow_headers = std::move(*headers);
-  auto expose = string_list(body, "ExposeHeaders");
+  auto expose = cors_list(body, "ExposeHeaders");
   if (!expose.ok()) return std::move(expose).error();
   c.expose_headers = std::move(*expose);
   if (const auto it = body.find("MaxAge"); it != body.end() && !it->is_null()) {
@@ -109,9 +105,9 @@ json to_json(const CorsConfig& c) {
 
 bool origin_allowed(const CorsConfig& c, std::string_view origin) {
   if (origin.empty()) return false;
-  const std::string o = lower(origin);
+  const std::string o = detail::ascii_lower(origin);
   return std::any_of(c.allow_origins.begin(), c.allow_origins.end(),
-                     [&](const std::string& pattern) { return glob_match(lower(pattern), o); });
+                     [&](const std::string& pattern) { return glob_match(detail::ascii_lower(pattern), o); });
 }
 
 bool is_preflight(std::string_view method, std::string_view origin, std::string_view request_method) {

@@ -7,20 +7,13 @@
 
 #include "base/crypto.h"
 #include "gateway/jwt.h"
+#include "gateway/detail/text.h"
 
 namespace nimbus::gateway {
 
 using nlohmann::json;
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -31,7 +24,7 @@ std::string_view trim(std::string_view s) {
 const std::string* header_value(const IncomingRequest& r, std::string_view lower_name) {
   const std::string* found = nullptr;
   for (const auto& [k, v] : r.headers) {
-    if (lower(k) == lower_name) found = &v;
+    if (detail::ascii_lower(k) == lower_name) found = &v;
   }
   return found;
 }
@@ -40,7 +33,7 @@ const std::string* header_value(const IncomingRequest& r, std::string_view lower
 json cookies_of(const IncomingRequest& r) {
   json out = json::array();
   for (const auto& [k, v] : r.headers) {
-    if (lower(k) != "cookie") continue;
+    if (detail::ascii_lower(k) != "cookie") continue;
     std::string_view rest = v;
     while (!rest.empty()) {
       const auto semi = rest.find(';');
@@ -106,7 +99,7 @@ bool is_valid_utf8(std::string_view text) {
 }
 
 bool is_text_body(std::string_view content_type, std::string_view body) {
-  std::string type = lower(trim(content_type.substr(0, content_type.find(';'))));
+  std::string type = detail::ascii_lower(trim(content_type.substr(0, content_type.find(';'))));
   bool text = type.empty() || type.starts_with("text/") || type == "application/json" ||
               type == "application/xml" || type == "application/javascript" ||
               type == "application/x-www-form-urlencoded" || type == "application/graphql" ||
@@ -137,7 +130,7 @@ void add_forwarding_headers(IncomingRequest& request, std::uint16_t port, std::s
                             std::int64_t time_ms) {
   std::string forwarded_for;
   for (auto it = request.headers.begin(); it != request.headers.end();) {
-    const std::string name = lower(it->first);
+    const std::string name = detail::ascii_lower(it->first);
     if (name == "x-forwarded-for") {
       forwarded_for += (forwarded_for.empty() ? "" : ", ") + it->second;
       it = request.headers.erase(it);
@@ -185,7 +178,7 @@ json authorizer_v1(const AuthorizerGrant& grant) {
 json build_event_v2(const IncomingRequest& request, const EventContext& context) {
   json headers = json::object();
   for (const auto& [k, v] : request.headers) {
-    std::string name = lower(k);
+    std::string name = detail::ascii_lower(k);
     if (name == "cookie") continue;  // moved to "cookies"
     auto it = headers.find(name);
     if (it == headers.end()) {
@@ -248,7 +241,7 @@ json build_event_v1(const IncomingRequest& request, const EventContext& context)
   json headers = json::object();
   json multi_headers = json::object();
   for (const auto& [k, v] : request.headers) {
-    const std::string name = lower(k);  // HTTP APIs lower-case header names
+    const std::string name = detail::ascii_lower(k);  // HTTP APIs lower-case header names
     headers[name] = v;                  // the last value wins
     multi_headers[name].push_back(v);
   }

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "gateway/validation.h"
+#include "gateway/detail/text.h"
 
 namespace nimbus::gateway {
 
@@ -27,15 +28,9 @@ constexpr std::size_t kMaxScopes = 10;
 constexpr std::size_t kMaxEventBytes = 6 * 1024 * 1024;
 constexpr std::string_view kFunctionUrlPrefix = "/fn/";
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string header_of(const IncomingRequest& r, std::string_view lower_name) {
   for (const auto& [k, v] : r.headers) {
-    if (lower(k) == lower_name) return v;
+    if (detail::ascii_lower(k) == lower_name) return v;
   }
   return {};
 }
@@ -46,7 +41,7 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 
 // Headers a function may not set: they describe the connection, not the response.
 bool hop_by_hop(std::string_view name) {
-  const std::string n = lower(name);
+  const std::string n = detail::ascii_lower(name);
   return n == "content-length" || n == "transfer-encoding" || n == "connection" || n == "keep-alive" ||
          n == "upgrade" || n == "te" || n == "trailer";
 }

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "gateway/detail/text.h"
+
 namespace nimbus::gateway {
 
 using base::ErrorCode;
@@ -13,12 +15,6 @@ using base::make_error;
 using nlohmann::json;
 
 namespace {
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
 
 constexpr std::string_view kQueryPrefix = "method.request.querystring.";
 constexpr std::string_view kHeaderPrefix = "method.request.header.";
@@ -41,9 +37,9 @@ bool parameter_present(std::string_view parameter, const IncomingRequest& reques
     const std::string* value = http::find_param(path_parameters, name);
     return value != nullptr && !value->empty();
   }
-  const std::string wanted = lower(name);
+  const std::string wanted = detail::ascii_lower(name);
   return std::any_of(request.headers.begin(), request.headers.end(),
-                     [&](const auto& header) { return !header.second.empty() && lower(header.first) == wanted; });
+                     [&](const auto& header) { return !header.second.empty() && detail::ascii_lower(header.first) == wanted; });
 }
 
 }  // namespace
@@ -74,7 +70,7 @@ base::Result<RequestValidation> parse_request_validation(const json& doc) {
                                       "method.request.header.NAME or method.request.path.NAME",
                                       text));
       }
-      std::string key = prefix == kHeaderPrefix ? lower(text) : text;
+      std::string key = prefix == kHeaderPrefix ? detail::ascii_lower(text) : text;
       if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
         return make_error(ErrorCode::kValidation, fmt::format("RequiredParameters lists '{}' twice", text));
       }

@@ -16,6 +16,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
+#include "http/detail/awaitable.h"
+
 namespace nimbus::http {
 
 base::Result<Endpoint> parse_endpoint(std::string_view url) {
@@ -49,7 +51,7 @@ base::Result<Endpoint> parse_endpoint(std::string_view url) {
 
 namespace {
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+using detail::kUseTuple;
 using Outcome = base::Result<Response>;
 
 // "[::1]" names the address ::1.

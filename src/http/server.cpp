@@ -27,10 +27,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/detail/awaitable.h"
+
 namespace nimbus::http {
 
 namespace {
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+using detail::kUseTuple;
 
 // Never asks for a passphrase (OpenSSL's default would prompt on the terminal).
 int no_passphrase(char*, int, int, void*) { return 0; }

@@ -22,7 +22,7 @@ using base::make_error;
 using store::ResourceKind;
 
 namespace {
-constexpr std::size_t kMaxPage = 50;
+constexpr std::size_t kMaxVersionsPage = 50;
 constexpr std::size_t kMaxAliasPage = 10000;
 
 std::string child_key(std::string_view function, std::string_view key) {
@@ -222,7 +222,7 @@ base::Result<FunctionConfig> Registry::select_version(std::string_view name, std
 
 base::Result<FunctionPage> Registry::list_versions(std::string_view name, std::string_view marker,
                                                    std::size_t max_items) {
-  const std::size_t limit = std::clamp<std::size_t>(max_items == 0 ? kMaxPage : max_items, 1, kMaxPage);
+  const std::size_t limit = std::clamp<std::size_t>(max_items == 0 ? kMaxVersionsPage : max_items, 1, kMaxVersionsPage);
   auto latest = load(name);
   if (!latest.ok()) return std::move(latest).error();
   FunctionPage page;
@@ -412,7 +412,7 @@ base::Status Registry::delete_alias(std::string_view function, std::string_view 
 base::Result<AliasPage> Registry::list_aliases(std::string_view function, std::string_view function_version,
                                                std::string_view marker, std::size_t max_items) {
   if (!function_version.empty()) NIMBUS_TRY(validate_version_text(function_version, "functionVersion"));
-  const std::size_t limit = std::clamp<std::size_t>(max_items == 0 ? kMaxPage : max_items, 1, kMaxPage);
+  const std::size_t limit = std::clamp<std::size_t>(max_items == 0 ? kMaxVersionsPage : max_items, 1, kMaxVersionsPage);
   auto latest = load(function);
   if (!latest.ok()) return std::move(latest).error();
   auto rows = store_.list_resources(ResourceKind::kAlias, function, marker, kMaxAliasPage);

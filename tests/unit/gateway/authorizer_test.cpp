@@ -42,7 +42,7 @@ IncomingRequest request_with(std::vector<std::pair<std::string, std::string>> he
   return r;
 }
 
-EventContext context() {
+EventContext orders_context() {
   EventContext c;
   c.route_key = "GET /orders/{id}";
   c.account_id = "000000000000";
@@ -105,17 +105,17 @@ TEST(Authorizer, RefusesBadConfigurationsNamingTheMember) {
 
 TEST(Authorizer, IdentityValuesNeedEverySource) {
   const AuthorizerConfig config = parsed(kLambda);
-  const auto both = identity_values(config, request_with({{"AUTHORIZATION", "secret"}}, "tenant=acme"), context());
+  const auto both = identity_values(config, request_with({{"AUTHORIZATION", "secret"}}, "tenant=acme"), orders_context());
   ASSERT_TRUE(both.has_value());
   EXPECT_EQ(*both, (std::vector<std::string>{"secret", "acme"}));
-  EXPECT_FALSE(identity_values(config, request_with({{"Authorization", "secret"}}), context()).has_value());
-  EXPECT_FALSE(identity_values(config, request_with({{"Authorization", ""}}, "tenant=acme"), context()).has_value());
+  EXPECT_FALSE(identity_values(config, request_with({{"Authorization", "secret"}}), orders_context()).has_value());
+  EXPECT_FALSE(identity_values(config, request_with({{"Authorization", ""}}, "tenant=acme"), orders_context()).has_value());
   // Query string names are case-sensitive, header names are not.
-  EXPECT_FALSE(identity_values(config, request_with({{"authorization", "s"}}, "Tenant=acme"), context()).has_value());
+  EXPECT_FALSE(identity_values(config, request_with({{"authorization", "s"}}, "Tenant=acme"), orders_context()).has_value());
 
   json by_route = kLambda;
   by_route["IdentitySource"] = {"$context.routeKey", "$request.header.x-key"};
-  const auto values = identity_values(parsed(by_route), request_with({{"X-Key", "k"}}), context());
+  const auto values = identity_values(parsed(by_route), request_with({{"X-Key", "k"}}), orders_context());
   ASSERT_TRUE(values.has_value());
   EXPECT_EQ(*values, (std::vector<std::string>{"GET /orders/{id}", "k"}));
 }
@@ -123,9 +123,9 @@ TEST(Authorizer, IdentityValuesNeedEverySource) {
 TEST(Authorizer, EventsCarryTheReferenceFields) {
   const AuthorizerConfig v2 = parsed(kLambda);
   const IncomingRequest req = request_with({{"Authorization", "secret"}}, "tenant=acme");
-  const std::string arn = route_arn("us-east-1", context(), "GET", req.raw_path);
+  const std::string arn = route_arn("us-east-1", orders_context(), "GET", req.raw_path);
   EXPECT_EQ(arn, "arn:aws:execute-api:us-east-1:000000000000:nimbus/$default/GET/orders/7");
-  const json e2 = build_authorizer_event(v2, req, context(), {"secret", "acme"}, arn);
+  const json e2 = build_authorizer_event(v2, req, orders_context(), {"secret", "acme"}, arn);
   EXPECT_EQ(e2["version"], "2.0");
   EXPECT_EQ(e2["type"], "REQUEST");
   EXPECT_EQ(e2["routeArn"], arn);
@@ -138,7 +138,7 @@ TEST(Authorizer, EventsCarryTheReferenceFields) {
   json v1_doc = kLambda;
   v1_doc["AuthorizerPayloadFormatVersion"] = "1.0";
   v1_doc.erase("EnableSimpleResponses");
-  const json e1 = build_authorizer_event(parsed(v1_doc), req, context(), {"secret", "acme"}, arn);
+  const json e1 = build_authorizer_event(parsed(v1_doc), req, orders_context(), {"secret", "acme"}, arn);
   EXPECT_EQ(e1["version"], "1.0");
   EXPECT_EQ(e1["type"], "REQUEST");
   EXPECT_EQ(e1["methodArn"], arn);
