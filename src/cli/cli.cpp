@@ -466,6 +466,10 @@ int run(int argc, char** argv) {
   serve->add_option("--keep-alive-policy", keep_alive_policy,
                     "adaptive: per-function windows from a histogram of idle times; fixed: always --keep-alive")
       ->capture_default_str()->check(CLI::IsMember({"adaptive", "fixed"}));
+  serve->add_option("--sandbox-pool", serve_config.sandbox_pool,
+                    "sandboxes kept ready ahead of time (namespaces, cgroup and the shared part of the root), "
+                    "so that a cold start only adds the function's code; 0 builds each from scratch")
+      ->capture_default_str()->check(CLI::Range(0, 64));
   serve->add_option("--concurrency", serve_config.registry.account_concurrency,
                     "account-wide concurrent executions")->capture_default_str()->check(CLI::Range(1, 100000));
   bool process_only = false;

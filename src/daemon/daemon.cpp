@@ -104,6 +104,7 @@ base::Status Daemon::start() {
   // First: the launcher must be forked while this process has one thread.
   sandbox::LauncherConfig launcher_config;
   launcher_config.mode = config_.isolation;
+  launcher_config.pool_size = config_.sandbox_pool;
   // A parent group per daemon: one daemon stopping (and removing its empty
   // parent) must never pull the groups from under another on the same host.
   launcher_config.cgroup_name = fmt::format("nimbus-{}", ::getpid());

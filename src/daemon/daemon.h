@@ -55,6 +55,7 @@ struct DaemonConfig {
   std::chrono::milliseconds keep_alive_min{60 * 1000};   // the adaptive keep-alive's shortest window
   bool adaptive_keep_alive = true;
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
+  unsigned sandbox_pool = 2;         // sandboxes made ahead of time for cold starts (--sandbox-pool)
   gateway::GatewayConfig gateway;     // the user-facing HTTP listener (--gateway-listen)
   events::DispatcherConfig events;    // asynchronous invocations; its time_scale (--events-time-scale,
                                       // test-only) also speeds up schedules

@@ -314,13 +314,6 @@ base::Result<InstanceCgroup> create_instance_cgroup(const CgroupLayout& layout, 
     if (std::find(group.dirs.begin(), group.dirs.end(), dir) == group.dirs.end()) group.dirs.push_back(dir);
     return dir;
   };
-  const auto write = [](const fs::path& dir, std::string_view file, const std::string& value) -> base::Status {
-    const fs::path path = dir / file;
-    if (const int err = write_file(path, value); err != 0) {
-      return step_error(fmt::format("cgroup {}", file), path, err);
-    }
-    return base::Ok{};
-  };
   const auto fail = [&](base::Error error) -> base::Result<InstanceCgroup> {
     (void)remove_cgroup(group);
     return error;
@@ -329,48 +322,61 @@ base::Result<InstanceCgroup> create_instance_cgroup(const CgroupLayout& layout, 
   auto memory = make(layout.memory);
   if (!memory.ok()) return fail(std::move(memory).error());
   group.memory_dir = *memory;
-  const std::string limit = std::to_string(memory_bytes);
   if (layout.version == CgroupVersion::kV1) {
-    // Swap off: memory+swap limited to the memory limit, and no swapping.
-    // memsw must stay >= the memory limit at every step, so the order
-    // depends on whether a reused group's limits go up or down.
-    const bool memsw = ::access((*memory / "memory.memsw.limit_in_bytes").c_str(), F_OK) == 0;
-    if (write_file(*memory / "memory.limit_in_bytes", limit) != 0 && memsw) {
-      (void)write_file(*memory / "memory.memsw.limit_in_bytes", limit);
-    }
-    if (auto s = write(*memory, "memory.limit_in_bytes", limit); !s.ok()) return fail(std::move(s).error());
-    if (memsw) {
-      if (auto s = write(*memory, "memory.memsw.limit_in_bytes", limit); !s.ok()) return fail(std::move(s).error());
-    }
-    (void)write_file(*memory / "memory.swappiness", "0");
     if (!layout.cpu.empty()) {
       auto cpu = make(layout.cpu);
       if (!cpu.ok()) return fail(std::move(cpu).error());
-      if (auto s = write(*cpu, "cpu.shares", std::to_string(cpu_shares)); !s.ok()) return fail(std::move(s).error());
+      group.cpu_dir = *cpu;
     }
     if (!layout.pids.empty()) {
       auto pids = make(layout.pids);
       if (!pids.ok()) return fail(std::move(pids).error());
-      if (auto s = write(*pids, "pids.max", std::to_string(pids_max)); !s.ok()) return fail(std::move(s).error());
+      group.pids_dir = *pids;
     }
-    return group;
+  } else {
+    // v2: one group with every controller.
+    if (!layout.cpu.empty()) group.cpu_dir = group.memory_dir;
+    if (!layout.pids.empty()) group.pids_dir = group.memory_dir;
   }
-
-  // v2: one group with every controller.
-  if (auto s = write(*memory, "memory.max", limit); !s.ok()) return fail(std::move(s).error());
-  if (::access((*memory / "memory.swap.max").c_str(), F_OK) == 0) {
-    if (auto s = write(*memory, "memory.swap.max", "0"); !s.ok()) return fail(std::move(s).error());
-  }
-  (void)write_file(*memory / "memory.oom.group", "1");  // an OOM kill takes the whole instance
-  if (!layout.cpu.empty()) {
-    if (auto s = write(*memory, "cpu.weight", std::to_string(cpu_weight_for_shares(cpu_shares))); !s.ok()) {
-      return fail(std::move(s).error());
-    }
-  }
-  if (!layout.pids.empty()) {
-    if (auto s = write(*memory, "pids.max", std::to_string(pids_max)); !s.ok()) return fail(std::move(s).error());
-  }
+  if (auto s = set_cgroup_limits(group, memory_bytes, cpu_shares, pids_max); !s.ok()) return fail(std::move(s).error());
   return group;
+}
+
+base::Status set_cgroup_limits(const InstanceCgroup& group, std::uint64_t memory_bytes, unsigned cpu_shares,
+                               unsigned pids_max) {
+  const auto write = [](const fs::path& dir, std::string_view file, const std::string& value) -> base::Status {
+    const fs::path path = dir / file;
+    if (const int err = write_file(path, value); err != 0) {
+      return step_error(fmt::format("cgroup {}", file), path, err);
+    }
+    return base::Ok{};
+  };
+  const fs::path& memory = group.memory_dir;
+  const std::string limit = std::to_string(memory_bytes);
+  if (group.version == CgroupVersion::kV1) {
+    // Swap off: memory+swap limited to the memory limit, and no swapping.
+    // memsw must stay >= the memory limit at every step, so the order
+    // depends on whether a reused group's limits go up or down.
+    const bool memsw = ::access((memory / "memory.memsw.limit_in_bytes").c_str(), F_OK) == 0;
+    if (write_file(memory / "memory.limit_in_bytes", limit) != 0 && memsw) {
+      (void)write_file(memory / "memory.memsw.limit_in_bytes", limit);
+    }
+    NIMBUS_TRY(write(memory, "memory.limit_in_bytes", limit));
+    if (memsw) NIMBUS_TRY(write(memory, "memory.memsw.limit_in_bytes", limit));
+    (void)write_file(memory / "memory.swappiness", "0");
+    if (!group.cpu_dir.empty()) NIMBUS_TRY(write(group.cpu_dir, "cpu.shares", std::to_string(cpu_shares)));
+    if (!group.pids_dir.empty()) NIMBUS_TRY(write(group.pids_dir, "pids.max", std::to_string(pids_max)));
+    return base::Ok{};
+  }
+  if (group.version != CgroupVersion::kV2) return base::Ok{};
+  NIMBUS_TRY(write(memory, "memory.max", limit));
+  if (::access((memory / "memory.swap.max").c_str(), F_OK) == 0) NIMBUS_TRY(write(memory, "memory.swap.max", "0"));
+  (void)write_file(memory / "memory.oom.group", "1");  // an OOM kill takes the whole instance
+  if (!group.cpu_dir.empty()) {
+    NIMBUS_TRY(write(group.cpu_dir, "cpu.weight", std::to_string(cpu_weight_for_shares(cpu_shares))));
+  }
+  if (!group.pids_dir.empty()) NIMBUS_TRY(write(group.pids_dir, "pids.max", std::to_string(pids_max)));
+  return base::Ok{};
 }
 
 base::Status join_cgroup(const InstanceCgroup& group, int pid) {

@@ -17,11 +17,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <system_error>
 
 #include <fmt/format.h>
+
+#include "sandbox/detail/protocol.h"
 
 namespace nimbus::sandbox::detail {
 
@@ -273,29 +277,9 @@ ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host, con
     bind_ro("/etc/" + name, "/etc/" + name, kSafe | MS_NOEXEC);
   }
   for (const auto& [name, target] : host.etc_symlinks) symlink("/etc/" + name, target);
-  // The instance's own user database: its uid resolves to a name (whoami,
-  // getpwuid, os.homedir()) and the host's users stay private.
-  const auto write_file = [&](std::string_view inside, std::string content) {
-    const char* t = in_root(inside);
-    add({.kind = ChildOp::Kind::kWriteFile, .target = t, .data = plan.keep(content), .mode = 0444,
-         .step = plan.keep(fmt::format("create {}", inside)), .shown_path = t});
-  };
-  write_file("/etc/passwd", fmt::format("root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                                        "{0}:x:{1}:{2}::/tmp:/usr/sbin/nologin\n"
-                                        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-                                        kUserName, uid, gid));
-  write_file("/etc/group", fmt::format("root:x:0:\n{0}:x:{1}:\nnogroup:x:65534:\n", kUserName, gid));
-
   mkdir("/var");
   mkdir("/var/task");
-  bind_ro(spec.code_dir.string(), "/var/task", kSafe);
-  if (!spec.runtime_dir.empty()) {
-    mkdir("/var/runtime");
-    bind_ro(spec.runtime_dir.string(), "/var/runtime", kSafe);
-  }
-
   mkdir("/tmp", 01777);
-  mount_fs("tmpfs", "/tmp", kSafe, fmt::format("size={},mode=1777", spec.tmp_bytes));
 
   mkdir("/dev");
   mount_fs("tmpfs", "/dev", kSafe | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64");
@@ -319,14 +303,45 @@ ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host, con
 
   mkdir("/proc", 0555);
   mount_fs("proc", "/proc", kSafe | MS_NOEXEC, "");
-
   mkdir("/.old", 0700);
+
+  // From here on: what belongs to this instance alone.
+  plan.instance_ops_begin = plan.ops.size();
+  // The instance's own user database: its uid resolves to a name (whoami,
+  // getpwuid, os.homedir()) and the host's users stay private.
+  const auto write_file = [&](std::string_view inside, std::string content) {
+    const char* t = in_root(inside);
+    add({.kind = ChildOp::Kind::kWriteFile, .target = t, .data = plan.keep(content), .mode = 0444,
+         .step = plan.keep(fmt::format("create {}", inside)), .shown_path = t});
+  };
+  write_file("/etc/passwd", fmt::format("root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                        "{0}:x:{1}:{2}::/tmp:/usr/sbin/nologin\n"
+                                        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                                        kUserName, uid, gid));
+  write_file("/etc/group", fmt::format("root:x:0:\n{0}:x:{1}:\nnogroup:x:65534:\n", kUserName, gid));
+  bind_ro(spec.code_dir.string(), "/var/task", kSafe);
+  if (!spec.runtime_dir.empty()) {
+    mkdir("/var/runtime");
+    bind_ro(spec.runtime_dir.string(), "/var/runtime", kSafe);
+  }
+  mount_fs("tmpfs", "/tmp", kSafe, fmt::format("size={},mode=1777", spec.tmp_bytes));
+
   plan.new_root = plan.keep(root);
   plan.put_old = plan.keep(root + "/.old");
   return plan;
 }
 
 void run_child(const ChildPlan& plan) noexcept {
+  begin_child(plan);
+  if (plan.namespaces) run_child_ops(plan, 0, plan.ops.size());
+  finish_child(plan);
+}
+
+void run_child_ops(const ChildPlan& plan, std::size_t from, std::size_t to) noexcept {
+  for (std::size_t i = from; i < to && i < plan.ops.size(); ++i) run_op(plan.ops[i]);
+}
+
+void begin_child(const ChildPlan& plan) noexcept {
   g_error_fd = plan.error_fd;
   // The launcher's ends of the pipes: the sync pipe must see EOF when the
   // launcher goes away.
@@ -357,7 +372,45 @@ void run_child(const ChildPlan& plan) noexcept {
     // host's cgroup paths from /proc/self/cgroup (kernels before 4.6: skipped).
     (void)::syscall(SYS_unshare, CLONE_NEWCGROUP);
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) fail("make mounts private", "/", errno);
-    for (const ChildOp& op : plan.ops) run_op(op);
+  }
+}
+
+void run_shell(const ChildPlan& shared, int control_fd, const HostLayout& host, const ChildOptions& options) noexcept {
+  begin_child(shared);
+  ::prctl(PR_SET_NAME, "nimbus-sandbox", 0, 0, 0);  // in ps until it execs
+  // Keep only the error pipe and the control socket: the launcher's other
+  // descriptors (its sockets, other shells' ends) must not be held open here.
+  const int keep_low = std::min(shared.error_fd, control_fd);
+  const int keep_high = std::max(shared.error_fd, control_fd);
+  (void)::syscall(SYS_close_range, 3, keep_low - 1, 0);
+  (void)::syscall(SYS_close_range, keep_low + 1, keep_high - 1, 0);
+  (void)::syscall(SYS_close_range, keep_high + 1, ~0U, 0);
+  if (shared.namespaces) run_child_ops(shared, 0, shared.instance_ops_begin);
+  // Waiting may take long: die with the launcher.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) fail("pdeathsig", "", errno);
+
+  Received assignment = receive_message(control_fd, std::chrono::milliseconds(-1));
+  if (assignment.outcome != ReceiveOutcome::kMessage) _exit(126);
+  // Taken: from here on a failure is this instance's, not a stale shell's.
+  const char taken = 1;
+  if (::send(control_fd, &taken, 1, MSG_NOSIGNAL) != 1) _exit(126);
+  try {
+    auto spec = spec_from_json(assignment.message.at("spec"), assignment.fds);
+    if (!spec.ok()) fail("assignment", "", EINVAL);
+    ChildPlan plan = build_child_plan(*spec, host, options, assignment.message.at("uid").get<unsigned>(),
+                                      assignment.message.at("gid").get<unsigned>());
+    plan.error_fd = shared.error_fd;
+    plan.sync_fd = control_fd;  // EOF = the launcher is gone
+    if (plan.namespaces) run_child_ops(plan, plan.instance_ops_begin, plan.ops.size());
+    finish_child(plan);
+  } catch (const std::exception&) {
+    fail("assignment", "", EPROTO);
+  }
+}
+
+void finish_child(const ChildPlan& plan) noexcept {
+  g_error_fd = plan.error_fd;
+  if (plan.namespaces) {
     if (::sethostname("nimbus", 6) != 0) fail("sethostname", "nimbus", errno);
     if (plan.network_none) bring_loopback_up();
     if (::syscall(SYS_pivot_root, plan.new_root, plan.put_old) != 0) fail("pivot_root", plan.new_root, errno);

@@ -185,6 +185,11 @@ base::Result<SpawnedInstance> Launcher::spawn(const InstanceSpec& spec) {
       return make_error(code_of(reply->value("code", "")), reply->at("error").get<std::string>());
     }
     SpawnedInstance spawned{reply->at("pid").get<int>(), reply->at("uid").get<unsigned>()};
+    if (const auto group = reply->find("cgroup"); group != reply->end() && group->is_string()) {
+      std::lock_guard groups(groups_mutex_);
+      // Its exit event may have been read already (it died at once).
+      if (exited_early_.erase(spec.instance_id) == 0) group_of_[spec.instance_id] = group->get<std::string>();
+    }
     if (reply->value("runtime_listener", false) && reply_fds.size() == 1) {
       spawned.runtime_listener_fd = reply_fds[0];
       reply_fds.clear();
@@ -254,7 +259,12 @@ base::Result<json> Launcher::round_trip(json request, const std::vector<int>& fd
 
 std::uint64_t Launcher::peak_memory(const std::string& instance_id) const {
   if (memory_dir_.empty() || detail::validate_instance_id(instance_id).ok() == false) return 0;
-  return detail::read_peak_memory(memory_dir_ / instance_id, cgroup_version_);
+  std::string group = instance_id;
+  {
+    std::lock_guard lock(groups_mutex_);
+    if (const auto it = group_of_.find(instance_id); it != group_of_.end()) group = it->second;
+  }
+  return detail::read_peak_memory(memory_dir_ / group, cgroup_version_);
 }
 
 std::optional<ExitEvent> Launcher::read_exit_event() {
@@ -266,7 +276,12 @@ std::optional<ExitEvent> Launcher::read_exit_event() {
     return std::nullopt;
   }
   if (received.outcome != ReceiveOutcome::kMessage) return std::nullopt;
-  return detail::event_from_json(received.message);
+  auto event = detail::event_from_json(received.message);
+  if (event) {
+    std::lock_guard groups(groups_mutex_);
+    if (group_of_.erase(event->instance_id) == 0 && !memory_dir_.empty()) exited_early_.insert(event->instance_id);
+  }
+  return event;
 }
 
 bool Launcher::launcher_alive() const { return alive_; }

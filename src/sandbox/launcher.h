@@ -16,6 +16,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -111,6 +113,12 @@ struct LauncherConfig {
   unsigned uid_count = 65536;
   // How long one spawn may take inside the launcher before it is abandoned.
   std::chrono::milliseconds spawn_timeout{10000};
+  // Sandboxes made ahead of time (namespaces entered, cgroup created, the
+  // part of the root every instance shares mounted), refilled while the
+  // launcher is idle; a spawn takes one and only adds the instance's own
+  // part. 0: every spawn builds its sandbox from scratch. Instances with
+  // NetworkMode::kNone always do.
+  unsigned pool_size = 0;
 };
 
 // Handle on the launcher process. Owns the process, both sockets to it and,
@@ -186,6 +194,13 @@ class Launcher {
   std::mutex request_mutex_;          // one round trip on request_fd_ at a time
   std::uint64_t seq_ = 0;             // last request number; guarded by request_mutex_
   std::mutex event_mutex_;            // one reader of event_fd_ at a time
+  // The memory cgroup directory name of each live instance (a pooled
+  // sandbox's group is not named after its instance), from the spawn
+  // reply; ids whose exit event came before that reply. Guarded by
+  // groups_mutex_.
+  mutable std::mutex groups_mutex_;
+  std::unordered_map<std::string, std::string> group_of_;
+  std::unordered_set<std::string> exited_early_;
   std::atomic<bool> alive_{true};
 };
 

@@ -20,6 +20,7 @@
 
 #include <linux/seccomp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -37,6 +38,8 @@ using nlohmann::json;
 namespace {
 
 constexpr unsigned long kNamespaceFlags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+// How long the launcher waits after a spawn before it refills the pool.
+constexpr std::chrono::milliseconds kPoolRefillDelay{30};
 
 
 // fork()-like clone: the child continues here on a copy of the stack. Raw
@@ -333,8 +336,21 @@ void LauncherProcess::serve() {
     pollfd fds[3] = {{request_fd_, POLLIN, 0},
                      {signal_fd_, POLLIN, 0},
                      {event_fd_, static_cast<short>(pending_events_.empty() ? 0 : POLLOUT), 0}};
-    const int timeout = pending_removals_.empty() ? -1 : 100;
+    // Idle with the pool short of its size: look for work without waiting,
+    // and make one sandbox when there is none.
+    const bool pool_short = shells_.size() < config_.pool_size && report_.namespaces &&
+                            std::chrono::steady_clock::now() >= pool_retry_at_;
+    int timeout = pending_removals_.empty() ? -1 : 100;
+    if (pool_short) {
+      timeout = 0;
+    } else if (shells_.size() < config_.pool_size && report_.namespaces) {
+      // Back when the fill may go on.
+      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(pool_retry_at_ - std::chrono::steady_clock::now());
+      const int until = static_cast<int>(std::clamp<std::int64_t>(wait.count(), 1, 1000));
+      timeout = timeout < 0 ? until : std::min(timeout, until);
+    }
     const int r = ::poll(fds, 3, timeout);
+    if (r == 0 && pool_short) fill_pool();
     if (r < 0 && errno != EINTR) {
       log(fmt::format("poll: {}", std::strerror(errno)));
       shutdown(1);
@@ -454,6 +470,10 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   auto ids = pick_ids(spec);
   if (!ids.ok()) return error_reply(ids.error().message, "throttled");
   const auto [uid, gid] = *ids;
+  const bool private_network = ns && report_.network_namespace && spec.network == NetworkMode::kNone;
+  while (ns && !private_network && !shells_.empty()) {
+    if (auto reply = spawn_in_shell(spec, uid, gid)) return std::move(*reply);
+  }
 
   Instance instance;
   instance.id = spec.instance_id;
@@ -483,14 +503,7 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
     return error_reply(step_message("pipe", "", err));
   }
 
-  const bool private_network = ns && report_.network_namespace && spec.network == NetworkMode::kNone;
-  ChildOptions options;
-  options.ignored_signals = ignored_signals_;
-  options.namespaces = ns;
-  options.private_network = private_network;
-  options.switch_uid = report_.uid_switch;
-  options.seccomp_program = report_.seccomp ? &seccomp_program_ : nullptr;
-  ChildPlan plan = build_child_plan(spec, host_, options, uid, gid);
+  ChildPlan plan = build_child_plan(spec, host_, child_options(private_network), uid, gid);
   plan.sync_fd = sync_pipe[0];
   plan.sync_write_fd = sync_pipe[1];
   plan.error_fd = error_pipe[1];
@@ -536,47 +549,186 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   }
   const char go = 1;
   if (::write(sync_pipe[1], &go, 1) != 1) return abandon(step_message("release child", "", errno));
+  if (auto failed = wait_for_exec(error_pipe[0], spec.argv[0]); !failed.empty()) return abandon(failed);
+  close_ours();
 
-  // EOF on the error pipe: execve succeeded. A record: a step failed.
+  json reply = adopt(pid, std::move(instance));
+  if (runtime_listener.fd >= 0) {
+    reply_fds_.push_back(runtime_listener.release());
+    reply["runtime_listener"] = true;
+  }
+  return reply;
+}
+
+ChildOptions LauncherProcess::child_options(bool private_network) const {
+  ChildOptions options;
+  options.ignored_signals = ignored_signals_;
+  options.namespaces = report_.namespaces;
+  options.private_network = private_network;
+  options.switch_uid = report_.uid_switch;
+  options.seccomp_program = report_.seccomp ? &seccomp_program_ : nullptr;
+  return options;
+}
+
+std::string LauncherProcess::wait_for_exec(int error_read_fd, const std::string& program) {
   ChildFailure failure{};
   std::size_t got = 0;
   const auto deadline = std::chrono::steady_clock::now() + config_.spawn_timeout;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
-      return abandon(fmt::format("sandbox step 'exec' ({}): did not finish within {} ms", spec.argv[0],
-                                 config_.spawn_timeout.count()));
+      return fmt::format("sandbox step 'exec' ({}): did not finish within {} ms", program,
+                         config_.spawn_timeout.count());
     }
-    pollfd p{error_pipe[0], POLLIN, 0};
+    pollfd p{error_read_fd, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return abandon(step_message("wait for exec", "", errno));
+    if (r < 0) return step_message("wait for exec", "", errno);
     if (r == 0) continue;
-    const ssize_t n = ::read(error_pipe[0], reinterpret_cast<char*>(&failure) + got, sizeof failure - got);
+    const ssize_t n = ::read(error_read_fd, reinterpret_cast<char*>(&failure) + got, sizeof failure - got);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += static_cast<std::size_t>(n);
     if (got == sizeof failure) break;
   }
-  if (got > 0) {
-    failure.step[sizeof failure.step - 1] = '\0';
-    failure.path[sizeof failure.path - 1] = '\0';
-    const std::string message =
-        got == sizeof failure ? step_message(failure.step, failure.path, failure.error)
-                              : std::string("sandbox step 'report': truncated failure record");
-    return abandon(message);
-  }
-  close_ours();
+  if (got == 0) return {};
+  failure.step[sizeof failure.step - 1] = '\0';
+  failure.path[sizeof failure.path - 1] = '\0';
+  return got == sizeof failure ? step_message(failure.step, failure.path, failure.error)
+                               : std::string("sandbox step 'report': truncated failure record");
+}
 
-  if (report_.uid_switch) used_uids_.insert(uid);
+json LauncherProcess::adopt(int pid, Instance instance) {
+  if (report_.uid_switch) used_uids_.insert(instance.uid);
   live_ids_.insert(instance.id);
+  // Refill the pool later: building a sandbox now would take a core from
+  // the instance that is just starting.
+  pool_retry_at_ = std::max(pool_retry_at_, std::chrono::steady_clock::now() + kPoolRefillDelay);
+  json reply{{"ok", true}, {"pid", pid}, {"uid", instance.uid}};
+  if (!instance.cgroup.memory_dir.empty()) reply["cgroup"] = instance.cgroup.memory_dir.filename().string();
   instances_.emplace(pid, std::move(instance));
-  json reply{{"ok", true}, {"pid", pid}, {"uid", uid}};
-  if (runtime_listener.fd >= 0) {
-    reply_fds_.push_back(runtime_listener.release());
-    reply["runtime_listener"] = true;
-  }
   return reply;
+}
+
+std::optional<json> LauncherProcess::spawn_in_shell(const InstanceSpec& spec, unsigned uid, unsigned gid) {
+  Shell shell = std::move(shells_.front());
+  shells_.pop_front();
+  if (layout_.version != CgroupVersion::kNone) {
+    const unsigned shares = spec.cpu_weight != 0 ? std::clamp(spec.cpu_weight, 2u, 262144u)
+                                                 : cpu_shares_for(spec.memory_bytes);
+    if (auto limited = set_cgroup_limits(shell.cgroup, spec.memory_bytes, shares, spec.pids_max); !limited.ok()) {
+      discard_shell(shell);
+      return error_reply(limited.error().message);
+    }
+  }
+  std::vector<int> fds;
+  if (spec.output_fd >= 0) fds.push_back(spec.output_fd);
+  fds.insert(fds.end(), spec.inherit_fds.begin(), spec.inherit_fds.end());
+  const json assignment{{"spec", spec_to_json(spec)}, {"uid", uid}, {"gid", gid}};
+  int err = 0;
+  // The shell answers one byte once it has the spec; no answer: it died
+  // waiting (the kernel may not have closed its end yet when it was killed).
+  char taken = 0;
+  pollfd answer{shell.control_fd, POLLIN, 0};
+  if (!send_message(shell.control_fd, assignment, fds, &err).ok() ||
+      ::poll(&answer, 1, static_cast<int>(config_.spawn_timeout.count())) != 1 ||
+      ::recv(shell.control_fd, &taken, 1, 0) != 1) {
+    log(fmt::format("pooled sandbox {} is gone; building one from scratch", shell.pid));
+    discard_shell(shell);
+    return std::nullopt;
+  }
+  if (auto failed = wait_for_exec(shell.error_read_fd, spec.argv[0]); !failed.empty()) {
+    discard_shell(shell);
+    return error_reply(failed);
+  }
+  ::close(shell.control_fd);
+  ::close(shell.error_read_fd);
+  return adopt(shell.pid, Instance{spec.instance_id, std::move(shell.cgroup), uid});
+}
+
+void LauncherProcess::discard_shell(Shell& shell) {
+  ::kill(shell.pid, SIGKILL);
+  int status = 0;
+  (void)wait_for(shell.pid, &status, std::chrono::seconds(5));
+  ::close(shell.control_fd);
+  ::close(shell.error_read_fd);
+  kill_cgroup(shell.cgroup);
+  if (!remove_cgroup(shell.cgroup)) pending_removals_.push_back(shell.cgroup);
+}
+
+void LauncherProcess::fill_pool() {
+  // 128 MB, Lambda's smallest memory size, until an instance sets its own.
+  constexpr std::uint64_t kShellMemory = 128ull << 20;
+  Shell shell;
+  // '.' keeps the group's name apart from every instance id ([a-z0-9-]).
+  const std::string name = fmt::format("shell.{}", ++shell_seq_);
+  const auto failed = [&](const std::string& message) {
+    log(fmt::format("sandbox pool: {} (retrying in 1 s)", message));
+    pool_retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    if (!remove_cgroup(shell.cgroup)) pending_removals_.push_back(shell.cgroup);
+  };
+  if (::access(scratch_root_.c_str(), F_OK) != 0 && ::mkdir(scratch_root_.c_str(), 0700) != 0) {
+    return failed(step_message("mkdir", scratch_root_, errno));
+  }
+  if (layout_.version != CgroupVersion::kNone) {
+    auto group = create_instance_cgroup(layout_, name, kShellMemory, cpu_shares_for(kShellMemory), 1024);
+    if (!group.ok()) return failed(group.error().message);
+    shell.cgroup = std::move(group).value();
+  }
+  int sync_pipe[2];
+  int error_pipe[2];
+  int control[2];
+  if (::pipe2(sync_pipe, O_CLOEXEC) != 0) return failed(step_message("pipe", "", errno));
+  if (::pipe2(error_pipe, O_CLOEXEC) != 0) {
+    ::close(sync_pipe[0]);
+    ::close(sync_pipe[1]);
+    return failed(step_message("pipe", "", errno));
+  }
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control) != 0) {
+    for (const int fd : {sync_pipe[0], sync_pipe[1], error_pipe[0], error_pipe[1]}) ::close(fd);
+    return failed(step_message("socketpair", "", errno));
+  }
+  // The shared part does not depend on the instance: any spec will do.
+  InstanceSpec any;
+  any.argv = {"/"};
+  const ChildOptions options = child_options(false);
+  ChildPlan plan = build_child_plan(any, host_, options, 0, 0);
+  plan.sync_fd = sync_pipe[0];
+  plan.sync_write_fd = sync_pipe[1];
+  plan.error_fd = error_pipe[1];
+  plan.error_read_fd = error_pipe[0];
+  const long cloned = clone_process(kNamespaceFlags);
+  if (cloned == 0) {
+    ::close(control[0]);
+    run_shell(plan, control[1], host_, options);  // never returns
+  }
+  const int clone_errno = errno;
+  ::close(sync_pipe[0]);
+  ::close(error_pipe[1]);
+  ::close(control[1]);
+  shell.control_fd = control[0];
+  shell.error_read_fd = error_pipe[0];
+  if (cloned < 0) {
+    ::close(sync_pipe[1]);
+    ::close(shell.control_fd);
+    ::close(shell.error_read_fd);
+    return failed(step_message("clone", "", clone_errno));
+  }
+  shell.pid = static_cast<int>(cloned);
+  const char go = 1;
+  std::string refused;
+  if (layout_.version != CgroupVersion::kNone) {
+    if (auto joined = join_cgroup(shell.cgroup, shell.pid); !joined.ok()) refused = joined.error().message;
+  }
+  if (refused.empty() && ::write(sync_pipe[1], &go, 1) != 1) refused = step_message("release child", "", errno);
+  ::close(sync_pipe[1]);
+  if (!refused.empty()) {
+    discard_shell(shell);
+    pool_retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    log(fmt::format("sandbox pool: {} (retrying in 1 s)", refused));
+    return;
+  }
+  shells_.push_back(std::move(shell));
 }
 
 json LauncherProcess::kill_instance(int pid) {
@@ -593,7 +745,19 @@ void LauncherProcess::reap() {
     int status = 0;
     const int pid = ::waitpid(-1, &status, WNOHANG | __WALL);
     if (pid <= 0) break;
-    if (instances_.count(pid) != 0) finish_instance(pid, status);
+    if (instances_.count(pid) != 0) {
+      finish_instance(pid, status);
+      continue;
+    }
+    const auto shell = std::find_if(shells_.begin(), shells_.end(), [pid](const Shell& s) { return s.pid == pid; });
+    if (shell != shells_.end()) {  // died waiting (killed, or a step of the shared part failed)
+      ::close(shell->control_fd);
+      ::close(shell->error_read_fd);
+      kill_cgroup(shell->cgroup);
+      if (!remove_cgroup(shell->cgroup)) pending_removals_.push_back(shell->cgroup);
+      shells_.erase(shell);
+      if (!stopping_) pool_retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    }
     // Anything else is an orphan handed to us as subreaper: just reaped.
   }
 }
@@ -646,10 +810,12 @@ void LauncherProcess::shutdown(int code) {
     if (!report_.namespaces) ::kill(-pid, SIGKILL);
     kill_cgroup(instance.cgroup);
   }
+  for (const Shell& shell : shells_) ::kill(shell.pid, SIGKILL);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!instances_.empty() && std::chrono::steady_clock::now() < deadline) {
+  const auto running = [&] { return !instances_.empty() || !shells_.empty(); };
+  while (running() && std::chrono::steady_clock::now() < deadline) {
     reap();
-    if (!instances_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    if (running()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   for (int i = 0; i < 200 && !pending_removals_.empty(); ++i) {
     retry_removals();

@@ -66,6 +66,7 @@ struct InstanceCgroup {
   CgroupVersion version = CgroupVersion::kNone;
   std::vector<std::filesystem::path> dirs;  // every group of the instance (v2: one)
   std::filesystem::path memory_dir;         // the one holding the memory controller
+  std::filesystem::path cpu_dir, pids_dir;  // empty: controller not available (v2: = memory_dir)
 };
 
 // mkdir the instance's groups and write the limits. Errors (kService) name
@@ -75,6 +76,10 @@ struct InstanceCgroup {
                                                                   const std::string& instance_id,
                                                                   std::uint64_t memory_bytes, unsigned cpu_shares,
                                                                   unsigned pids_max);
+// (Re)writes the limits of an existing group: memory (swap off), CPU
+// weight, pids. Lowering the memory limit below what the group uses fails.
+[[nodiscard]] base::Status set_cgroup_limits(const InstanceCgroup& group, std::uint64_t memory_bytes,
+                                             unsigned cpu_shares, unsigned pids_max);
 // Writes `pid` into cgroup.procs of every group of the instance.
 [[nodiscard]] base::Status join_cgroup(const InstanceCgroup& group, int pid);
 // Whether the OOM killer killed a process in the group (v1

@@ -75,6 +75,11 @@ struct ChildPlan {
   bool switch_uid = false;
   bool seccomp = false;
   std::vector<ChildOp> ops;          // run in order, before pivot_root
+  // ops[0, instance_ops_begin) build what every instance's root has in
+  // common (/usr, /etc, /dev, /proc, mount points); the rest are the
+  // instance's own (its code, /tmp of its size, its /etc/passwd). A pooled
+  // shell runs the first part ahead of time.
+  std::size_t instance_ops_begin = 0;
   const char* new_root = nullptr;    // where ops built the root
   const char* put_old = nullptr;     // new_root/.old
   const char* workdir = nullptr;     // "/var/task", or the host code_dir without namespaces
@@ -119,7 +124,28 @@ struct ChildOptions {
                                          const ChildOptions& options, unsigned uid, unsigned gid);
 
 // The child after clone(): never returns; execs or _exits (127 after
-// reporting a failure, 126 when the launcher went away).
+// reporting a failure, 126 when the launcher went away). The three stages
+// below in one go.
 [[noreturn]] void run_child(const ChildPlan& plan) noexcept;
+
+// Stages of run_child, for a pooled shell that stops between them:
+// begin_child closes the launcher's pipe ends, resets signals, waits for the
+// go byte (cgroup joined), starts a session and, with namespaces, makes the
+// mounts private; run_child_ops runs ops[from, to); finish_child builds
+// nothing more: it pivots into the new root, sets up descriptors, rlimits,
+// uid, no_new_privs, seccomp and execs.
+void begin_child(const ChildPlan& plan) noexcept;
+// A pooled shell after clone(), with `shared` built for no instance in
+// particular: begins, builds ops[0, instance_ops_begin) and waits on
+// `control_fd` for one message {"spec":{...}, "uid":n, "gid":n} with the
+// spec's descriptors attached (protocol.h). It then builds that instance's
+// plan, runs its own ops and finishes like run_child. EOF on `control_fd`
+// (the launcher is gone) ends it with 126. A shell is a fork of the
+// single-threaded launcher, so while it waits it may allocate; from its
+// plan on it keeps run_child's rules.
+[[noreturn]] void run_shell(const ChildPlan& shared, int control_fd, const HostLayout& host,
+                            const ChildOptions& options) noexcept;
+void run_child_ops(const ChildPlan& plan, std::size_t from, std::size_t to) noexcept;
+[[noreturn]] void finish_child(const ChildPlan& plan) noexcept;
 
 }  // namespace nimbus::sandbox::detail

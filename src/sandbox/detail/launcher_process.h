@@ -4,7 +4,10 @@
 // instances, detects OOM kills, removes cgroups, recycles uids and sends
 // exit events — one thread, one poll loop, until the daemon goes away.
 
+#include <chrono>
+#include <deque>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -32,6 +35,15 @@ class LauncherProcess {
     InstanceCgroup cgroup;
     unsigned uid = 0;
   };
+  // A sandbox made ahead of time (LauncherConfig::pool_size): a child in
+  // its namespaces and cgroup with the shared part of its root built,
+  // waiting in run_shell() for an instance.
+  struct Shell {
+    int pid = 0;
+    InstanceCgroup cgroup;
+    int control_fd = -1;     // ours: the instance's spec and descriptors go here
+    int error_read_fd = -1;  // EOF: it exec'd; a ChildFailure: a step failed
+  };
 
   void setup_process();
   // Fills report_, layout_, host_, seccomp_program_; returns an error text
@@ -40,6 +52,16 @@ class LauncherProcess {
   [[noreturn]] void serve();
   void handle_request(Received& request);
   nlohmann::json spawn(InstanceSpec& spec);
+  // Hands `spec` to the oldest shell; nullopt when that shell turned out to
+  // be gone (it is discarded; the caller builds a sandbox from scratch).
+  std::optional<nlohmann::json> spawn_in_shell(const InstanceSpec& spec, unsigned uid, unsigned gid);
+  // Reads the child's error pipe until EOF (it exec'd: empty result) or a
+  // failure record (the message naming the step), bounded by spawn_timeout.
+  std::string wait_for_exec(int error_read_fd, const std::string& program);
+  nlohmann::json adopt(int pid, Instance instance);
+  ChildOptions child_options(bool private_network) const;
+  void fill_pool();
+  void discard_shell(Shell& shell);
   nlohmann::json kill_instance(int pid);
   void reap();
   void finish_instance(int pid, int status);
@@ -69,6 +91,9 @@ class LauncherProcess {
   std::vector<nlohmann::json> pending_events_;
   std::vector<int> reply_fds_;  // descriptors the next reply carries (then closed)
   std::vector<InstanceCgroup> pending_removals_;
+  std::deque<Shell> shells_;  // ready, oldest first
+  unsigned shell_seq_ = 0;
+  std::chrono::steady_clock::time_point pool_retry_at_{};  // after a failed fill
   bool stopping_ = false;
 };
 

@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -46,31 +48,33 @@ unsigned uid_base(unsigned slot) {
   return 1000000 + static_cast<unsigned>(::getpid() % 20000) * 256 + slot * 64;
 }
 
-class LauncherTest : public ::testing::Test {
+// Every isolation test runs twice: with sandboxes built from scratch per
+// spawn (pool 0) and with pre-created ones (pool 2), which must be
+// indistinguishable from inside.
+class LauncherTest : public ::testing::TestWithParam<unsigned> {
  protected:
-  static void SetUpTestSuite() {
-    if (::geteuid() != 0) return;
-    LauncherConfig config;
-    config.cgroup_name = cgroup_name();
-    config.uid_base = uid_base(0);
-    config.uid_count = 64;
-    auto started = Launcher::start(config);
-    if (!started.ok()) {
-      std::fprintf(stderr, "Launcher::start failed: %s\n", started.error().message.c_str());
-      return;
-    }
-    launcher_ = std::move(started).value();
-    events_ = new ExitEvents(*launcher_);
-    for (const std::string& s : launcher_->isolation().lost) std::fprintf(stderr, "isolation lost: %s\n", s.c_str());
-  }
-  static void TearDownTestSuite() {
-    delete events_;
-    events_ = nullptr;
-    launcher_.reset();
-  }
+  struct Started {
+    std::unique_ptr<Launcher> launcher;
+    std::unique_ptr<ExitEvents> events;
+  };
+  static void TearDownTestSuite() { started_.clear(); }
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, cgroups, uid switch)";
-    ASSERT_NE(launcher_, nullptr);
+    const unsigned pool = GetParam();
+    if (started_.count(pool) == 0) {
+      LauncherConfig config;
+      config.cgroup_name = cgroup_name() + "-pool" + std::to_string(pool);
+      config.uid_base = uid_base(pool == 0 ? 0 : 1);
+      config.uid_count = 64;
+      config.pool_size = pool;
+      auto launcher = Launcher::start(config);
+      ASSERT_TRUE(launcher.ok()) << launcher.error().message;
+      for (const std::string& s : (*launcher)->isolation().lost) std::fprintf(stderr, "isolation lost: %s\n", s.c_str());
+      auto events = std::make_unique<ExitEvents>(**launcher);
+      started_[pool] = Started{std::move(launcher).value(), std::move(events)};
+    }
+    launcher_ = started_[pool].launcher.get();
+    events_ = started_[pool].events.get();
     const IsolationReport& report = launcher_->isolation();
     if (!report.namespaces || !report.cgroups || !report.uid_switch || !report.seccomp) {
       GTEST_SKIP() << "this host does not allow full isolation even as root (see 'isolation lost' above)";
@@ -108,15 +112,20 @@ class LauncherTest : public ::testing::Test {
     return result;
   }
 
-  static std::unique_ptr<Launcher> launcher_;
-  static ExitEvents* events_;
+  static std::map<unsigned, Started> started_;
+  Launcher* launcher_ = nullptr;
+  ExitEvents* events_ = nullptr;
   TempDir code_;
 };
 
-std::unique_ptr<Launcher> LauncherTest::launcher_;
-ExitEvents* LauncherTest::events_ = nullptr;
+std::map<unsigned, LauncherTest::Started> LauncherTest::started_;
 
-TEST_F(LauncherTest, ReportsFullIsolationAsRoot) {
+INSTANTIATE_TEST_SUITE_P(Sandboxes, LauncherTest, ::testing::Values(0u, 2u),
+                         [](const ::testing::TestParamInfo<unsigned>& param) {
+                           return param.param == 0 ? std::string("FromScratch") : std::string("Pooled");
+                         });
+
+TEST_P(LauncherTest, ReportsFullIsolationAsRoot) {
   const IsolationReport& report = launcher_->isolation();
   EXPECT_TRUE(report.root);
   EXPECT_TRUE(report.namespaces);
@@ -127,7 +136,7 @@ TEST_F(LauncherTest, ReportsFullIsolationAsRoot) {
 }
 
 // (1) The code is at /var/task, which is the working directory.
-TEST_F(LauncherTest, SeesCodeAtVarTaskAsWorkingDirectory) {
+TEST_P(LauncherTest, SeesCodeAtVarTaskAsWorkingDirectory) {
   const Run r = run(shell("pwd; cat /var/task/hello.txt; ls /var/task"));
   EXPECT_EQ(r.output, "/var/task\nhello from the code dir\nhello.txt\n");
   EXPECT_TRUE(WIFEXITED(r.exit.wait_status));
@@ -136,7 +145,7 @@ TEST_F(LauncherTest, SeesCodeAtVarTaskAsWorkingDirectory) {
 }
 
 // (2) Nothing of the host beyond /usr and a few /etc files is visible.
-TEST_F(LauncherTest, HostFilesAreInvisible) {
+TEST_P(LauncherTest, HostFilesAreInvisible) {
   TempDir data;
   data.write("secret", "s3cret\n");
   const std::string script = "ls " + code_.path().string() + " >/dev/null 2>&1; echo code=$?; " +
@@ -166,7 +175,7 @@ TEST_F(LauncherTest, HostFilesAreInvisible) {
 // Mounts below a code directory stay out of /var/task (regression: with a
 // recursive bind, a code_dir above the launcher's scratch directory showed
 // the new root again under /var/task).
-TEST_F(LauncherTest, MountsBelowTheCodeDirectoryStayOut) {
+TEST_P(LauncherTest, MountsBelowTheCodeDirectoryStayOut) {
   InstanceSpec spec = shell("grep -c nimbus-launcher /proc/self/mountinfo; grep -c ' /var/task' /proc/self/mountinfo");
   spec.code_dir = "/tmp";
   const Run r = run(spec);
@@ -174,7 +183,7 @@ TEST_F(LauncherTest, MountsBelowTheCodeDirectoryStayOut) {
 }
 
 // (3) The instance is the init of its own pid namespace.
-TEST_F(LauncherTest, IsPidOneInItsNamespace) {
+TEST_P(LauncherTest, IsPidOneInItsNamespace) {
   const Run r = run(shell("echo $$; ls /proc | grep -c '^[0-9]'; grep -v ':/$' /proc/self/cgroup | wc -l"));
   const auto lines = lines_of(r.output);
   ASSERT_EQ(lines.size(), 3u) << r.output;
@@ -185,7 +194,7 @@ TEST_F(LauncherTest, IsPidOneInItsNamespace) {
 }
 
 // (4) It runs as its own unprivileged uid, without capabilities.
-TEST_F(LauncherTest, RunsAsTheInstanceUid) {
+TEST_P(LauncherTest, RunsAsTheInstanceUid) {
   const Run r = run(shell("id -u; id -g; id -G; grep CapEff /proc/self/status; hostname; whoami; "
                           "grep -c . /etc/passwd"));
   const auto lines = lines_of(r.output);
@@ -202,7 +211,7 @@ TEST_F(LauncherTest, RunsAsTheInstanceUid) {
 
 // Signal dispositions and mask are those of a fresh process, though the
 // launcher blocks and ignores some for itself.
-TEST_F(LauncherTest, StartsWithDefaultSignals) {
+TEST_P(LauncherTest, StartsWithDefaultSignals) {
   InstanceSpec spec = shell("");
   spec.argv = {"/bin/grep", "-E", "^(SigBlk|SigIgn)", "/proc/self/status"};
   const Run r = run(spec);
@@ -210,7 +219,7 @@ TEST_F(LauncherTest, StartsWithDefaultSignals) {
 }
 
 // (5) /var/task is read-only; /tmp is private, writable and size-limited.
-TEST_F(LauncherTest, CodeIsReadOnlyAndTmpIsLimited) {
+TEST_P(LauncherTest, CodeIsReadOnlyAndTmpIsLimited) {
   InstanceSpec spec = shell(
       "touch /var/task/new 2>/dev/null; echo task=$?; "
       "echo data > /tmp/a && cat /tmp/a; "
@@ -231,7 +240,7 @@ TEST_F(LauncherTest, CodeIsReadOnlyAndTmpIsLimited) {
 
 // (6) Allocating past the memory limit gets the instance OOM-killed, and the
 // exit event says so.
-TEST_F(LauncherTest, MemoryLimitKillsAndReportsOom) {
+TEST_P(LauncherTest, MemoryLimitKillsAndReportsOom) {
   InstanceSpec spec;
   spec.instance_id = unique_id("oom");
   spec.argv = {"/usr/bin/python3", "-c", "b = bytearray(200 << 20); print('survived')"};
@@ -253,7 +262,7 @@ TEST_F(LauncherTest, MemoryLimitKillsAndReportsOom) {
 }
 
 // (7) kill() ends the instance with everything it started.
-TEST_F(LauncherTest, KillEndsInstanceAndItsChildren) {
+TEST_P(LauncherTest, KillEndsInstanceAndItsChildren) {
   OutputPipe out;
   InstanceSpec spec = shell("sleep 1000 & sleep 1000 & echo started; wait");
   spec.output_fd = out.write_fd();
@@ -281,7 +290,7 @@ TEST_F(LauncherTest, KillEndsInstanceAndItsChildren) {
 }
 
 // (8) A failing step is named in the error, with the path.
-TEST_F(LauncherTest, MissingCodeDirNamesStepAndPath) {
+TEST_P(LauncherTest, MissingCodeDirNamesStepAndPath) {
   InstanceSpec spec = shell("true");
   spec.code_dir = code_.path() / "missing";
   const auto spawned = launcher_->spawn(spec);
@@ -304,7 +313,7 @@ TEST_F(LauncherTest, MissingCodeDirNamesStepAndPath) {
 }
 
 // (9) Concurrent instances get distinct uids.
-TEST_F(LauncherTest, ConcurrentInstancesGetDistinctUids) {
+TEST_P(LauncherTest, ConcurrentInstancesGetDistinctUids) {
   OutputPipe a_out, b_out;
   InstanceSpec a = shell("echo up; sleep 1000");
   InstanceSpec b = shell("echo up; sleep 1000");
@@ -332,7 +341,7 @@ TEST_F(LauncherTest, ConcurrentInstancesGetDistinctUids) {
 }
 
 // (10) The seccomp filter denies new namespaces, mounts and odd personalities.
-TEST_F(LauncherTest, SeccompDeniesNamespacesAndMounts) {
+TEST_P(LauncherTest, SeccompDeniesNamespacesAndMounts) {
   utsname u{};
   ::uname(&u);
   const Run r = run(shell(std::string("unshare -Ur true 2>/dev/null; echo userns=$?; ") +
@@ -350,7 +359,7 @@ TEST_F(LauncherTest, SeccompDeniesNamespacesAndMounts) {
 }
 
 // (11) The environment is exactly what was passed.
-TEST_F(LauncherTest, EnvironmentIsExactlyThePassedOne) {
+TEST_P(LauncherTest, EnvironmentIsExactlyThePassedOne) {
   InstanceSpec spec = shell("");
   spec.argv = {"/usr/bin/env"};
   spec.env = {"A=1", "B=two words", "AWS_LAMBDA_FUNCTION_NAME=hello", "EMPTY="};
@@ -359,7 +368,7 @@ TEST_F(LauncherTest, EnvironmentIsExactlyThePassedOne) {
 }
 
 // (12) NetworkMode::kNone leaves only the loopback interface, and it is up.
-TEST_F(LauncherTest, NetworkNoneHasOnlyLoopback) {
+TEST_P(LauncherTest, NetworkNoneHasOnlyLoopback) {
   if (!launcher_->isolation().network_namespace) GTEST_SKIP() << "no network namespaces here";
   InstanceSpec spec = shell(
       "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; "
@@ -374,7 +383,7 @@ TEST_F(LauncherTest, NetworkNoneHasOnlyLoopback) {
 }
 
 // Inherited descriptors land at 3, 4, ...; nothing else leaks in.
-TEST_F(LauncherTest, InheritsOnlyTheGivenDescriptors) {
+TEST_P(LauncherTest, InheritsOnlyTheGivenDescriptors) {
   OutputPipe extra;
   InstanceSpec spec = shell("echo via-fd3 >&3; ls /proc/self/fd | sort -n | tr '\\n' ' '");
   spec.inherit_fds = {extra.write_fd()};
@@ -387,7 +396,7 @@ TEST_F(LauncherTest, InheritsOnlyTheGivenDescriptors) {
 }
 
 // peak_memory() reads the instance's cgroup.
-TEST_F(LauncherTest, PeakMemoryIsReported) {
+TEST_P(LauncherTest, PeakMemoryIsReported) {
   OutputPipe out;
   InstanceSpec spec = shell("");
   spec.argv = {"/usr/bin/python3", "-c",
@@ -409,7 +418,7 @@ TEST_F(LauncherTest, PeakMemoryIsReported) {
 }
 
 // A bad spec never reaches the launcher.
-TEST_F(LauncherTest, RejectsBadSpecs) {
+TEST_P(LauncherTest, RejectsBadSpecs) {
   InstanceSpec bad_id = shell("true");
   bad_id.instance_id = "Upper/../x";
   EXPECT_EQ(launcher_->spawn(bad_id).error().code, base::ErrorCode::kInvalidParameterValue);
@@ -422,11 +431,12 @@ TEST_F(LauncherTest, RejectsBadSpecs) {
 }
 
 // The spawn latency of /bin/true, printed (not asserted): the median of 20.
-TEST_F(LauncherTest, MeasuresSpawnLatency) {
+TEST_P(LauncherTest, MeasuresSpawnLatency) {
   for (const NetworkMode mode : {NetworkMode::kHost, NetworkMode::kNone}) {
     if (mode == NetworkMode::kNone && !launcher_->isolation().network_namespace) continue;
     std::vector<double> spawn_ms, total_ms;
     for (int i = 0; i < 20; ++i) {
+      std::this_thread::sleep_for(100ms);  // untimed: a pool refills while the launcher is idle
       InstanceSpec spec = shell("");
       spec.argv = {"/bin/true"};
       spec.network = mode;
@@ -441,11 +451,51 @@ TEST_F(LauncherTest, MeasuresSpawnLatency) {
     }
     std::sort(spawn_ms.begin(), spawn_ms.end());
     std::sort(total_ms.begin(), total_ms.end());
-    std::printf("spawn latency of /bin/true (network %s), median of 20: spawn() returned after %.2f ms "
+    std::printf("spawn latency of /bin/true (pool %u, network %s), median of 20: spawn() returned after %.2f ms "
                 "(min %.2f, max %.2f); exit event after %.2f ms\n",
-                mode == NetworkMode::kHost ? "host" : "none", spawn_ms[10], spawn_ms.front(), spawn_ms.back(),
+                GetParam(), mode == NetworkMode::kHost ? "host" : "none", spawn_ms[10], spawn_ms.front(), spawn_ms.back(),
                 total_ms[10]);
   }
+}
+
+// The launcher's children that are pooled sandboxes waiting for an instance
+// (their cgroup is named "shell.N").
+std::vector<int> waiting_shells(int launcher_pid) {
+  std::vector<int> out;
+  std::ifstream children("/proc/" + std::to_string(launcher_pid) + "/task/" + std::to_string(launcher_pid) +
+                         "/children");
+  int pid = 0;
+  while (children >> pid) {
+    std::ifstream cgroup("/proc/" + std::to_string(pid) + "/cgroup");
+    const std::string text((std::istreambuf_iterator<char>(cgroup)), std::istreambuf_iterator<char>());
+    if (text.find("/shell.") != std::string::npos) out.push_back(pid);
+  }
+  return out;
+}
+
+// The pool refills itself, and a sandbox that died while waiting is
+// replaced: spawns keep working and are served from the pool again.
+TEST_P(LauncherTest, PoolRefillsAndSurvivesDeadSandboxes) {
+  if (GetParam() == 0) GTEST_SKIP() << "no pool";
+  const auto wait_for_shells = [&](std::size_t n) {
+    for (int i = 0; i < 500 && waiting_shells(launcher_->launcher_pid()).size() < n; ++i) std::this_thread::sleep_for(10ms);
+    return waiting_shells(launcher_->launcher_pid());
+  };
+  auto shells = wait_for_shells(GetParam());
+  ASSERT_EQ(shells.size(), GetParam());
+  // Taken by a spawn: the instance runs in what was a waiting sandbox.
+  const Run first = run(shell("echo $$; cat /proc/self/cgroup >/dev/null"));
+  EXPECT_EQ(first.output, "1\n");
+  EXPECT_TRUE(std::find(shells.begin(), shells.end(), first.instance.pid) != shells.end())
+      << "pid " << first.instance.pid << " was not one of the waiting sandboxes";
+  // Killed while waiting: the next spawns still succeed, and the pool is full again.
+  for (const int pid : wait_for_shells(GetParam())) ::kill(pid, SIGKILL);
+  for (int i = 0; i < 3; ++i) {
+    const Run r = run(shell("cat /var/task/hello.txt"));
+    EXPECT_EQ(r.output, "hello from the code dir\n");
+    EXPECT_TRUE(WIFEXITED(r.exit.wait_status) && WEXITSTATUS(r.exit.wait_status) == 0);
+  }
+  EXPECT_EQ(wait_for_shells(GetParam()).size(), GetParam());
 }
 
 // Destroying the Launcher kills what runs and removes the cgroups.
