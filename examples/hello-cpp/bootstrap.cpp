@@ -14,7 +14,7 @@
 // Only POSIX sockets: no curl, no JSON library, no threads.
 
 #include <fcntl.h>
-#include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -23,6 +23,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdint>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -295,34 +296,46 @@ class Connection {
     return read_response(res, error);
   }
 
+  // The Runtime API is always at a numeric address (Lambda: 127.0.0.1:9001),
+  // so there is no resolver here: that keeps the binary free of glibc's NSS
+  // and lets it link statically (-static), which starts fastest.
   bool connect(std::string* error) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (const int rc = ::getaddrinfo(host_.c_str(), port_.c_str(), &hints, &found); rc != 0) {
-      *error = "resolve " + host_ + ": " + ::gai_strerror(rc);
+    sockaddr_storage address{};
+    socklen_t length = 0;
+    const unsigned long port = std::strtoul(port_.c_str(), nullptr, 10);
+    if (port == 0 || port > 65535) {
+      *error = "bad port '" + port_ + "' in AWS_LAMBDA_RUNTIME_API";
       return false;
     }
-    std::string last = "no address";
-    for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-      const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-      if (fd < 0) {
-        last = std::string("socket: ") + std::strerror(errno);
-        continue;
-      }
-      if (connect_with_timeout(fd, ai->ai_addr, ai->ai_addrlen, &last)) {
-        const int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        fd_ = fd;
-        ::freeaddrinfo(found);
-        return true;
-      }
-      ::close(fd);
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
+    if (::inet_pton(AF_INET, host_.c_str(), &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons(static_cast<std::uint16_t>(port));
+      length = sizeof *v4;
+    } else if (::inet_pton(AF_INET6, host_.c_str(), &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons(static_cast<std::uint16_t>(port));
+      length = sizeof *v6;
+    } else {
+      *error = "AWS_LAMBDA_RUNTIME_API host '" + host_ + "' is not a numeric IPv4 or IPv6 address";
+      return false;
     }
-    ::freeaddrinfo(found);
-    *error = "connect " + host_ + ":" + port_ + ": " + last;
-    return false;
+    const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      *error = std::string("socket: ") + std::strerror(errno);
+      return false;
+    }
+    std::string why;
+    if (!connect_with_timeout(fd, reinterpret_cast<const sockaddr*>(&address), length, &why)) {
+      ::close(fd);
+      *error = "connect " + host_ + ":" + port_ + ": " + why;
+      return false;
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    fd_ = fd;
+    return true;
   }
 
   static bool connect_with_timeout(int fd, const sockaddr* addr, socklen_t len, std::string* error) {
