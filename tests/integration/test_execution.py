@@ -102,6 +102,25 @@ class ExecutionBasicsTest(ExecutionTestCase):
         self.assertEqual(self.daemon.metric("nimbus_invocations_total", function="py-warm"), 3)
         self.assertEqual(self.daemon.metric("nimbus_instances", function="py-warm"), 1)
 
+    def test_python_client_loads_precompiled_bytecode(self):
+        # The runtime client is a module whose bytecode nimbus compiled at
+        # build time; the interpreter inside the instance must accept it
+        # (same magic number, unchecked-hash flags), or every cold start
+        # compiles 800 lines again.
+        code = (
+            "import importlib.util, sys\n"
+            "def handler(event, context):\n"
+            "    m = sys.modules['nimbus_lambda_runtime']\n"
+            "    data = open(m.__cached__, 'rb').read(16)\n"
+            "    return {'cached': m.__cached__, 'magic_ok': data[:4] == importlib.util.MAGIC_NUMBER,\n"
+            "            'flags': int.from_bytes(data[4:8], 'little')}\n"
+        )
+        self.create_function("py-bytecode", {"app.py": code})
+        _, body = self.invoke_ok("py-bytecode", {})
+        self.assertTrue(body["cached"].startswith("/var/runtime/python/__pycache__/nimbus_lambda_runtime."), body)
+        self.assertTrue(body["magic_ok"], body)
+        self.assertEqual(body["flags"], 0b01, body)  # hash-based, not checked against the source
+
     def test_node_commonjs_async_handler(self):
         self.create_function("node-cjs", {"index.js": (
             "let count = 0;\n"
