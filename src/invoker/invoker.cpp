@@ -496,6 +496,7 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   if (exited_already) inst->session->fail();
   asio::co_spawn(executor_, read_output(inst), asio::detached);
   inst->metrics->cold_starts.add();
+  if (spawned->pooled) inst->metrics->pooled_starts.add();
 
   // Init may take Lambda's 10 s, and then the function's timeout again.
   const auto ready = co_await inst->session->wait_ready(t0 + config_.init_timeout + std::chrono::seconds(config.timeout));

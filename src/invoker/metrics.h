@@ -18,6 +18,8 @@ struct FunctionMetrics {
         runtime_exits(r.counter("nimbus_runtime_exits_total", "Instances that exited during an invocation", fn)),
         oom_kills(r.counter("nimbus_oom_kills_total", "Instances killed for exceeding their memory", fn)),
         cold_starts(r.counter("nimbus_cold_starts_total", "Instances started", fn)),
+        pooled_starts(r.counter("nimbus_cold_starts_pooled_total",
+                                "Instances started in a sandbox made ahead of time (the rest built theirs)", fn)),
         prewarms(r.counter("nimbus_prewarms_total",
                            "Instances started ahead of an expected arrival (adaptive keep-alive)", fn)),
         duration(r.histogram("nimbus_invocation_duration_ms", "Invocation duration", fn)),
@@ -33,6 +35,7 @@ struct FunctionMetrics {
   telemetry::Counter& runtime_exits;
   telemetry::Counter& oom_kills;
   telemetry::Counter& cold_starts;
+  telemetry::Counter& pooled_starts;
   telemetry::Counter& prewarms;
   telemetry::Histogram& duration;
   telemetry::Histogram& init_duration;

@@ -185,6 +185,7 @@ base::Result<SpawnedInstance> Launcher::spawn(const InstanceSpec& spec) {
       return make_error(code_of(reply->value("code", "")), reply->at("error").get<std::string>());
     }
     SpawnedInstance spawned{reply->at("pid").get<int>(), reply->at("uid").get<unsigned>()};
+    spawned.pooled = reply->value("pooled", false);
     if (const auto group = reply->find("cgroup"); group != reply->end() && group->is_string()) {
       std::lock_guard groups(groups_mutex_);
       // Its exit event may have been read already (it died at once).

@@ -78,6 +78,7 @@ struct SpawnedInstance {
   unsigned uid = 0;  // the uid the instance runs as
   int runtime_listener_fd = -1;  // NetworkMode::kNone only: listening on kPrivateRuntimeApiAddress
                                  // inside the instance's network namespace; the caller owns it
+  bool pooled = false;           // it got a sandbox made ahead of time (LauncherConfig::pool_size)
 };
 
 // An instance's first process ended; everything of the instance is gone and

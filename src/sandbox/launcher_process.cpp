@@ -643,7 +643,9 @@ std::optional<json> LauncherProcess::spawn_in_shell(const InstanceSpec& spec, un
   }
   ::close(shell.control_fd);
   ::close(shell.error_read_fd);
-  return adopt(shell.pid, Instance{spec.instance_id, std::move(shell.cgroup), uid});
+  json reply = adopt(shell.pid, Instance{spec.instance_id, std::move(shell.cgroup), uid});
+  reply["pooled"] = true;
+  return reply;
 }
 
 void LauncherProcess::discard_shell(Shell& shell) {

@@ -14,7 +14,7 @@ import unittest
 import urllib.parse
 import uuid
 
-from harness import ExecutionTestCase, running_daemon, ROLE, make_zip
+from harness import ExecutionTestCase, running_daemon, wait_until, ROLE, make_zip
 
 # The probe (function A). mode "inspect": look around; "scan": knock on every
 # listening TCP port's Runtime API for `seconds`; "api": an unsigned request to
@@ -279,6 +279,91 @@ def handler(event, context):
         reached = type(e).__name__
     return {"devices": devices, "reached": reached}
 """
+
+
+def _children(pid):
+    """Direct children of `pid` (every thread's list)."""
+    out = []
+    for path in glob.glob(f"/proc/{pid}/task/*/children"):
+        try:
+            with open(path) as f:
+                out += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _launcher_children(daemon):
+    """(pid, comm) of every child of the daemon's launcher process."""
+    launchers = [p for p in _children(daemon.proc.pid) if _comm(p) == "nimbus-launcher"]
+    return [(c, _comm(c)) for launcher in launchers for c in _children(launcher)]
+
+
+def _waiting_sandboxes(daemon):
+    return [pid for pid, comm in _launcher_children(daemon) if comm == "nimbus-sandbox"]
+
+
+HOST_VIEW_PY = """
+import os
+def handler(event, context):
+    with open('/proc/self/cgroup') as f:
+        cgroup = f.read()
+    return {'hostname': os.uname().nodename, 'uid': os.getuid(), 'cgroup': cgroup,
+            'task': sorted(os.listdir('/var/task')), 'tmp_writable': os.access('/tmp', os.W_OK)}
+"""
+
+
+class SandboxPoolTest(ExecutionTestCase):
+    """Cold starts take sandboxes made ahead of time (--sandbox-pool, default 2)
+    and get exactly what a sandbox built from scratch gives."""
+
+    def test_cold_start_takes_a_pooled_sandbox_with_the_functions_limits(self):
+        self.assertEqual(len(wait_until(lambda: len(_waiting_sandboxes(self.daemon)) == 2 and
+                                        _waiting_sandboxes(self.daemon), 10)), 2)
+        self.create_function("pooled", {"app.py": HOST_VIEW_PY}, MemorySize=256)
+        _, body = self.invoke_ok("pooled")
+        self.assertEqual(self.daemon.metric("nimbus_cold_starts_total", function="pooled"), 1)
+        self.assertEqual(self.daemon.metric("nimbus_cold_starts_pooled_total", function="pooled"), 1)
+        # Inside: the same sandbox as ever.
+        self.assertEqual(body["hostname"], "nimbus")
+        self.assertNotEqual(body["uid"], 0)
+        self.assertEqual(body["task"], ["app.py"])
+        self.assertTrue(body["tmp_writable"])
+        self.assertTrue(all(line.endswith(":/") for line in body["cgroup"].split()), body["cgroup"])
+        # Outside: the instance's memory group carries the function's limit,
+        # not the pool's placeholder (128 MB).
+        instances = [pid for pid, comm in _launcher_children(self.daemon) if comm.startswith("python")]
+        self.assertEqual(len(instances), 1, _launcher_children(self.daemon))
+        with open(f"/proc/{instances[0]}/cgroup") as f:
+            lines = f.read().splitlines()
+        memory = [line.split(":", 2)[2] for line in lines if line.split(":")[1] == "memory"]
+        if memory:  # cgroup v1 (this machine); v2 keeps memory.max in the one group
+            with open(f"/sys/fs/cgroup/memory{memory[0]}/memory.limit_in_bytes") as f:
+                self.assertEqual(int(f.read()), 256 << 20)
+        # And the pool is full again.
+        self.assertEqual(len(wait_until(lambda: len(_waiting_sandboxes(self.daemon)) == 2 and
+                                        _waiting_sandboxes(self.daemon), 10)), 2)
+
+    def test_no_pool_builds_each_sandbox_from_scratch(self):
+        with running_daemon(extra_args=["--sandbox-pool", "0"]) as d:
+            time.sleep(0.3)  # a pool, were there one, would be filling now
+            self.assertEqual(_waiting_sandboxes(d), [])
+            d.boto3_client("lambda").create_function(
+                FunctionName="fresh", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                Code={"ZipFile": make_zip({"app.py": HOST_VIEW_PY})})
+            r = d.invoke("fresh", b"{}")
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["hostname"], "nimbus")
+            self.assertEqual(d.metric("nimbus_cold_starts_total", function="fresh"), 1)
+            self.assertEqual(d.metric("nimbus_cold_starts_pooled_total", function="fresh"), 0)
 
 
 class NetworkOptOutTest(ExecutionTestCase):

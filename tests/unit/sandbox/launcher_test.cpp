@@ -138,6 +138,9 @@ TEST_P(LauncherTest, ReportsFullIsolationAsRoot) {
 // (1) The code is at /var/task, which is the working directory.
 TEST_P(LauncherTest, SeesCodeAtVarTaskAsWorkingDirectory) {
   const Run r = run(shell("pwd; cat /var/task/hello.txt; ls /var/task"));
+  if (GetParam() == 0) {
+    EXPECT_FALSE(r.instance.pooled);
+  }
   EXPECT_EQ(r.output, "/var/task\nhello from the code dir\nhello.txt\n");
   EXPECT_TRUE(WIFEXITED(r.exit.wait_status));
   EXPECT_EQ(WEXITSTATUS(r.exit.wait_status), 0);
@@ -488,6 +491,7 @@ TEST_P(LauncherTest, PoolRefillsAndSurvivesDeadSandboxes) {
   EXPECT_EQ(first.output, "1\n");
   EXPECT_TRUE(std::find(shells.begin(), shells.end(), first.instance.pid) != shells.end())
       << "pid " << first.instance.pid << " was not one of the waiting sandboxes";
+  EXPECT_TRUE(first.instance.pooled);
   // Killed while waiting: the next spawns still succeed, and the pool is full again.
   for (const int pid : wait_for_shells(GetParam())) ::kill(pid, SIGKILL);
   for (int i = 0; i < 3; ++i) {
