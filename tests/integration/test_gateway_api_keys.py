@@ -7,6 +7,7 @@ real daemon."""
 
 import json
 import subprocess
+import time
 
 from harness import HOST_CURL
 from test_gateway import GatewayTestBase
@@ -270,6 +271,20 @@ class ApiKeyPersistenceTest(ApiKeyTestBase):
         plans = self.api("GET", "usage-plans").json()["UsagePlans"]
         self.assertEqual([(p["Name"], p["Quota"], p["ApiKeys"]) for p in plans],
                          [("keptplan", {"Limit": 3, "Period": "DAY"}, ["kept"])])
+
+    def test_quota_counts_reach_the_store_without_a_clean_stop(self):
+        # Counts are flushed every 10 s: after that a crash (SIGKILL) keeps them.
+        d = self.daemon
+        key = self.add_key("crashy")
+        self.add_plan("crashplan", quota=2, period="MONTH")
+        self.attach("crashplan", "crashy")
+        self.keyed_route("GET /crashy")
+        self.assertEqual(self.with_key("/crashy", key["Value"]).status, 200)
+        self.assertEqual(self.with_key("/crashy", key["Value"]).status, 200)
+        time.sleep(10.5)
+        d.kill()
+        d.start()
+        self.assertRefused(self.with_key("/crashy", key["Value"]), 429, {"message": "Limit Exceeded"})
 
 
 if __name__ == "__main__":
