@@ -70,13 +70,14 @@ Gateway::~Gateway() {
 }
 
 void Gateway::flush_usage() {
+  // Counted and written under one lock, so an older count never overwrites a newer one.
+  std::lock_guard lock(flush_mu_);
   json doc = json::object();
   for (const auto& entry : snapshot()->keys.entries()) {
     const KeyUsage::Count c = entry.usage->count();
     if (c.used > 0) doc[entry.key.id] = {{"WindowStart", c.window_start}, {"Used", c.used}};
   }
   std::string text = doc.empty() ? std::string() : doc.dump();
-  std::lock_guard lock(flush_mu_);
   if (text == flushed_usage_) return;
   if (auto put = store_.put_gateway_setting(kUsageSetting, text); !put.ok()) {
     spdlog::warn("gateway: cannot persist the API keys' quota counts: {}", put.error().message);
@@ -185,20 +186,25 @@ base::Result<ControlReply> Gateway::api_key_control(http::Verb method, const htt
     if (method == http::Verb::put) {
       // An update: only Enabled changes.
       if (!parsed.is_object()) return make_error(ErrorCode::kInvalidRequestContent, "The API key must be a JSON object");
-      const std::string name = parsed.value("Name", "");
+      const auto name_member = parsed.find("Name");
+      const std::string name =
+          name_member != parsed.end() && name_member->is_string() ? name_member->get<std::string>() : std::string();
       NIMBUS_TRY(check_api_key_name(name, "Name"));
-      if (!stored->contains(name)) {
-        return make_error(ErrorCode::kResourceNotFound, fmt::format("API key not found: {}", name));
-      }
       const auto enabled = parsed.find("Enabled");
       if (enabled == parsed.end() || !enabled->is_boolean()) {
         return make_error(ErrorCode::kValidation, "Enabled must be true or false");
+      }
+      if (!stored->contains(name)) {
+        return make_error(ErrorCode::kResourceNotFound, fmt::format("API key not found: {}", name));
       }
       (*stored)[name]["Enabled"] = enabled->get<bool>();
       auto updated = api_key_from_json((*stored)[name]);
       if (!updated.ok()) return std::move(updated).error();
       reply = ControlReply{200, to_json(*updated, false)};
     } else {
+      if (parsed.is_object() && parsed.contains("Id")) {
+        return make_error(ErrorCode::kValidation, "Id is chosen by nimbus; leave it out");
+      }
       auto key = api_key_from_json(parsed);
       if (!key.ok()) return std::move(key).error();
       if (stored->contains(key->name)) {
@@ -268,6 +274,9 @@ base::Result<ControlReply> Gateway::usage_plan_control(http::Verb method, const 
   }
   const json parsed = json::parse(body, nullptr, false);
   if (parsed.is_discarded()) return make_error(ErrorCode::kInvalidRequestContent, "The usage plan is not valid JSON");
+  if (parsed.is_object() && parsed.contains("Id")) {
+    return make_error(ErrorCode::kValidation, "Id is chosen by nimbus; leave it out");
+  }
   auto plan = usage_plan_from_json(parsed);
   if (!plan.ok()) return std::move(plan).error();
   if (const auto old = stored->find(plan->name); old != stored->end()) {

@@ -216,6 +216,14 @@ class ApiKeyEnforcementTest(ApiKeyTestBase):
             ("POST", "usage-plans/keys", {"UsagePlan": "ghost", "ApiKey": "ghost"}, 404, "Usage plan not found: ghost"),
             ("POST", "usage-plans/keys", {"UsagePlan": "open"}, 400, "ApiKey is required"),
             ("PUT", "apikeys", {"Name": "ghost", "Enabled": False}, 404, "API key not found: ghost"),
+            ("PUT", "apikeys", {"Name": 7, "Enabled": False}, 400,
+             "Name is required: 1-128 letters, digits, '-', '_' or '.'"),
+            ("PUT", "apikeys", {"Name": "ghost", "Enabled": "no"}, 400, "Enabled must be true or false"),
+            ("POST", "apikeys", {"Name": "mine", "Id": "abcdefghij"}, 400, "Id is chosen by nimbus; leave it out"),
+            ("POST", "usage-plans", {"Name": "mine", "Id": "abcdefghij"}, 400, "Id is chosen by nimbus; leave it out"),
+            ("POST", "usage-plans", {"Name": "mine", "Throttle": {"RateLimit": 1}}, 400,
+             "Throttle.BurstLimit must be an integer of at least 1"),
+            ("POST", "usage-plans", ["not", "an", "object"], 400, "The usage plan must be a JSON object"),
         ]
         for method, path, body, status, message in cases:
             with self.subTest(path=path, body=body):
