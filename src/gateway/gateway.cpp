@@ -93,6 +93,7 @@ struct Gateway::Outcome {
   std::string function;
   double integration_ms = -1;
   std::string error;
+  std::string api_key_id;  // the key a keyed route admitted
 };
 
 json route_to_json(const Route& route) {
@@ -345,6 +346,7 @@ http::asio::awaitable<http::Response> Gateway::handle(http::Request req, http::R
   record.function = out.function;
   record.integration_latency_ms = out.integration_ms;
   record.error = out.error;
+  record.api_key_id = out.api_key_id;
   record.response_length = res.body().size();
   record.latency_ms = ms_since(started);
   metrics_.for_status(record.status).add();
@@ -422,6 +424,7 @@ http::asio::awaitable<Gateway::Outcome> Gateway::serve(IncomingRequest request, 
     }
     context.api_key = key->key.value;
     context.api_key_id = key->key.id;
+    out.api_key_id = key->key.id;  // also on the later refusals (route throttle, authorizer, validation)
   }
   if (const auto bucket = snap->route_buckets.find(out.route_key); bucket != snap->route_buckets.end()) {
     if (!bucket->second->try_take()) {
@@ -461,6 +464,7 @@ http::asio::awaitable<Gateway::Outcome> Gateway::serve(IncomingRequest request, 
   }
   Outcome result = co_await integrate(route.target, request, context);
   result.route_key = out.route_key;
+  result.api_key_id = context.api_key_id;
   co_return result;
 }
 

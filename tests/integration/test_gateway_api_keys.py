@@ -6,10 +6,11 @@ driven over real HTTP (http.client, curl) and the nimbus CLI against the
 real daemon."""
 
 import json
+import os
 import subprocess
 import time
 
-from harness import HOST_CURL
+from harness import HOST_CURL, wait_until
 from test_gateway import GatewayTestBase
 
 FORBIDDEN = {"message": "Forbidden"}
@@ -168,6 +169,26 @@ class ApiKeyEnforcementTest(ApiKeyTestBase):
         self.assertEqual(rc, 0, err)
         self.assertRefused(self.with_key("/keyed/doomed", key["Value"]), 403, FORBIDDEN)
         self.assertNotIn("doomed", [k["Name"] for k in self.api("GET", "apikeys").json()["ApiKeys"]])
+
+    def test_access_log_names_the_key(self):
+        key = self.add_key("logged")
+        self.attach("open", "logged")
+        self.keyed_route("GET /keyed/logged")
+        self.assertEqual(self.with_key("/keyed/logged", key["Value"]).status, 200)
+        self.assertEqual(self.gw("GET", "/keyed/logged").status, 403)
+        path = os.path.join(self.daemon.data_dir, "logs", "gateway-access.log")
+        lines = []
+
+        def logged():
+            with open(path) as f:
+                lines[:] = [json.loads(l) for l in f if '"/keyed/logged"' in l]
+            return len(lines) == 2
+        self.assertTrue(wait_until(logged, 5), lines)
+        self.assertEqual(lines[0]["apiKeyId"], key["Id"])
+        self.assertEqual(lines[0]["status"], 200)
+        self.assertNotIn("apiKeyId", lines[1])
+        self.assertEqual(lines[1]["error"], "no x-api-key")
+        self.assertNotIn(key["Value"], open(path).read())  # values never reach the log
 
     def test_curl_and_the_cli_end_to_end(self):
         rc, out, err = self.daemon.cli("apikey", "add", "clikey")
