@@ -575,6 +575,8 @@ int run(int argc, char** argv) {
                             "(repeatable; 400 when missing)");
   route_add_cmd->add_option("--body-schema", route_options.body_schema,
                             "JSON Schema the body must match (JSON text or @file; 400 when it does not)");
+  route_add_cmd->add_flag("--api-key-required", route_options.api_key_required,
+                          "callers must send an x-api-key in a usage plan (403 without; see docs/gateway.md)");
   auto* route_ls_cmd = route_cmd->add_subcommand("ls", "List routes in the order they are matched");
   auto* route_rm_cmd = route_cmd->add_subcommand("rm", "Remove a route");
   route_rm_cmd->add_option("key", route_options.key, "route key as listed")->required();
@@ -609,6 +611,43 @@ int run(int argc, char** argv) {
   auto* authorizer_ls_cmd = authorizer_cmd->add_subcommand("ls", "List authorizers");
   auto* authorizer_rm_cmd = authorizer_cmd->add_subcommand("rm", "Remove an authorizer no route uses");
   authorizer_rm_cmd->add_option("name", authorizer_options.name, "authorizer name")->required();
+
+  // apikey, usage-plan
+  std::string apikey_name, apikey_value;
+  auto* apikey_cmd = app.add_subcommand("apikey", "Manage the HTTP gateway's API keys");
+  apikey_cmd->require_subcommand(1);
+  auto* apikey_add_cmd = apikey_cmd->add_subcommand("add", "Create an API key (prints a generated value once)");
+  apikey_add_cmd->add_option("name", apikey_name, "key name (letters, digits, . - _)")->required();
+  apikey_add_cmd->add_option("--value", apikey_value, "the key's value: 20-128 letters and digits (default: generated)");
+  auto* apikey_ls_cmd = apikey_cmd->add_subcommand("ls", "List API keys (without their values)");
+  auto* apikey_rm_cmd = apikey_cmd->add_subcommand("rm", "Remove an API key (refused from the next request on)");
+  auto* apikey_enable_cmd = apikey_cmd->add_subcommand("enable", "Accept an API key again");
+  auto* apikey_disable_cmd = apikey_cmd->add_subcommand("disable", "Refuse an API key (403) without removing it");
+  for (auto* cmd : {apikey_rm_cmd, apikey_enable_cmd, apikey_disable_cmd}) {
+    cmd->add_option("name", apikey_name, "key name")->required();
+  }
+  UsagePlanOptions plan_options;
+  std::string plan_key;
+  auto* plan_cmd = app.add_subcommand("usage-plan", "Manage the HTTP gateway's usage plans (throttle and quota per key)");
+  plan_cmd->require_subcommand(1);
+  auto* plan_add_cmd = plan_cmd->add_subcommand("add", "Create or replace a usage plan");
+  plan_add_cmd->add_option("name", plan_options.name, "plan name (letters, digits, . - _)")->required();
+  auto* plan_rate = plan_add_cmd->add_option("--rate", plan_options.rate, "requests per second per key");
+  auto* plan_burst = plan_add_cmd->add_option("--burst", plan_options.burst, "burst per key");
+  plan_rate->needs(plan_burst);
+  plan_burst->needs(plan_rate);
+  auto* plan_quota = plan_add_cmd->add_option("--quota", plan_options.quota, "requests per key per period");
+  auto* plan_period = plan_add_cmd->add_option("--period", plan_options.period, "quota period: DAY, WEEK or MONTH (UTC)");
+  plan_quota->needs(plan_period);
+  auto* plan_ls_cmd = plan_cmd->add_subcommand("ls", "List usage plans and their keys");
+  auto* plan_rm_cmd = plan_cmd->add_subcommand("rm", "Remove a usage plan that has no keys");
+  plan_rm_cmd->add_option("name", plan_options.name, "plan name")->required();
+  auto* plan_attach_cmd = plan_cmd->add_subcommand("attach", "Put an API key in a usage plan");
+  auto* plan_detach_cmd = plan_cmd->add_subcommand("detach", "Take an API key out of a usage plan");
+  for (auto* cmd : {plan_attach_cmd, plan_detach_cmd}) {
+    cmd->add_option("plan", plan_options.name, "plan name")->required();
+    cmd->add_option("key", plan_key, "API key name")->required();
+  }
 
   // schedule
   ScheduleOptions schedule_options;
@@ -769,6 +808,20 @@ int run(int argc, char** argv) {
   if (authorizer_rm_cmd->parsed()) return authorizer_remove(*client, authorizer_options.name);
   if (route_rm_cmd->parsed()) return route_remove(*client, route_options.key);
   if (cors_cmd->parsed()) return gateway_cors(*client, cors_options);
+  if (apikey_add_cmd->parsed()) return apikey_add(*client, apikey_name, apikey_value);
+  if (apikey_ls_cmd->parsed()) return apikey_list(*client);
+  if (apikey_rm_cmd->parsed()) return apikey_remove(*client, apikey_name);
+  if (apikey_enable_cmd->parsed()) return apikey_set_enabled(*client, apikey_name, true);
+  if (apikey_disable_cmd->parsed()) return apikey_set_enabled(*client, apikey_name, false);
+  if (plan_add_cmd->parsed()) {
+    plan_options.throttle = plan_rate->count() > 0;
+    plan_options.has_quota = plan_quota->count() > 0;
+    return usage_plan_add(*client, plan_options);
+  }
+  if (plan_ls_cmd->parsed()) return usage_plan_list(*client);
+  if (plan_rm_cmd->parsed()) return usage_plan_remove(*client, plan_options.name);
+  if (plan_attach_cmd->parsed()) return usage_plan_attach(*client, plan_options.name, plan_key, true);
+  if (plan_detach_cmd->parsed()) return usage_plan_attach(*client, plan_options.name, plan_key, false);
   if (events_ls_cmd->parsed()) return events_list(*client, events_options);
   if (events_show_cmd->parsed()) return events_show(*client, event_id);
   if (events_redrive_cmd->parsed()) return events_redrive(*client, event_id);

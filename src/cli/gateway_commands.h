@@ -1,7 +1,8 @@
 #pragma once
-// `nimbus route ...` and `nimbus authorizer ...`: the HTTP gateway's routes
-// and authorizers through the daemon's /nimbus/v1/routes and
-// /nimbus/v1/gateway/authorizers extensions.
+// `nimbus route ...`, `nimbus authorizer ...`, `nimbus apikey ...` and
+// `nimbus usage-plan ...`: the HTTP gateway's routes, authorizers, API keys
+// and usage plans through the daemon's /nimbus/v1/routes and
+// /nimbus/v1/gateway/... extensions.
 
 #include <cstdint>
 #include <string>
@@ -22,6 +23,17 @@ struct RouteOptions {
   std::vector<std::string> scopes;
   std::vector<std::string> required_parameters;  // method.request.querystring.NAME, ...
   std::string body_schema;                       // JSON text, or @file
+  bool api_key_required = false;
+};
+
+struct UsagePlanOptions {
+  std::string name;
+  double rate = 0;
+  std::int64_t burst = 0;
+  bool throttle = false;  // --rate/--burst given
+  std::int64_t quota = 0;
+  std::string period;     // DAY, WEEK, MONTH (any case)
+  bool has_quota = false; // --quota given
 };
 
 struct AuthorizerOptions {
@@ -43,5 +55,14 @@ int route_remove(ControlClient& client, const std::string& key);
 int authorizer_add(ControlClient& client, const AuthorizerOptions& options);
 int authorizer_list(ControlClient& client);
 int authorizer_remove(ControlClient& client, const std::string& name);
+int apikey_add(ControlClient& client, const std::string& name, const std::string& value);
+int apikey_list(ControlClient& client);
+int apikey_remove(ControlClient& client, const std::string& name);
+int apikey_set_enabled(ControlClient& client, const std::string& name, bool enabled);
+int usage_plan_add(ControlClient& client, const UsagePlanOptions& options);
+int usage_plan_list(ControlClient& client);
+int usage_plan_remove(ControlClient& client, const std::string& name);
+// attach: true puts KEY in PLAN, false takes it out.
+int usage_plan_attach(ControlClient& client, const std::string& plan, const std::string& key, bool attach);
 
 }  // namespace nimbus::cli

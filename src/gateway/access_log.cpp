@@ -44,6 +44,7 @@ std::string format_access_record(const AccessRecord& r) {
   if (!r.function.empty()) line["functionName"] = r.function;
   if (r.integration_latency_ms >= 0) line["integrationLatency"] = r.integration_latency_ms;
   if (!r.error.empty()) line["error"] = r.error;
+  if (!r.api_key_id.empty()) line["apiKeyId"] = r.api_key_id;
   return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

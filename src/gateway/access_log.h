@@ -30,6 +30,7 @@ struct AccessRecord {
   double integration_latency_ms = -1;  // < 0: not invoked
   std::string user_agent;
   std::string error;       // why the gateway answered with an error, if it did
+  std::string api_key_id;  // the API key a keyed route admitted
 };
 
 class AccessLog {

@@ -273,6 +273,10 @@ json build_event_v1(const IncomingRequest& request, const EventContext& context)
   }
   identity["sourceIp"] = request.source_ip;
   identity["userAgent"] = ua ? json(*ua) : json(nullptr);
+  if (!context.api_key.empty()) {
+    identity["apiKey"] = context.api_key;
+    identity["apiKeyId"] = context.api_key_id;
+  }
   json event = {
       {"version", "1.0"},
       {"resource", context.resource_path},

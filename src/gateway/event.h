@@ -55,6 +55,8 @@ struct EventContext {
   std::string domain_prefix;
   std::string stage = "$default";
   std::optional<AuthorizerGrant> authorizer;  // set when the route has an authorizer
+  std::string api_key;     // the request's API key (routes that require one); 1.0 identity.apiKey
+  std::string api_key_id;  // its id; 1.0 identity.apiKeyId
 };
 
 // True when the body goes to the function as text: a textual content type

@@ -88,6 +88,7 @@ struct Gateway::Outcome {
   std::string function;
   double integration_ms = -1;
   std::string error;
+  std::string api_key_id;  // the key a keyed route admitted
 };
 
 json route_to_json(const Route& route) {
@@ -102,6 +103,7 @@ json route_to_json(const Route& route) {
   if (!route.authorizer.empty()) out["Authorizer"] = route.authorizer;
   if (!route.authorization_scopes.empty()) out["AuthorizationScopes"] = route.authorization_scopes;
   if (route.validation) out["RequestValidation"] = to_json(*route.validation);
+  if (route.api_key_required) out["ApiKeyRequired"] = true;
   return out;
 }
 
@@ -109,7 +111,8 @@ base::Result<Route> route_from_json(const json& body) {
   if (!body.is_object()) return make_error(ErrorCode::kInvalidRequestContent, "The route must be a JSON object");
   static constexpr std::string_view kKnown[] = {"RouteKey",           "FunctionName",         "Qualifier",
                                                 "PayloadFormatVersion", "ThrottlingRateLimit", "ThrottlingBurstLimit",
-                                                "Authorizer",         "AuthorizationScopes",  "RequestValidation"};
+                                                "Authorizer",         "AuthorizationScopes",  "RequestValidation",
+                                                "ApiKeyRequired"};
   for (const auto& [key, value] : body.items()) {
     if (std::find(std::begin(kKnown), std::end(kKnown), key) == std::end(kKnown)) {
       return make_error(ErrorCode::kValidation, fmt::format("Unknown route member '{}'", key));
@@ -143,6 +146,10 @@ base::Result<Route> route_from_json(const json& body) {
     auto parsed = parse_request_validation(*validation);
     if (!parsed.ok()) return make_error(parsed.error().code, "RequestValidation: " + parsed.error().message);
     route.validation = std::make_shared<const RequestValidation>(std::move(*parsed));
+  }
+  if (const auto required = body.find("ApiKeyRequired"); required != body.end() && !required->is_null()) {
+    if (!required->is_boolean()) return make_error(ErrorCode::kValidation, "ApiKeyRequired must be true or false");
+    route.api_key_required = required->get<bool>();
   }
   if (const std::string v = text("PayloadFormatVersion"); !v.empty()) {
     auto format = parse_payload_format(v);
@@ -181,7 +188,9 @@ Gateway::Gateway(store::Store& store, registry::Registry& registry, invoker::Inv
 
 base::Status Gateway::start() {
   if (!config_.access_log.empty()) NIMBUS_TRY(access_log_.open(config_.access_log));
-  return reload();
+  NIMBUS_TRY(reload());
+  start_usage_flusher();
+  return base::Ok{};
 }
 
 std::shared_ptr<const Gateway::Snapshot> Gateway::snapshot() const {
@@ -189,12 +198,12 @@ std::shared_ptr<const Gateway::Snapshot> Gateway::snapshot() const {
   return snapshot_;
 }
 
-base::Result<json> Gateway::stored_authorizers() {
-  auto doc = store_.get_gateway_setting("authorizers");
+base::Result<json> Gateway::stored_setting(std::string_view name) {
+  auto doc = store_.get_gateway_setting(name);
   if (!doc.ok()) return std::move(doc).error();
   if (doc->empty()) return json::object();
   json parsed = json::parse(*doc, nullptr, false);
-  if (!parsed.is_object()) return make_error(ErrorCode::kService, "the stored authorizers are not a JSON object");
+  if (!parsed.is_object()) return make_error(ErrorCode::kService, fmt::format("the stored {} are not a JSON object", name));
   return parsed;
 }
 
@@ -222,7 +231,7 @@ base::Status Gateway::reload() {
     }
   }
   const auto previous = snapshot();
-  auto authorizers = stored_authorizers();
+  auto authorizers = stored_setting("authorizers");
   if (!authorizers.ok()) return std::move(authorizers).error();
   for (const auto& [name, doc] : authorizers->items()) {
     auto config = parse_authorizer(doc);
@@ -260,6 +269,11 @@ base::Status Gateway::reload() {
       next->route_buckets[key] = std::make_shared<LimitedBucket>(r.target.throttle->rate, r.target.throttle->burst, clock_);
     }
   }
+  auto plans = stored_setting("usage_plans");
+  if (!plans.ok()) return std::move(plans).error();
+  auto keys = stored_setting("api_keys");
+  if (!keys.ok()) return std::move(keys).error();
+  load_keys(*previous, *next, *plans, *keys);
   next->table = RouteTable(std::move(routes));
   std::lock_guard lock(mu_);
   snapshot_ = std::move(next);
@@ -327,6 +341,7 @@ http::asio::awaitable<http::Response> Gateway::handle(http::Request req, http::R
   record.function = out.function;
   record.integration_latency_ms = out.integration_ms;
   record.error = out.error;
+  record.api_key_id = out.api_key_id;
   record.response_length = res.body().size();
   record.latency_ms = ms_since(started);
   metrics_.for_status(record.status).add();
@@ -394,6 +409,18 @@ http::asio::awaitable<Gateway::Outcome> Gateway::serve(IncomingRequest request, 
   }
   const Route& route = *match->route;
   out.route_key = route.key.text();
+  // The API key first: a request without a usable key uses none of the route's capacity.
+  if (route.api_key_required) {
+    const KeyEntry* key = nullptr;
+    const KeyCheck check = snap->keys.check(header_of(request, "x-api-key"), clock_, &key);
+    if (check != KeyCheck::kAllowed) {
+      out.response = refuse_key(check, out.error);
+      co_return out;
+    }
+    context.api_key = key->key.value;
+    context.api_key_id = key->key.id;
+    out.api_key_id = key->key.id;  // also on the later refusals (route throttle, authorizer, validation)
+  }
   if (const auto bucket = snap->route_buckets.find(out.route_key); bucket != snap->route_buckets.end()) {
     if (!bucket->second->try_take()) {
       out.response = message_response(429, "Too Many Requests");
@@ -432,6 +459,7 @@ http::asio::awaitable<Gateway::Outcome> Gateway::serve(IncomingRequest request, 
   }
   Outcome result = co_await integrate(route.target, request, context);
   result.route_key = out.route_key;
+  result.api_key_id = context.api_key_id;
   co_return result;
 }
 
@@ -537,6 +565,20 @@ base::Result<ControlReply> Gateway::control(http::Verb method, std::string_view 
     if (method == http::Verb::get || method == http::Verb::post || method == http::Verb::put ||
         method == http::Verb::delete_) {
       return authorizer_control(method, query, body);
+    }
+  } else if (path == "/nimbus/v1/gateway/apikeys") {
+    if (method == http::Verb::get || method == http::Verb::post || method == http::Verb::put ||
+        method == http::Verb::delete_) {
+      return api_key_control(method, query, body);
+    }
+  } else if (path == "/nimbus/v1/gateway/usage-plans") {
+    if (method == http::Verb::get || method == http::Verb::post || method == http::Verb::put ||
+        method == http::Verb::delete_) {
+      return usage_plan_control(method, query, body);
+    }
+  } else if (path == "/nimbus/v1/gateway/usage-plans/keys") {
+    if (method == http::Verb::post || method == http::Verb::put || method == http::Verb::delete_) {
+      return plan_key_control(method, query, body);
     }
   } else if (path == "/nimbus/v1/gateway/cors") {
     if (method == http::Verb::get || method == http::Verb::put || method == http::Verb::delete_) {

@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "base/result.h"
 #include "gateway/access_log.h"
+#include "gateway/api_keys.h"
 #include "gateway/authorizer.h"
 #include "gateway/cors.h"
 #include "gateway/event.h"
@@ -67,9 +68,18 @@ class Gateway {
  public:
   Gateway(store::Store& store, registry::Registry& registry, invoker::Invoker* invoker,
           telemetry::Registry& metrics, const base::Clock& clock, GatewayConfig config);
+  // Stops the usage flusher and persists the quota counts a last time.
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
 
-  // Loads routes and CORS from the store and opens the access log.
+  // Loads routes, CORS, authorizers, API keys and usage plans from the store,
+  // opens the access log and starts the periodic flush of quota counts.
   [[nodiscard]] base::Status start();
+  // Persists the API keys' quota counts (when changed since the last flush).
+  // Any thread; done every kUsageFlushInterval, after control changes and at
+  // destruction, never on the request path.
+  void flush_usage();
   // The port the listener is bound to (for x-forwarded-port).
   void set_listen_port(std::uint16_t port) { listen_port_ = port; }
   // The listener closed a connection whose TLS handshake failed (any thread).
@@ -84,7 +94,10 @@ class Gateway {
   // The nimbus extension paths of the control API:
   //   GET /nimbus/v1/routes, POST /nimbus/v1/routes, DELETE /nimbus/v1/routes?RouteKey=K,
   //   GET|PUT|DELETE /nimbus/v1/gateway/cors,
-  //   GET|POST /nimbus/v1/gateway/authorizers, DELETE /nimbus/v1/gateway/authorizers?Name=N.
+  //   GET|POST /nimbus/v1/gateway/authorizers, DELETE /nimbus/v1/gateway/authorizers?Name=N,
+  //   GET|POST|PUT /nimbus/v1/gateway/apikeys, DELETE /nimbus/v1/gateway/apikeys?Name=N,
+  //   GET|POST /nimbus/v1/gateway/usage-plans, DELETE /nimbus/v1/gateway/usage-plans?Name=N,
+  //   POST /nimbus/v1/gateway/usage-plans/keys, DELETE ...?UsagePlan=P&ApiKey=K.
   [[nodiscard]] base::Result<ControlReply> control(http::Verb method, std::string_view path,
                                                    const http::Params& query, const std::string& body);
 
@@ -112,6 +125,8 @@ class Gateway {
     std::optional<CorsConfig> cors;
     std::map<std::string, std::shared_ptr<LimitedBucket>> route_buckets;        // by route key
     std::map<std::string, std::shared_ptr<AuthorizerState>, std::less<>> authorizers;  // by name
+    std::map<std::string, std::shared_ptr<const UsagePlan>, std::less<>> plans;        // by name
+    KeyRing keys;
   };
   struct Outcome;
   // An authorizer's verdict: the grant for the event, or the answer to send
@@ -124,6 +139,7 @@ class Gateway {
 
   [[nodiscard]] std::shared_ptr<const Snapshot> snapshot() const;
   [[nodiscard]] base::Status reload();
+  void start_usage_flusher();
   [[nodiscard]] http::asio::awaitable<Outcome> serve(IncomingRequest request, std::shared_ptr<const Snapshot> snap,
                                                      std::string request_id, std::int64_t time_ms);
   [[nodiscard]] http::asio::awaitable<Outcome> integrate(const RouteTarget& target, const IncomingRequest& request,
@@ -146,8 +162,17 @@ class Gateway {
   base::Result<ControlReply> delete_route(const http::Params& query);
   base::Result<ControlReply> cors_control(http::Verb method, const std::string& body);
   base::Result<ControlReply> authorizer_control(http::Verb method, const http::Params& query, const std::string& body);
-  // The stored authorizer documents by name (one gateway setting).
-  base::Result<nlohmann::json> stored_authorizers();
+  base::Result<ControlReply> api_key_control(http::Verb method, const http::Params& query, const std::string& body);
+  base::Result<ControlReply> usage_plan_control(http::Verb method, const http::Params& query, const std::string& body);
+  base::Result<ControlReply> plan_key_control(http::Verb method, const http::Params& query, const std::string& body);
+  // A gateway setting holding documents by name (authorizers, API keys, usage
+  // plans, usage counts); an empty object when unset.
+  base::Result<nlohmann::json> stored_setting(std::string_view name);
+  // The answer to a request the key check refused (403 or 429), counted in
+  // the metrics; `reason` for the access log.
+  GatewayResponse refuse_key(KeyCheck check, std::string& reason);
+  // Builds the key ring of the next snapshot, keeping the usage of keys that stay.
+  void load_keys(const Snapshot& previous, Snapshot& next, const nlohmann::json& plans, const nlohmann::json& keys);
 
   store::Store& store_;
   registry::Registry& registry_;
@@ -162,7 +187,11 @@ class Gateway {
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snapshot_;  // GUARDED_BY(mu_)
   std::mutex control_mu_;                     // serialises control writes with their reload
-  // Blocking work a request may need (fetching a JWKS); never the io threads.
+  std::mutex flush_mu_;
+  std::string flushed_usage_;  // GUARDED_BY(flush_mu_): the document last written
+  bool usage_restored_ = false;  // GUARDED_BY(control_mu_ or start): counts read back from the store
+  // Blocking work a request may need (fetching a JWKS) and the usage flusher;
+  // never the io threads.
   boost::asio::thread_pool blocking_{1};
 };
 

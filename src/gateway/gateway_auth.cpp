@@ -150,7 +150,7 @@ base::Result<ControlReply> Gateway::authorizer_control(http::Verb method, const 
     return ControlReply{200, json{{"Authorizers", std::move(list)}}};
   }
   std::lock_guard lock(control_mu_);
-  auto stored = stored_authorizers();
+  auto stored = stored_setting("authorizers");
   if (!stored.ok()) return std::move(stored).error();
   if (method == http::Verb::delete_) {
     const std::string* name = http::find_param(query, "Name");

@@ -25,6 +25,10 @@ struct GatewayMetrics {
                                         "Lambda authorizer decisions answered from the cache")),
         validation_failures(r.counter("nimbus_gateway_validation_failures_total",
                                       "Gateway requests refused by a route's request validation (400)")),
+        api_key_missing(by_key_refusal(r, "missing")),
+        api_key_invalid(by_key_refusal(r, "invalid")),
+        api_key_throttled(by_key_refusal(r, "throttled")),
+        api_key_quota_exceeded(by_key_refusal(r, "quota")),
         tls_handshake_failures(r.counter("nimbus_gateway_tls_handshake_failures_total",
                                          "Gateway connections closed because their TLS handshake failed or "
                                          "timed out")),
@@ -50,6 +54,10 @@ struct GatewayMetrics {
   telemetry::Counter& authorizer_errors;   // 500: the authorizer failed or answered garbage
   telemetry::Counter& authorizer_cache_hits;
   telemetry::Counter& validation_failures;
+  telemetry::Counter& api_key_missing;         // 403: no x-api-key
+  telemetry::Counter& api_key_invalid;         // 403: unknown, disabled or in no usage plan
+  telemetry::Counter& api_key_throttled;       // 429: over the plan's rate
+  telemetry::Counter& api_key_quota_exceeded;  // 429: over the plan's quota
   telemetry::Counter& tls_handshake_failures;
   telemetry::Histogram& latency;
   telemetry::Histogram& integration_latency;
@@ -58,6 +66,10 @@ struct GatewayMetrics {
   static telemetry::Counter& by_class(telemetry::Registry& r, const char* cls) {
     return r.labelled_counter("nimbus_gateway_requests_total", "Gateway requests by response status class", "class",
                               cls);
+  }
+  static telemetry::Counter& by_key_refusal(telemetry::Registry& r, const char* reason) {
+    return r.labelled_counter("nimbus_gateway_api_key_refused_total",
+                              "Gateway requests refused by the API key check, by reason", "reason", reason);
   }
 };
 

@@ -75,6 +75,7 @@ struct Route {
   std::string authorizer;                          // an authorizer's name; empty: open route
   std::vector<std::string> authorization_scopes;   // JWT: the token needs one of them
   std::shared_ptr<const RequestValidation> validation;  // null: nothing validated
+  bool api_key_required = false;                   // needs an x-api-key in a usage plan
 };
 
 // The outcome of a successful match. `route` points into the table.

@@ -168,6 +168,21 @@ TEST(EventV1, EveryField) {
   EXPECT_TRUE(rc["identity"]["userArn"].is_null());
 }
 
+TEST(EventV1, ApiKeyInIdentityAndNotIn2) {
+  IncomingRequest r;
+  r.method = "GET";
+  r.raw_path = "/";
+  EventContext c = context();
+  EXPECT_TRUE(build_event_v1(r, c)["requestContext"]["identity"]["apiKey"].is_null());
+  c.api_key = "GoodGoodGoodGoodGood1";
+  c.api_key_id = "abcde12345";
+  const json identity = build_event_v1(r, c)["requestContext"]["identity"];
+  EXPECT_EQ(identity["apiKey"], "GoodGoodGoodGoodGood1");
+  EXPECT_EQ(identity["apiKeyId"], "abcde12345");
+  EXPECT_EQ(identity.size(), 15u);
+  EXPECT_EQ(build_event_v2(r, c).dump().find("GoodGoodGoodGoodGood1"), std::string::npos);
+}
+
 TEST(EventV1, AbsentThingsAreNull) {
   IncomingRequest r;
   r.method = "GET";

@@ -22,6 +22,19 @@ TEST(RouteJson, RoundTripsEveryMember) {
   EXPECT_EQ(route_to_json(*route), in);
 }
 
+TEST(RouteJson, ApiKeyRequired) {
+  auto route = route_from_json({{"RouteKey", "GET /k"}, {"FunctionName", "f"}, {"ApiKeyRequired", true}});
+  ASSERT_TRUE(route.ok()) << route.error().message;
+  EXPECT_TRUE(route->api_key_required);
+  EXPECT_EQ(route_to_json(*route)["ApiKeyRequired"], true);
+  route = route_from_json({{"RouteKey", "GET /k"}, {"FunctionName", "f"}, {"ApiKeyRequired", false}});
+  ASSERT_TRUE(route.ok());
+  EXPECT_FALSE(route_to_json(*route).contains("ApiKeyRequired"));
+  auto bad = route_from_json({{"RouteKey", "GET /k"}, {"FunctionName", "f"}, {"ApiKeyRequired", "yes"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "ApiKeyRequired must be true or false");
+}
+
 TEST(RouteJson, DefaultsToPayload2AndNoThrottle) {
   auto route = route_from_json({{"RouteKey", "$default"}, {"FunctionName", "f"}});
   ASSERT_TRUE(route.ok());
