@@ -4,12 +4,15 @@
 // instances, detects OOM kills, removes cgroups, recycles uids and sends
 // exit events — one thread, one poll loop, until the daemon goes away.
 
+#include <sched.h>
+
 #include <chrono>
 #include <deque>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +23,21 @@
 #include "sandbox/detail/protocol.h"
 
 namespace nimbus::sandbox::detail {
+
+// The namespaces every instance gets (a network namespace is added for
+// NetworkMode::kNone).
+inline constexpr unsigned long kNamespaceFlags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+
+// fork()-like clone: the child continues on a copy of the stack. Raw system
+// call, so that glibc runs no fork handlers (none of which would be
+// async-signal-safe to rely on); the child only makes raw calls anyway.
+long clone_process(unsigned long flags);
+// {"ok":false, "error":message, "code":code}
+nlohmann::json error_reply(const std::string& message, std::string_view code = "service");
+// "sandbox step 'mount /var/task' (/data/code/ab12): No such file or directory"
+std::string step_message(std::string_view step, std::string_view path, int err);
+// waitpid with a deadline; true when reaped.
+bool wait_for(int pid, int* status, std::chrono::milliseconds limit);
 
 // Lives in the forked launcher process only; built and run by
 // Launcher::start() right after fork(). run() never returns.
