@@ -177,7 +177,7 @@ const LEVELS = Object.freeze({
   ERROR: { name: 'ERROR', priority: 5 },
   FATAL: { name: 'FATAL', priority: 6 },
 });
-const JSON_LOGS = process.env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === 'JSON';
+let JSON_LOGS = process.env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === 'JSON';
 
 function logText(level, message, ...params) {
   const line = `${new Date().toISOString()}\t${globalThis[REQUEST_ID_SYMBOL]}\t${level.name}\t${util.format(message, ...params)}`;
@@ -728,7 +728,36 @@ class Runtime {
 // ---------------------------------------------------------------------------
 // Entry point
 
+/**
+ * A primed runtime: started in a sandbox of its own before its function was
+ * known (RuntimeTemplate in src/sandbox/launcher.h). It says it is ready with
+ * one byte on NIMBUS_PRIMED_FD, then reads the instance's environment until
+ * EOF; by then the function's code is at /var/task.
+ */
+function receiveInstance() {
+  const fd = Number(process.env.NIMBUS_PRIMED_FD);
+  fs.writeSync(fd, 'r');
+  const chunks = [];
+  const buffer = Buffer.alloc(65536);
+  for (;;) {
+    const n = fs.readSync(fd, buffer);
+    if (n === 0) break;
+    chunks.push(Buffer.from(buffer.subarray(0, n)));
+  }
+  fs.closeSync(fd);
+  if (chunks.length === 0) process.exit(0); // discarded before it got an instance
+  const { env } = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  for (const entry of env) {
+    const eq = entry.indexOf('=');
+    process.env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  JSON_LOGS = process.env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === 'JSON';
+  process.chdir(process.env.LAMBDA_TASK_ROOT || '/var/task');
+}
+
 async function main() {
+  if (process.env.NIMBUS_PRIMED_FD !== undefined) receiveInstance();
   patchConsole();
   const address = process.env.AWS_LAMBDA_RUNTIME_API;
   if (!address) fatal('AWS_LAMBDA_RUNTIME_API is not set');

@@ -5,7 +5,8 @@ Started by the platform inside an instance as
     /usr/bin/python3 -u /var/runtime/python/bootstrap.py [module.function]
 
 with cwd = LAMBDA_TASK_ROOT (/var/task); bootstrap.py imports this module and
-calls main(). Imported rather than run as a script so that Python loads the
+calls main(). Started "primed" (NIMBUS_PRIMED_FD in its environment), it
+first waits, loaded, for the instance it will run: see _receive_instance(). Imported rather than run as a script so that Python loads the
 bytecode nimbus compiled at build time (__pycache__/) instead of compiling
 this file at every cold start. It speaks the Lambda Runtime API
 (plain HTTP/1.1 to AWS_LAMBDA_RUNTIME_API) and mirrors the behaviour of AWS's
@@ -350,10 +351,14 @@ def _json_default(obj):
     raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
 
 
-# awslambdaric writes non-ASCII characters unescaped only on python3.12.
-_ENCODER = json.JSONEncoder(
-    default=_json_default, ensure_ascii=os.environ.get("AWS_EXECUTION_ENV") != "AWS_Lambda_python3.12"
-)
+def _make_encoder():
+    # awslambdaric writes non-ASCII characters unescaped only on python3.12.
+    return json.JSONEncoder(
+        default=_json_default, ensure_ascii=os.environ.get("AWS_EXECUTION_ENV") != "AWS_Lambda_python3.12"
+    )
+
+
+_ENCODER = _make_encoder()
 
 
 def to_json(obj):
@@ -742,8 +747,42 @@ def _fatal(message):
     sys.exit(1)
 
 
+def _receive_instance():
+    """A primed runtime: started in a sandbox of its own before its function
+    was known (RuntimeTemplate in src/sandbox/launcher.h). It says it is
+    ready with one byte on NIMBUS_PRIMED_FD, then reads the instance's
+    environment until EOF; by then the function's code is at /var/task."""
+    global _JSON_LOGS, _ENCODER
+    import importlib  # what loading the handler needs, loaded while waiting
+    import logging  # noqa: F401
+
+    fd = int(os.environ["NIMBUS_PRIMED_FD"])
+    os.write(fd, b"r")
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    if not chunks:
+        sys.exit(0)  # discarded before it got an instance
+    environment = {}
+    for entry in json.loads(b"".join(chunks))["env"]:
+        key, _, value = entry.partition("=")
+        environment[key] = value
+    os.environ.clear()
+    os.environ.update(environment)
+    _JSON_LOGS = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+    _ENCODER = _make_encoder()
+    os.chdir(os.environ.get("LAMBDA_TASK_ROOT") or "/var/task")
+    importlib.invalidate_caches()  # /var/task was an empty directory until now
+
+
 def main():
     global _REQUEST_ID, _TENANT_ID
+    if "NIMBUS_PRIMED_FD" in os.environ:
+        _receive_instance()
     handler_name = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else os.environ.get("_HANDLER", "")
     task_root = os.environ.get("LAMBDA_TASK_ROOT") or "/var/task"
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API")

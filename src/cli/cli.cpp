@@ -470,6 +470,10 @@ int run(int argc, char** argv) {
                     "sandboxes kept ready ahead of time (namespaces, cgroup and the shared part of the root), "
                     "so that a cold start only adds the function's code; 0 builds each from scratch")
       ->capture_default_str()->check(CLI::Range(0, 64));
+  serve->add_option("--primed-runtimes", serve_config.primed_runtimes,
+                    "Python and Node runtime processes kept started ahead of time per interpreter, in sandboxes "
+                    "of their own, so that a cold start skips the interpreter's start; 0 turns them off")
+      ->capture_default_str()->check(CLI::Range(0, 16));
   serve->add_option("--concurrency", serve_config.registry.account_concurrency,
                     "account-wide concurrent executions")->capture_default_str()->check(CLI::Range(1, 100000));
   bool process_only = false;

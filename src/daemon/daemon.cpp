@@ -105,6 +105,7 @@ base::Status Daemon::start() {
   sandbox::LauncherConfig launcher_config;
   launcher_config.mode = config_.isolation;
   launcher_config.pool_size = config_.sandbox_pool;
+  launcher_config.primed_per_runtime = config_.primed_runtimes;
   // A parent group per daemon: one daemon stopping (and removing its empty
   // parent) must never pull the groups from under another on the same host.
   launcher_config.cgroup_name = fmt::format("nimbus-{}", ::getpid());
@@ -135,6 +136,7 @@ base::Status Daemon::start() {
   invoker::InvokerConfig invoker_config;
   invoker_config.runtimes_dir = *runtimes;
   invoker_config.keep_alive = config_.keep_alive;
+  invoker_config.primed_runtimes = config_.primed_runtimes > 0;
   invoker_config.keep_alive_min = config_.keep_alive_min;
   invoker_config.adaptive_keep_alive = config_.adaptive_keep_alive;
   invoker_config.account_concurrency = static_cast<int>(config_.registry.account_concurrency);

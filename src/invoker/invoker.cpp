@@ -32,8 +32,6 @@ using detail::SteadyClock;
 
 namespace {
 // Instance uids, leased host-wide through UidPool.
-constexpr unsigned kUidBase = 800000;
-constexpr unsigned kUidCount = 100000;
 constexpr std::size_t kLogTailBytes = 4096;
 
 double ms_since(SteadyClock::time_point t0) {
@@ -58,7 +56,7 @@ Invoker::Invoker(asio::any_io_executor executor, registry::Registry& registry, s
       logs_(logs),
       clock_(clock),
       config_(std::move(config)),
-      uids_(config_.uid_lock_dir, kUidBase, kUidCount) {}
+      uids_(config_.uid_lock_dir, sandbox::kInstanceUidBase, sandbox::kInstanceUidCount) {}
 
 Invoker::~Invoker() { stop(); }
 
@@ -343,6 +341,21 @@ base::Result<std::vector<std::string>> Invoker::command_for(const registry::Func
   return make_error(ErrorCode::kService, "unreachable");
 }
 
+namespace {
+// The variables Lambda sets unless the function sets them itself.
+std::vector<std::pair<std::string, std::string>> default_environment(const registry::RuntimeInfo* runtime) {
+  std::vector<std::pair<std::string, std::string>> env{
+      {"TZ", ":UTC"},
+      {"LANG", "en_US.UTF-8"},
+      {"PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin"},
+      {"LD_LIBRARY_PATH", "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"}};
+  if (runtime != nullptr && runtime->family == registry::RuntimeFamily::kNode) {
+    env.emplace_back("NODE_PATH", "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task");
+  }
+  return env;
+}
+}  // namespace
+
 std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c, const std::string& runtime_api,
                                               const Paths& paths, InitType init) const {
   std::vector<std::string> env;
@@ -370,18 +383,36 @@ std::vector<std::string> Invoker::environment(const registry::FunctionConfig& c,
   if (runtime != nullptr && runtime->family != registry::RuntimeFamily::kProvided) {
     env.push_back("AWS_EXECUTION_ENV=AWS_Lambda_" + c.runtime);
   }
-  auto set_default = [&env, &c](const std::string& key, const std::string& value) {
+  for (const auto& [key, value] : default_environment(runtime)) {
     if (c.environment.count(key) == 0) env.push_back(key + "=" + value);
-  };
-  set_default("TZ", ":UTC");
-  set_default("LANG", "en_US.UTF-8");
-  set_default("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin");
-  set_default("LD_LIBRARY_PATH",
-              "/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib");
-  if (runtime != nullptr && runtime->family == registry::RuntimeFamily::kNode) {
-    set_default("NODE_PATH", "/opt/nodejs/node_modules:/var/runtime/node_modules:/var/runtime:/var/task");
   }
   return env;
+}
+
+std::optional<sandbox::RuntimeTemplate> Invoker::primed_runtime(const registry::FunctionConfig& config,
+                                                                const std::vector<std::string>& command,
+                                                                bool private_network) const {
+  const auto* runtime = registry::find_runtime(config.runtime);
+  if (!config_.primed_runtimes || private_network || !launcher_.isolation().namespaces || runtime == nullptr ||
+      runtime->family == registry::RuntimeFamily::kProvided) {
+    return std::nullopt;
+  }
+  // What the interpreter, its loader or libc read as they start: a primed
+  // process started without the function's values.
+  constexpr std::string_view kPrefixes[] = {"PYTHON", "NODE_", "LD_", "LC_", "MALLOC_", "UV_"};
+  constexpr std::string_view kNames[] = {"LANG", "LANGUAGE", "TZ", "PATH", "GLIBC_TUNABLES", "AWS_LAMBDA_EXEC_WRAPPER"};
+  for (const auto& [key, value] : config.environment) {
+    for (const std::string_view prefix : kPrefixes) {
+      if (key.starts_with(prefix)) return std::nullopt;
+    }
+    if (std::find(std::begin(kNames), std::end(kNames), key) != std::end(kNames)) return std::nullopt;
+  }
+  const Paths paths = paths_for({});
+  sandbox::RuntimeTemplate primed{command,
+                                  {"LAMBDA_TASK_ROOT=" + paths.task, "LAMBDA_RUNTIME_DIR=" + paths.runtime},
+                                  config_.runtimes_dir};
+  for (const auto& [key, value] : default_environment(runtime)) primed.env.push_back(key + "=" + value);
+  return primed;
 }
 
 namespace {
@@ -408,16 +439,29 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
     co_return fail_with(entrypoint ? "Runtime.InvalidEntrypoint" : "Runtime.Unknown", command.error().message);
   }
 
-  const bool private_uids = launcher_.isolation().uid_switch;
-  if (private_uids) {
-    auto uid = uids_.acquire();
-    if (!uid.ok()) co_return fail_with("Runtime.Unknown", uid.error().message);
-    inst->uid = *uid;
-  }
   // Tagged nimbus:network=none: a network namespace of its own, with the
   // instance's Runtime API socket on its private loopback.
   const auto network_tag = config.tags.find("nimbus:network");
   const bool private_network = network_tag != config.tags.end() && network_tag->second == "none";
+  // A primed runtime, if one is ready: its uid is the launcher's lease. A
+  // claim that no spawn() gets to is handed back.
+  struct ClaimHolder {
+    sandbox::Launcher& launcher;
+    std::optional<sandbox::PrimedClaim> claim;
+    ~ClaimHolder() {
+      if (claim) launcher.release_primed(*claim);
+    }
+  } primed{launcher_, std::nullopt};
+  if (auto runtime = primed_runtime(config, *command, private_network)) primed.claim = launcher_.claim_primed(*runtime);
+
+  const bool private_uids = launcher_.isolation().uid_switch;
+  if (private_uids && primed.claim) {
+    inst->uid = primed.claim->uid;
+  } else if (private_uids) {
+    auto uid = uids_.acquire();
+    if (!uid.ok()) co_return fail_with("Runtime.Unknown", uid.error().message);
+    inst->uid = *uid;
+  }
   if (private_network && !launcher_.isolation().network_namespace) {
     if (inst->uid != 0) uids_.release(inst->uid);
     co_return fail_with("Runtime.Unknown", "this host cannot give a function a network of its own (nimbus:network=none)");
@@ -458,9 +502,16 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   spec.uid = private_uids ? inst->uid : 0;
   spec.gid = private_uids ? inst->uid : 0;
   spec.output_fd = fds[1];
+  if (primed.claim) spec.primed_id = primed.claim->id;
   const auto t0 = SteadyClock::now();
   auto spawned = launcher_.spawn(spec);
+  primed.claim.reset();  // spawn() used it, or gave it back itself
   ::close(fds[1]);
+  if (spawned.ok() && spawned->output_fd >= 0) {
+    // A primed runtime's output was wired before it had an instance.
+    ::fcntl(spawned->output_fd, F_SETFL, O_NONBLOCK);
+    inst->output = std::make_unique<asio::posix::stream_descriptor>(executor_, spawned->output_fd);
+  }
   if (!spawned.ok()) {
     if (inst->uid != 0) uids_.release(inst->uid);
     co_return fail_with("Runtime.Unknown", spawned.error().message);
@@ -497,6 +548,7 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   asio::co_spawn(executor_, read_output(inst), asio::detached);
   inst->metrics->cold_starts.add();
   if (spawned->pooled) inst->metrics->pooled_starts.add();
+  if (spawned->primed) inst->metrics->primed_starts.add();
 
   // Init may take Lambda's 10 s, and then the function's timeout again.
   const auto ready = co_await inst->session->wait_ready(t0 + config_.init_timeout + std::chrono::seconds(config.timeout));

@@ -37,7 +37,10 @@ namespace asio = boost::asio;
 
 struct InvokerConfig {
   std::filesystem::path runtimes_dir;            // installed runtime clients (/var/runtime)
-  std::filesystem::path uid_lock_dir = "/run/nimbus/uids";  // host-wide instance uid leases
+  std::filesystem::path uid_lock_dir = sandbox::kUidLockDir;  // host-wide instance uid leases
+  // Python and Node instances start from primed runtimes (the launcher's,
+  // see sandbox::RuntimeTemplate) where the function allows it.
+  bool primed_runtimes = true;
   // Idle instances stay warm at most this long; the adaptive policy
   // (keep_alive.h) chooses per function between keep_alive_min and it, and
   // pre-warms across predictable gaps of at least keep_alive_min.
@@ -133,6 +136,12 @@ class Invoker {
   Paths paths_for(const std::filesystem::path& code_dir) const;
   base::Result<std::vector<std::string>> command_for(const registry::FunctionConfig& config,
                                                      const std::filesystem::path& code_dir) const;
+  // The primed runtime a function's instances can start from: nullopt for
+  // provided runtimes, private networks, and environments that set what an
+  // interpreter reads as it starts (PYTHON*, NODE_*, LD_*, LANG, TZ, ...).
+  std::optional<sandbox::RuntimeTemplate> primed_runtime(const registry::FunctionConfig& config,
+                                                         const std::vector<std::string>& command,
+                                                         bool private_network) const;
   enum class InitType { kOnDemand, kProvisioned };
   std::vector<std::string> environment(const registry::FunctionConfig& config, const std::string& runtime_api,
                                        const Paths& paths, InitType init) const;

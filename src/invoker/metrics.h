@@ -20,6 +20,8 @@ struct FunctionMetrics {
         cold_starts(r.counter("nimbus_cold_starts_total", "Instances started", fn)),
         pooled_starts(r.counter("nimbus_cold_starts_pooled_total",
                                 "Instances started in a sandbox made ahead of time (the rest built theirs)", fn)),
+        primed_starts(r.counter("nimbus_cold_starts_primed_total",
+                                "Instances started from a primed runtime (interpreter already loaded)", fn)),
         prewarms(r.counter("nimbus_prewarms_total",
                            "Instances started ahead of an expected arrival (adaptive keep-alive)", fn)),
         duration(r.histogram("nimbus_invocation_duration_ms", "Invocation duration", fn)),
@@ -36,6 +38,7 @@ struct FunctionMetrics {
   telemetry::Counter& oom_kills;
   telemetry::Counter& cold_starts;
   telemetry::Counter& pooled_starts;
+  telemetry::Counter& primed_starts;
   telemetry::Counter& prewarms;
   telemetry::Histogram& duration;
   telemetry::Histogram& init_duration;

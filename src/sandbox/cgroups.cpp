@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <sstream>
 
@@ -402,6 +403,30 @@ void kill_cgroup(const InstanceCgroup& group) {
       if (pid > 0) ::kill(pid, SIGKILL);
     }
   }
+}
+
+bool rename_instance_cgroup(InstanceCgroup& group, const std::string& name) {
+  std::vector<std::filesystem::path> renamed;
+  renamed.reserve(group.dirs.size());
+  for (const auto& dir : group.dirs) {
+    auto target = dir.parent_path() / name;
+    if (::rename(dir.c_str(), target.c_str()) != 0) {
+      for (std::size_t i = 0; i < renamed.size(); ++i) (void)::rename(renamed[i].c_str(), group.dirs[i].c_str());
+      return false;
+    }
+    renamed.push_back(std::move(target));
+  }
+  const auto moved = [&](const std::filesystem::path& old) {
+    for (std::size_t i = 0; i < group.dirs.size(); ++i) {
+      if (group.dirs[i] == old) return renamed[i];
+    }
+    return old;
+  };
+  group.memory_dir = moved(group.memory_dir);
+  group.cpu_dir = moved(group.cpu_dir);
+  group.pids_dir = moved(group.pids_dir);
+  group.dirs = std::move(renamed);
+  return true;
 }
 
 bool remove_cgroup(const InstanceCgroup& group) {

@@ -150,6 +150,8 @@ void bring_loopback_up() {
 
 }  // namespace
 
+std::string tmpfs_options(std::uint64_t bytes) { return fmt::format("size={},mode=1777", bytes); }
+
 HostLayout probe_host_layout(std::string scratch_root) {
   HostLayout host;
   host.scratch_root = std::move(scratch_root);
@@ -319,12 +321,14 @@ ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host, con
                                         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
                                         kUserName, uid, gid));
   write_file("/etc/group", fmt::format("root:x:0:\n{0}:x:{1}:\nnogroup:x:65534:\n", kUserName, gid));
-  bind_ro(spec.code_dir.string(), "/var/task", kSafe);
+  // A primed runtime's sandbox (no code_dir, no tmp_bytes) gets its code
+  // and /tmp from the launcher once it is claimed.
+  if (!spec.code_dir.empty()) bind_ro(spec.code_dir.string(), "/var/task", kSafe);
   if (!spec.runtime_dir.empty()) {
     mkdir("/var/runtime");
     bind_ro(spec.runtime_dir.string(), "/var/runtime", kSafe);
   }
-  mount_fs("tmpfs", "/tmp", kSafe, fmt::format("size={},mode=1777", spec.tmp_bytes));
+  if (spec.tmp_bytes != 0) mount_fs("tmpfs", "/tmp", kSafe, tmpfs_options(spec.tmp_bytes));
 
   plan.new_root = plan.keep(root);
   plan.put_old = plan.keep(root + "/.old");

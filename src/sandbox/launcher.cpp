@@ -50,6 +50,11 @@ base::Status validate_config(const LauncherConfig& config) {
   if (config.uid_base == 0 || config.uid_count == 0 || config.uid_base + std::uint64_t{config.uid_count} > 0xfffffffeu) {
     return bad("sandbox: the uid pool must be non-empty and lie within 1..4294967294");
   }
+  if (config.lease_uid_base == 0 || config.lease_uid_count == 0 ||
+      config.lease_uid_base + std::uint64_t{config.lease_uid_count} > 0xfffffffeu) {
+    return bad("sandbox: the leased uid range must be non-empty and lie within 1..4294967294");
+  }
+  if (config.primed_per_runtime > 16) return bad("sandbox: primed_per_runtime must be 0 to 16");
   if (config.spawn_timeout.count() <= 0) return bad("sandbox: spawn_timeout must be positive");
   return base::Ok{};
 }
@@ -191,8 +196,13 @@ base::Result<SpawnedInstance> Launcher::spawn(const InstanceSpec& spec) {
       // Its exit event may have been read already (it died at once).
       if (exited_early_.erase(spec.instance_id) == 0) group_of_[spec.instance_id] = group->get<std::string>();
     }
+    spawned.primed = reply->value("primed", false);
     if (reply->value("runtime_listener", false) && reply_fds.size() == 1) {
       spawned.runtime_listener_fd = reply_fds[0];
+      reply_fds.clear();
+    }
+    if (reply->value("output", false) && reply_fds.size() == 1) {
+      spawned.output_fd = reply_fds[0];
       reply_fds.clear();
     }
     close_fds();
@@ -200,6 +210,25 @@ base::Result<SpawnedInstance> Launcher::spawn(const InstanceSpec& spec) {
   } catch (const std::exception& e) {
     return make_error(ErrorCode::kService, fmt::format("sandbox launcher reply: {}", e.what()));
   }
+}
+
+std::optional<PrimedClaim> Launcher::claim_primed(const RuntimeTemplate& runtime) {
+  std::lock_guard lock(request_mutex_);
+  auto reply = round_trip(json{{"op", "claim"}, {"runtime", detail::template_to_json(runtime)}}, {});
+  if (!reply.ok()) return std::nullopt;
+  try {
+    const auto claim = reply->find("claim");
+    if (!reply->at("ok").get<bool>() || claim == reply->end() || !claim->is_object()) return std::nullopt;
+    return PrimedClaim{claim->at("id").get<std::uint64_t>(), claim->at("uid").get<unsigned>()};
+  } catch (const std::exception& e) {
+    spdlog::warn("sandbox: bad claim reply from the launcher: {}", e.what());
+    return std::nullopt;
+  }
+}
+
+void Launcher::release_primed(const PrimedClaim& claim) {
+  std::lock_guard lock(request_mutex_);
+  (void)round_trip(json{{"op", "release"}, {"id", claim.id}}, {});
 }
 
 base::Status Launcher::kill(int pid) {

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -23,6 +24,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "base/result.h"
+#include "sandbox/uid_pool.h"
 
 namespace nimbus::sandbox {
 
@@ -66,6 +68,38 @@ struct InstanceSpec {
   NetworkMode network = NetworkMode::kHost;
   int output_fd = -1;                         // stdout and stderr of the instance (-1: /dev/null)
   std::vector<int> inherit_fds;               // passed to the instance at fd 3, 4, ... (at most 64)
+  // A primed runtime claimed with Launcher::claim_primed() for this
+  // instance (0: none). Its uid must be the claim's; argv is then the
+  // template's, already running. Ignored (the claim released, a fresh
+  // process started as the claim's uid) for NetworkMode::kNone or
+  // inherited descriptors, and when the primed process died meanwhile.
+  std::uint64_t primed_id = 0;
+};
+
+// A runtime process that can be started ahead of time, before it is known
+// which function it will run ("primed"): the interpreter and nimbus's
+// runtime client loaded, in a sandbox of its own (namespaces, its cgroup,
+// its uid, seccomp) whose /var/task is still empty and /tmp not mounted.
+//
+// The process finds NIMBUS_PRIMED_FD=3 in its environment: fd 3 is a stream
+// socket to the launcher. It writes one byte there once it is ready, then
+// reads until EOF one JSON object {"env": ["KEY=VALUE", ...]}: the
+// instance's complete environment, which replaces its own. By then the
+// function's code is mounted at /var/task (the process must chdir there
+// again), /tmp is mounted, the cgroup has the function's limits and
+// stdout/stderr lead to the instance's output (SpawnedInstance::output_fd).
+struct RuntimeTemplate {
+  std::vector<std::string> argv;      // argv[0]: absolute path inside the sandbox
+  std::vector<std::string> env;       // "KEY=VALUE": what the process starts with
+  std::filesystem::path runtime_dir;  // mounted at /var/runtime (empty: none)
+};
+
+// One primed runtime taken for an instance: pass id as InstanceSpec::
+// primed_id and uid as InstanceSpec::uid, or hand it back with
+// Launcher::release_primed().
+struct PrimedClaim {
+  std::uint64_t id = 0;
+  unsigned uid = 0;
 };
 
 // With NetworkMode::kNone the instance cannot reach the host's loopback, so
@@ -79,6 +113,11 @@ struct SpawnedInstance {
   int runtime_listener_fd = -1;  // NetworkMode::kNone only: listening on kPrivateRuntimeApiAddress
                                  // inside the instance's network namespace; the caller owns it
   bool pooled = false;           // it got a sandbox made ahead of time (LauncherConfig::pool_size)
+  bool primed = false;           // it is a primed runtime (InstanceSpec::primed_id)
+  // Primed only: the read end of the instance's stdout/stderr, which was
+  // wired before the instance was known; read it instead of the pipe
+  // behind InstanceSpec::output_fd (which stays unused). The caller owns it.
+  int output_fd = -1;
 };
 
 // An instance's first process ended; everything of the instance is gone and
@@ -120,7 +159,18 @@ struct LauncherConfig {
   // part. 0: every spawn builds its sandbox from scratch. Instances with
   // NetworkMode::kNone always do.
   unsigned pool_size = 0;
+  // Primed runtimes kept ready per RuntimeTemplate that claim_primed() was
+  // asked for (at most kMaxRuntimeTemplates templates). 0: none.
+  unsigned primed_per_runtime = 0;
+  // Where primed runtimes lease their uids host-wide (UidPool), and from
+  // which range: the same as the caller's own leases, so that a uid always
+  // names one instance on the host.
+  std::filesystem::path uid_lock_dir = kUidLockDir;
+  unsigned lease_uid_base = kInstanceUidBase;
+  unsigned lease_uid_count = kInstanceUidCount;
 };
+
+inline constexpr std::size_t kMaxRuntimeTemplates = 8;
 
 // Handle on the launcher process. Owns the process, both sockets to it and,
 // through it, every instance and cgroup it created.
@@ -153,6 +203,14 @@ class Launcher {
   // and the path/errno, e.g. "sandbox step 'mount /var/task'
   // (/data/code/ab12): No such file or directory".
   [[nodiscard]] base::Result<SpawnedInstance> spawn(const InstanceSpec& spec);
+
+  // Takes a ready primed runtime of `runtime` (see RuntimeTemplate);
+  // nullopt when none is ready. The first call for a template also makes
+  // the launcher keep LauncherConfig::primed_per_runtime of them ready
+  // from then on (refilled while it is idle). One round trip.
+  [[nodiscard]] std::optional<PrimedClaim> claim_primed(const RuntimeTemplate& runtime);
+  // Hands back a claim that no spawn() used: it is ready for the next.
+  void release_primed(const PrimedClaim& claim);
 
   // SIGKILLs every process of the instance whose first process is `pid`.
   // Returns at once; the ExitEvent follows. kResourceNotFound when no live

@@ -136,7 +136,11 @@ base::Result<int> listen_in_network_of(int pid) {
 }  // namespace
 
 LauncherProcess::LauncherProcess(LauncherConfig config, int request_fd, int event_fd, int daemon_pid)
-    : config_(std::move(config)), request_fd_(request_fd), event_fd_(event_fd), daemon_pid_(daemon_pid) {}
+    : config_(std::move(config)),
+      request_fd_(request_fd),
+      event_fd_(event_fd),
+      daemon_pid_(daemon_pid),
+      uid_leases_(config_.uid_lock_dir, config_.lease_uid_base, config_.lease_uid_count) {}
 
 void LauncherProcess::log(const std::string& line) const {
   const std::string text = fmt::format("nimbus-launcher[{}]: {}\n", ::getpid(), line);
@@ -246,6 +250,8 @@ std::string LauncherProcess::probe() {
     return {};
   }
 
+  // Where the launcher comes back to after mounting into a primed sandbox.
+  own_mount_ns_fd_ = ::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
   // A directory each child mounts its new root on (in its own namespace).
   char scratch[] = "/tmp/nimbus-launcher-XXXXXX";
   if (::mkdtemp(scratch) != nullptr) {
@@ -327,24 +333,31 @@ void LauncherProcess::run() {
 
 void LauncherProcess::serve() {
   for (;;) {
-    pollfd fds[3] = {{request_fd_, POLLIN, 0},
-                     {signal_fd_, POLLIN, 0},
-                     {event_fd_, static_cast<short>(pending_events_.empty() ? 0 : POLLOUT), 0}};
+    std::vector<pollfd> fds{{request_fd_, POLLIN, 0},
+                            {signal_fd_, POLLIN, 0},
+                            {event_fd_, static_cast<short>(pending_events_.empty() ? 0 : POLLOUT), 0}};
+    // Primed runtimes still starting: their ready byte (or EOF) comes here.
+    std::vector<std::uint64_t> starting;
+    for (const auto& [id, primed] : primed_) {
+      if (primed.state != Primed::State::kStarting) continue;
+      fds.push_back({primed.channel_fd, POLLIN, 0});
+      starting.push_back(id);
+    }
     // Idle with the pool short of its size: look for work without waiting,
     // and make one sandbox when there is none.
-    const bool pool_short = shells_.size() < config_.pool_size && report_.namespaces &&
-                            std::chrono::steady_clock::now() >= pool_retry_at_;
+    const bool short_of_some = pool_short();
+    const bool fill_now = short_of_some && std::chrono::steady_clock::now() >= pool_retry_at_;
     int timeout = pending_removals_.empty() ? -1 : 100;
-    if (pool_short) {
+    if (fill_now) {
       timeout = 0;
-    } else if (shells_.size() < config_.pool_size && report_.namespaces) {
+    } else if (short_of_some) {
       // Back when the fill may go on.
       const auto wait = std::chrono::ceil<std::chrono::milliseconds>(pool_retry_at_ - std::chrono::steady_clock::now());
       const int until = static_cast<int>(std::clamp<std::int64_t>(wait.count(), 1, 1000));
       timeout = timeout < 0 ? until : std::min(timeout, until);
     }
-    const int r = ::poll(fds, 3, timeout);
-    if (r == 0 && pool_short) fill_pool();
+    const int r = ::poll(fds.data(), fds.size(), timeout);
+    if (r == 0 && fill_now) fill_one();
     if (r < 0 && errno != EINTR) {
       log(fmt::format("poll: {}", std::strerror(errno)));
       shutdown(1);
@@ -374,9 +387,23 @@ void LauncherProcess::serve() {
       }
       if (request.outcome == ReceiveOutcome::kError) log("bad request: " + request.error);
     }
+    for (std::size_t i = 0; r > 0 && i < starting.size(); ++i) {
+      if (fds[3 + i].revents != 0) on_primed_channel(starting[i]);
+    }
     if (!pending_events_.empty()) flush_events();
     if (!pending_removals_.empty()) retry_removals();
   }
+}
+
+bool LauncherProcess::pool_short() const {
+  if (!report_.namespaces) return false;
+  return shells_.size() < config_.pool_size || primed_short().has_value();
+}
+
+void LauncherProcess::fill_one() {
+  // Shells first: every spawn can use one, a primed runtime only its own.
+  if (shells_.size() < config_.pool_size) return fill_pool();
+  if (const auto runtime = primed_short()) start_primed(*runtime);
 }
 
 void LauncherProcess::handle_request(Received& request) {
@@ -393,6 +420,11 @@ void LauncherProcess::handle_request(Received& request) {
     }
   } else if (op == "kill" && request.message.contains("pid") && request.message["pid"].is_number_integer()) {
     reply = kill_instance(request.message["pid"].get<int>());
+  } else if (op == "claim" && request.message.contains("runtime")) {
+    auto runtime = template_from_json(request.message["runtime"]);
+    reply = runtime.ok() ? claim_primed(*runtime) : error_reply(runtime.error().message, "invalid");
+  } else if (op == "release" && request.message.contains("id") && request.message["id"].is_number_unsigned()) {
+    reply = release_primed(request.message["id"].get<std::uint64_t>());
   } else {
     reply = error_reply(fmt::format("sandbox launcher: unknown request '{}'", op));
   }
@@ -431,6 +463,7 @@ base::Result<std::pair<unsigned, unsigned>> LauncherProcess::pick_ids(const Inst
 
 void LauncherProcess::release_uid(const Instance& instance) {
   if (report_.uid_switch) used_uids_.erase(instance.uid);
+  if (instance.leased_uid) uid_leases_.release(instance.uid);
 }
 
 json LauncherProcess::spawn(InstanceSpec& spec) {
@@ -443,8 +476,14 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
     }
   } received{spec};
 
+  // A claim this spawn cannot get to goes back for the next.
+  const auto refuse = [&](json reply) {
+    if (spec.primed_id != 0 && primed_.count(spec.primed_id) != 0) (void)release_primed(spec.primed_id);
+    return reply;
+  };
   if (live_ids_.count(spec.instance_id) != 0) {
-    return error_reply(fmt::format("sandbox: instance '{}' is already running", spec.instance_id), "conflict");
+    return refuse(
+        error_reply(fmt::format("sandbox: instance '{}' is already running", spec.instance_id), "conflict"));
   }
   const auto check_dir = [&](const std::filesystem::path& dir, std::string_view step) -> std::string {
     struct stat st {};
@@ -453,48 +492,98 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
     return {};
   };
   const bool ns = report_.namespaces;
-  if (auto e = check_dir(spec.code_dir, ns ? "mount /var/task" : "chdir"); !e.empty()) return error_reply(e);
+  if (auto e = check_dir(spec.code_dir, ns ? "mount /var/task" : "chdir"); !e.empty()) return refuse(error_reply(e));
   if (!spec.runtime_dir.empty() && ns) {
-    if (auto e = check_dir(spec.runtime_dir, "mount /var/runtime"); !e.empty()) return error_reply(e);
+    if (auto e = check_dir(spec.runtime_dir, "mount /var/runtime"); !e.empty()) return refuse(error_reply(e));
   }
   if (ns && ::access(scratch_root_.c_str(), F_OK) != 0 && ::mkdir(scratch_root_.c_str(), 0700) != 0) {
-    return error_reply(step_message("mkdir", scratch_root_, errno));
+    return refuse(error_reply(step_message("mkdir", scratch_root_, errno)));
+  }
+
+  // A claimed primed runtime takes the instance; where it cannot, the
+  // instance gets a fresh process with the claim's uid and its lease.
+  bool leased_uid = false;
+  if (const auto claimed = primed_.find(spec.primed_id); spec.primed_id != 0 && claimed != primed_.end() &&
+                                                        claimed->second.state == Primed::State::kClaimed) {
+    Primed& primed = claimed->second;
+    const bool fits = primed.pid != 0 && spec.network == NetworkMode::kHost && spec.inherit_fds.empty();
+    if (fits) {
+      if (auto reply = spawn_primed(spec, primed)) {
+        primed_.erase(claimed);
+        return std::move(*reply);
+      }
+    }
+    discard_primed(primed, /*keep_lease=*/true);
+    if (report_.uid_switch) {
+      used_uids_.erase(primed.uid);
+      spec.uid = spec.gid = primed.uid;
+      leased_uid = true;
+    }
+    primed_.erase(claimed);
   }
 
   auto ids = pick_ids(spec);
-  if (!ids.ok()) return error_reply(ids.error().message, "throttled");
+  if (!ids.ok()) {
+    if (leased_uid) uid_leases_.release(spec.uid);
+    return error_reply(ids.error().message, "throttled");
+  }
   const auto [uid, gid] = *ids;
   const bool private_network = ns && report_.network_namespace && spec.network == NetworkMode::kNone;
-  while (ns && !private_network && !shells_.empty()) {
-    if (auto reply = spawn_in_shell(spec, uid, gid)) return std::move(*reply);
-  }
-
   Instance instance;
   instance.id = spec.instance_id;
   instance.uid = uid;
+  instance.leased_uid = leased_uid;
+  while (ns && !private_network && !shells_.empty()) {
+    if (auto reply = spawn_in_shell(spec, uid, gid, leased_uid)) {
+      if (leased_uid && !reply->value("ok", false)) uid_leases_.release(uid);
+      return std::move(*reply);
+    }
+  }
+
+  const auto give_up = [&](const std::string& message) {
+    if (leased_uid) uid_leases_.release(uid);
+    if (!remove_cgroup(instance.cgroup)) pending_removals_.push_back(instance.cgroup);
+    return error_reply(message);
+  };
   if (layout_.version != CgroupVersion::kNone) {
     const unsigned shares = spec.cpu_weight != 0 ? std::clamp(spec.cpu_weight, 2u, 262144u)
                                                  : cpu_shares_for(spec.memory_bytes);
     auto group = create_instance_cgroup(layout_, spec.instance_id, spec.memory_bytes, shares, spec.pids_max);
-    if (!group.ok()) return error_reply(group.error().message);
+    if (!group.ok()) return give_up(group.error().message);
     instance.cgroup = std::move(group).value();
   }
-  const auto drop_cgroup = [&] {
-    if (!remove_cgroup(instance.cgroup)) pending_removals_.push_back(instance.cgroup);
+  // A private network: open the Runtime API socket inside it, for the daemon.
+  OwnedFd runtime_listener;
+  const auto listen_inside = [&](int pid) -> std::string {
+    if (!private_network) return {};
+    auto listener = listen_in_network_of(pid);
+    if (!listener.ok()) return listener.error().message;
+    runtime_listener.fd = *listener;
+    return {};
   };
+  auto pid = launch_child(spec, uid, gid, private_network, instance.cgroup, listen_inside);
+  if (!pid.ok()) return give_up(pid.error().message);
 
+  json reply = adopt(*pid, std::move(instance));
+  if (runtime_listener.fd >= 0) {
+    reply_fds_.push_back(runtime_listener.release());
+    reply["runtime_listener"] = true;
+  }
+  return reply;
+}
+
+base::Result<int> LauncherProcess::launch_child(const InstanceSpec& spec, unsigned uid, unsigned gid,
+                                                bool private_network, const InstanceCgroup& group,
+                                                const std::function<std::string(int)>& before_go) {
+  const auto failed = [](std::string message) { return base::make_error(base::ErrorCode::kService, std::move(message)); };
   int sync_pipe[2];
   int error_pipe[2];
-  if (::pipe2(sync_pipe, O_CLOEXEC) != 0) {
-    drop_cgroup();
-    return error_reply(step_message("pipe", "", errno));
-  }
+  if (::pipe2(sync_pipe, O_CLOEXEC) != 0) return failed(step_message("pipe", "", errno));
   if (::pipe2(error_pipe, O_CLOEXEC) != 0) {
     const int err = errno;
     ::close(sync_pipe[0]);
     ::close(sync_pipe[1]);
-    drop_cgroup();
-    return error_reply(step_message("pipe", "", err));
+    return failed(step_message("pipe", "", err));
   }
 
   ChildPlan plan = build_child_plan(spec, host_, child_options(private_network), uid, gid);
@@ -504,7 +593,7 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   plan.error_read_fd = error_pipe[0];
 
   unsigned long flags = 0;
-  if (ns) flags = kNamespaceFlags | (private_network ? CLONE_NEWNET : 0);
+  if (report_.namespaces) flags = kNamespaceFlags | (private_network ? CLONE_NEWNET : 0);
   const long cloned = clone_process(flags);
   if (cloned == 0) run_child(plan);  // never returns
   const int clone_errno = errno;
@@ -516,42 +605,32 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   };
   if (cloned < 0) {
     close_ours();
-    drop_cgroup();
-    return error_reply(step_message("clone", "", clone_errno));
+    return failed(step_message("clone", "", clone_errno));
   }
   const int pid = static_cast<int>(cloned);
-  const auto abandon = [&](const std::string& message) {
+  const auto abandon = [&](std::string message) {
     ::kill(pid, SIGKILL);
     int status = 0;
     (void)wait_for(pid, &status, std::chrono::seconds(5));
     close_ours();
-    kill_cgroup(instance.cgroup);
-    drop_cgroup();
-    return error_reply(message);
+    kill_cgroup(group);
+    return failed(std::move(message));
   };
 
   // Into the cgroup before any code of the instance runs, then go.
   if (layout_.version != CgroupVersion::kNone) {
-    if (auto joined = join_cgroup(instance.cgroup, pid); !joined.ok()) return abandon(joined.error().message);
+    if (auto joined = join_cgroup(group, pid); !joined.ok()) return abandon(joined.error().message);
   }
-  // A private network: open the Runtime API socket inside it, for the daemon.
-  OwnedFd runtime_listener;
-  if (private_network) {
-    auto listener = listen_in_network_of(pid);
-    if (!listener.ok()) return abandon(listener.error().message);
-    runtime_listener.fd = *listener;
+  if (before_go) {
+    if (auto refused = before_go(pid); !refused.empty()) return abandon(std::move(refused));
   }
   const char go = 1;
   if (::write(sync_pipe[1], &go, 1) != 1) return abandon(step_message("release child", "", errno));
-  if (auto failed = wait_for_exec(error_pipe[0], spec.argv[0]); !failed.empty()) return abandon(failed);
-  close_ours();
-
-  json reply = adopt(pid, std::move(instance));
-  if (runtime_listener.fd >= 0) {
-    reply_fds_.push_back(runtime_listener.release());
-    reply["runtime_listener"] = true;
+  if (auto exec_failed = wait_for_exec(error_pipe[0], spec.argv[0]); !exec_failed.empty()) {
+    return abandon(std::move(exec_failed));
   }
-  return reply;
+  close_ours();
+  return pid;
 }
 
 ChildOptions LauncherProcess::child_options(bool private_network) const {
@@ -622,6 +701,7 @@ void LauncherProcess::reap() {
       finish_instance(pid, status);
       continue;
     }
+    if (reap_primed(pid)) continue;
     const auto shell = std::find_if(shells_.begin(), shells_.end(), [pid](const Shell& s) { return s.pid == pid; });
     if (shell != shells_.end()) {  // died waiting (killed, or a step of the shared part failed)
       ::close(shell->control_fd);
@@ -684,6 +764,8 @@ void LauncherProcess::shutdown(int code) {
     kill_cgroup(instance.cgroup);
   }
   for (const Shell& shell : shells_) ::kill(shell.pid, SIGKILL);
+  for (auto& [id, primed] : primed_) discard_primed(primed, /*keep_lease=*/false);
+  primed_.clear();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   const auto running = [&] { return !instances_.empty() || !shells_.empty(); };
   while (running() && std::chrono::steady_clock::now() < deadline) {

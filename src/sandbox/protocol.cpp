@@ -151,7 +151,8 @@ json spec_to_json(const InstanceSpec& spec) {
               {"gid", spec.gid},
               {"network", spec.network == NetworkMode::kNone ? "none" : "host"},
               {"has_output", spec.output_fd >= 0},
-              {"inherit", spec.inherit_fds.size()}};
+              {"inherit", spec.inherit_fds.size()},
+              {"primed", spec.primed_id}};
 }
 
 base::Result<InstanceSpec> spec_from_json(const json& j, const std::vector<int>& fds) {
@@ -171,6 +172,7 @@ base::Result<InstanceSpec> spec_from_json(const json& j, const std::vector<int>&
     spec.pids_max = j.at("pids_max").get<unsigned>();
     spec.uid = j.at("uid").get<unsigned>();
     spec.gid = j.at("gid").get<unsigned>();
+    spec.primed_id = j.value("primed", std::uint64_t{0});
     const std::string network = j.at("network").get<std::string>();
     if (network != "host" && network != "none") return bad("network");
     spec.network = network == "none" ? NetworkMode::kNone : NetworkMode::kHost;
@@ -184,6 +186,37 @@ base::Result<InstanceSpec> spec_from_json(const json& j, const std::vector<int>&
     return make_error(ErrorCode::kService, fmt::format("sandbox request: {}", e.what()));
   }
   return spec;
+}
+
+json template_to_json(const RuntimeTemplate& runtime) {
+  return json{{"argv", runtime.argv}, {"env", runtime.env}, {"runtime_dir", runtime.runtime_dir.string()}};
+}
+
+base::Result<RuntimeTemplate> template_from_json(const json& j) {
+  RuntimeTemplate runtime;
+  try {
+    runtime.argv = j.at("argv").get<std::vector<std::string>>();
+    runtime.env = j.at("env").get<std::vector<std::string>>();
+    runtime.runtime_dir = j.at("runtime_dir").get<std::string>();
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kService, fmt::format("sandbox request: runtime template: {}", e.what()));
+  }
+  const auto has_nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
+  if (runtime.argv.empty() || runtime.argv[0].empty() || runtime.argv[0][0] != '/') {
+    return make_error(ErrorCode::kInvalidParameterValue, "sandbox: a runtime template's argv[0] must be an absolute path");
+  }
+  for (const auto& a : runtime.argv) {
+    if (has_nul(a)) return make_error(ErrorCode::kInvalidParameterValue, "sandbox: argv contains a NUL byte");
+  }
+  for (const auto& e : runtime.env) {
+    if (has_nul(e) || e.find('=') == std::string::npos) {
+      return make_error(ErrorCode::kInvalidParameterValue, fmt::format("sandbox: bad environment entry '{}'", e));
+    }
+  }
+  if (!runtime.runtime_dir.empty() && !runtime.runtime_dir.is_absolute()) {
+    return make_error(ErrorCode::kInvalidParameterValue, "sandbox: runtime_dir must be an absolute path");
+  }
+  return runtime;
 }
 
 json report_to_json(const IsolationReport& r) {

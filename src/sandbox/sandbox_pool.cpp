@@ -23,7 +23,8 @@ namespace nimbus::sandbox::detail {
 
 using nlohmann::json;
 
-std::optional<json> LauncherProcess::spawn_in_shell(const InstanceSpec& spec, unsigned uid, unsigned gid) {
+std::optional<json> LauncherProcess::spawn_in_shell(const InstanceSpec& spec, unsigned uid, unsigned gid,
+                                                    bool leased_uid) {
   Shell shell = std::move(shells_.front());
   shells_.pop_front();
   if (layout_.version != CgroupVersion::kNone) {
@@ -33,6 +34,7 @@ std::optional<json> LauncherProcess::spawn_in_shell(const InstanceSpec& spec, un
       discard_shell(shell);
       return error_reply(limited.error().message);
     }
+    (void)rename_instance_cgroup(shell.cgroup, spec.instance_id);  // as primed_runtimes.cpp says
   }
   std::vector<int> fds;
   if (spec.output_fd >= 0) fds.push_back(spec.output_fd);
@@ -56,7 +58,7 @@ std::optional<json> LauncherProcess::spawn_in_shell(const InstanceSpec& spec, un
   }
   ::close(shell.control_fd);
   ::close(shell.error_read_fd);
-  json reply = adopt(shell.pid, Instance{spec.instance_id, std::move(shell.cgroup), uid});
+  json reply = adopt(shell.pid, Instance{spec.instance_id, std::move(shell.cgroup), uid, leased_uid});
   reply["pooled"] = true;
   return reply;
 }
@@ -72,8 +74,6 @@ void LauncherProcess::discard_shell(Shell& shell) {
 }
 
 void LauncherProcess::fill_pool() {
-  // 128 MB, Lambda's smallest memory size, until an instance sets its own.
-  constexpr std::uint64_t kShellMemory = 128ull << 20;
   Shell shell;
   // '.' keeps the group's name apart from every instance id ([a-z0-9-]).
   const std::string name = fmt::format("shell.{}", ++shell_seq_);
@@ -86,7 +86,7 @@ void LauncherProcess::fill_pool() {
     return failed(step_message("mkdir", scratch_root_, errno));
   }
   if (layout_.version != CgroupVersion::kNone) {
-    auto group = create_instance_cgroup(layout_, name, kShellMemory, cpu_shares_for(kShellMemory), 1024);
+    auto group = create_instance_cgroup(layout_, name, kWaitingSandboxMemory, cpu_shares_for(kWaitingSandboxMemory), 1024);
     if (!group.ok()) return failed(group.error().message);
     shell.cgroup = std::move(group).value();
   }

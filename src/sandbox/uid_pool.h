@@ -13,6 +13,12 @@
 
 namespace nimbus::sandbox {
 
+// The uids instances run as, leased host-wide through lock files in
+// kUidLockDir by every nimbus daemon and its launcher.
+inline constexpr const char* kUidLockDir = "/run/nimbus/uids";
+inline constexpr unsigned kInstanceUidBase = 800000;
+inline constexpr unsigned kInstanceUidCount = 100000;
+
 class UidPool {
  public:
   UidPool(std::filesystem::path lock_dir, unsigned base, unsigned count);

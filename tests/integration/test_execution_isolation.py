@@ -14,7 +14,7 @@ import unittest
 import urllib.parse
 import uuid
 
-from harness import ExecutionTestCase, running_daemon, wait_until, ROLE, make_zip
+from harness import ExecutionTestCase, running_daemon, wait_until, ROLE, make_zip, decode_log_result
 
 # The probe (function A). mode "inspect": look around; "scan": knock on every
 # listening TCP port's Runtime API for `seconds`; "api": an unsigned request to
@@ -209,7 +209,8 @@ class IsolationTest(ExecutionTestCase):
         for pid, info in out["procs"].items():
             self.assertEqual(info.get("uid"), out["uid"], f"A sees pid {pid} of another user: {info}")
             self.assertNotIn(SECRET, info.get("environ", ""), f"A read B's environment through /proc/{pid}")
-        self.assertIn("AWS_LAMBDA_FUNCTION_NAME=iso-a", out["procs"]["1"]["environ"])  # the probe can read environ
+        # The probe can read environ (of a primed runtime, the block it was started with).
+        self.assertIn("LAMBDA_TASK_ROOT=/var/task", out["procs"]["1"]["environ"])
         self.assertNotIn("SECRET=", out["procs"]["1"]["environ"])
         self.assertNotEqual(out["uid"], b["uid"])
 
@@ -225,7 +226,7 @@ class IsolationTest(ExecutionTestCase):
         # A's second instance (running next to the first) has its own empty /tmp.
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             outs = list(pool.map(lambda _: self.probe(mode="inspect", sleep=1.0), range(2)))
-        self.assertEqual(len({o["procs"]["1"]["environ"] for o in outs}), 2, "expected two A instances")
+        self.assertEqual(len({o["uid"] for o in outs}), 2, "expected two A instances")
         self.assertEqual(sorted(name in o["tmp"] for o in outs), [False, True], outs)
 
     def test_instances_run_as_distinct_unprivileged_users(self):
@@ -311,6 +312,40 @@ def _waiting_sandboxes(daemon):
     return [pid for pid, comm in _launcher_children(daemon) if comm == "nimbus-sandbox"]
 
 
+def _cgroup_of(pid):
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _waiting_primed(daemon, comm_prefix=""):
+    """Primed runtimes not yet given an instance (their group is primed.N until then)."""
+    return [pid for pid, comm in _launcher_children(daemon)
+            if "/primed." in _cgroup_of(pid) and comm.startswith(comm_prefix)]
+
+
+def _ready(pid):
+    """A primed runtime blocked in read(3, ...): it has sent its ready byte
+    and waits for an instance (x86-64 syscall 0 = read)."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] == "0" and fields[1] == "0x3"
+
+
+def _memory_limit_of(pid):
+    """memory.limit_in_bytes of the v1 memory group of `pid`; None on cgroup v2."""
+    for line in _cgroup_of(pid).splitlines():
+        if line.split(":")[1] == "memory":
+            with open(f"/sys/fs/cgroup/memory{line.split(':', 2)[2]}/memory.limit_in_bytes") as f:
+                return int(f.read())
+    return None
+
+
 HOST_VIEW_PY = """
 import os
 def handler(event, context):
@@ -340,14 +375,12 @@ class SandboxPoolTest(ExecutionTestCase):
         self.assertTrue(all(line.endswith(":/") for line in body["cgroup"].split()), body["cgroup"])
         # Outside: the instance's memory group carries the function's limit,
         # not the pool's placeholder (128 MB).
-        instances = [pid for pid, comm in _launcher_children(self.daemon) if comm.startswith("python")]
+        instances = [pid for pid, comm in _launcher_children(self.daemon)
+                     if comm.startswith("python") and pid not in _waiting_primed(self.daemon)]
         self.assertEqual(len(instances), 1, _launcher_children(self.daemon))
-        with open(f"/proc/{instances[0]}/cgroup") as f:
-            lines = f.read().splitlines()
-        memory = [line.split(":", 2)[2] for line in lines if line.split(":")[1] == "memory"]
-        if memory:  # cgroup v1 (this machine); v2 keeps memory.max in the one group
-            with open(f"/sys/fs/cgroup/memory{memory[0]}/memory.limit_in_bytes") as f:
-                self.assertEqual(int(f.read()), 256 << 20)
+        limit = _memory_limit_of(instances[0])
+        if limit is not None:  # cgroup v1 (this machine); v2 keeps memory.max in the one group
+            self.assertEqual(limit, 256 << 20)
         # And the pool is full again.
         self.assertEqual(len(wait_until(lambda: len(_waiting_sandboxes(self.daemon)) == 2 and
                                         _waiting_sandboxes(self.daemon), 10)), 2)
@@ -364,6 +397,86 @@ class SandboxPoolTest(ExecutionTestCase):
             self.assertEqual(r.json()["hostname"], "nimbus")
             self.assertEqual(d.metric("nimbus_cold_starts_total", function="fresh"), 1)
             self.assertEqual(d.metric("nimbus_cold_starts_pooled_total", function="fresh"), 0)
+
+
+PRIMED_VIEW_PY = """
+import os, sys
+print("log line from", os.environ["AWS_LAMBDA_FUNCTION_NAME"])
+def handler(event, context):
+    st = os.statvfs('/tmp')
+    return {'name': os.environ['AWS_LAMBDA_FUNCTION_NAME'], 'mine': os.environ.get('MINE'),
+            'primed_fd': os.environ.get('NIMBUS_PRIMED_FD'), 'cwd': os.getcwd(), 'uid': os.getuid(),
+            'pid': os.getpid(), 'task': sorted(os.listdir('/var/task')), 'tmp_mb': st.f_blocks * st.f_frsize >> 20,
+            'handler_file': sys.modules[__name__].__file__, 'memory': context.memory_limit_in_mb}
+"""
+
+PRIMED_VIEW_MJS = """
+import fs from 'node:fs';
+console.log('log line from', process.env.AWS_LAMBDA_FUNCTION_NAME);
+export const handler = async () => {
+  const st = fs.statfsSync('/tmp');
+  return {name: process.env.AWS_LAMBDA_FUNCTION_NAME, mine: process.env.MINE ?? null,
+          primed_fd: process.env.NIMBUS_PRIMED_FD ?? null, cwd: process.cwd(), uid: process.getuid(),
+          pid: process.pid, task: fs.readdirSync('/var/task').sort(), tmp_mb: Number(BigInt(st.blocks) * BigInt(st.bsize) >> 20n)};
+};
+"""
+
+
+class PrimedRuntimeTest(ExecutionTestCase):
+    """Python and Node cold starts take a runtime started ahead of time
+    (--primed-runtimes, default 1 per interpreter) and give the function
+    exactly what a fresh process gives it."""
+
+    def check_primed(self, runtime, files, handler, memory_key):
+        first, second = f"primed-first-{memory_key}", f"primed-second-{memory_key}"
+        self.create_function(first, files, runtime=runtime, handler=handler)
+        _, a = self.invoke_ok(first)
+        # The first cold start of an interpreter has none ready; from then on one is kept.
+        self.assertEqual(self.daemon.metric("nimbus_cold_starts_primed_total", function=first), 0)
+        interpreter = "python" if memory_key == "python" else "node"
+        waiting = wait_until(lambda: [p for p in _waiting_primed(self.daemon, interpreter) if _ready(p)], 15)
+        self.assertTrue(waiting, _launcher_children(self.daemon))
+        self.create_function(second, files, runtime=runtime, handler=handler, MemorySize=256,
+                             EphemeralStorage={"Size": 600}, Environment={"Variables": {"MINE": "yes"}})
+        r, b = self.invoke_ok(second, headers={"X-Amz-Log-Type": "Tail"})
+        self.assertEqual(self.daemon.metric("nimbus_cold_starts_primed_total", function=second), 1)
+        self.assertIn(b["pid"], [1], b)
+        self.assertEqual((b["name"], b["mine"], b["primed_fd"], b["cwd"]), (second, "yes", None, "/var/task"))
+        self.assertEqual(b["task"], sorted(files))
+        self.assertNotIn(b["uid"], (0, a["uid"]))
+        self.assertEqual(b["tmp_mb"], 600)
+        # Its output is the instance's: the init log line is in the tail.
+        self.assertIn(f"log line from {second}", decode_log_result(r.header("X-Amz-Log-Result")))
+        # From outside: the waiting process became the instance, with the function's memory limit.
+        instance = [pid for pid in waiting if pid in [p for p, _ in _launcher_children(self.daemon)]
+                    and pid not in _waiting_primed(self.daemon)]
+        self.assertEqual(len(instance), 1, (waiting, _launcher_children(self.daemon)))
+        limit = _memory_limit_of(instance[0])
+        if limit is not None:
+            self.assertEqual(limit, 256 << 20)
+        # A function that sets what an interpreter reads at start gets a fresh one.
+        own = f"primed-own-{memory_key}"
+        start_var = "PYTHONDONTWRITEBYTECODE" if memory_key == "python" else "NODE_OPTIONS"
+        self.create_function(own, files, runtime=runtime, handler=handler,
+                             Environment={"Variables": {start_var: "1" if memory_key == "python" else "--no-warnings"}})
+        _, c = self.invoke_ok(own)
+        self.assertEqual(c["name"], own)
+        self.assertEqual(self.daemon.metric("nimbus_cold_starts_primed_total", function=own), 0)
+
+    def test_python_instances_start_from_a_primed_runtime(self):
+        self.check_primed("python3.12", {"app.py": PRIMED_VIEW_PY}, "app.handler", "python")
+
+    def test_node_instances_start_from_a_primed_runtime(self):
+        self.check_primed("nodejs20.x", {"index.mjs": PRIMED_VIEW_MJS}, "index.handler", "node")
+
+    def test_primed_runtimes_can_be_turned_off(self):
+        with running_daemon(extra_args=["--primed-runtimes", "0"]) as d:
+            d.boto3_client("lambda").create_function(
+                FunctionName="plain", Runtime="python3.12", Role=ROLE, Handler="app.handler",
+                Code={"ZipFile": make_zip({"app.py": HOST_VIEW_PY})})
+            self.assertEqual(d.invoke("plain", b"{}").status, 200)
+            time.sleep(0.5)  # primed runtimes, were they on, would be starting now
+            self.assertEqual(_waiting_primed(d), [])
 
 
 class NetworkOptOutTest(ExecutionTestCase):

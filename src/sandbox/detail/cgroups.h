@@ -80,6 +80,10 @@ struct InstanceCgroup {
 // weight, pids. Lowering the memory limit below what the group uses fails.
 [[nodiscard]] base::Status set_cgroup_limits(const InstanceCgroup& group, std::uint64_t memory_bytes,
                                              unsigned cpu_shares, unsigned pids_max);
+// Renames every group of the instance to `name`, beside where it is (a
+// sandbox made ahead of time takes its instance's name). All or nothing:
+// false, and nothing renamed, when one rename fails.
+bool rename_instance_cgroup(InstanceCgroup& group, const std::string& name);
 // Writes `pid` into cgroup.procs of every group of the instance.
 [[nodiscard]] base::Status join_cgroup(const InstanceCgroup& group, int pid);
 // Whether the OOM killer killed a process in the group (v1

@@ -118,6 +118,9 @@ struct ChildOptions {
   const std::vector<sock_filter>* seccomp_program = nullptr;  // null: no filter
 };
 
+// The mount options of an instance's /tmp of `bytes`.
+[[nodiscard]] std::string tmpfs_options(std::uint64_t bytes);
+
 // Builds the plan for `spec`; uid/gid are the final ids. The fds are filled
 // in by the caller (sync/error pipes).
 [[nodiscard]] ChildPlan build_child_plan(const InstanceSpec& spec, const HostLayout& host,

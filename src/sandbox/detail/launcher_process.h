@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -21,12 +22,17 @@
 #include "sandbox/detail/child.h"
 #include "sandbox/launcher.h"
 #include "sandbox/detail/protocol.h"
+#include "sandbox/uid_pool.h"
 
 namespace nimbus::sandbox::detail {
 
 // The namespaces every instance gets (a network namespace is added for
 // NetworkMode::kNone).
 inline constexpr unsigned long kNamespaceFlags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+
+// The memory limit of a sandbox made ahead of time until an instance sets
+// its own: Lambda's smallest memory size.
+inline constexpr std::uint64_t kWaitingSandboxMemory = 128ull << 20;
 
 // fork()-like clone: the child continues on a copy of the stack. Raw system
 // call, so that glibc runs no fork handlers (none of which would be
@@ -52,6 +58,7 @@ class LauncherProcess {
     std::string id;
     InstanceCgroup cgroup;
     unsigned uid = 0;
+    bool leased_uid = false;  // uid_leases_ holds its uid (it was primed)
   };
   // A sandbox made ahead of time (LauncherConfig::pool_size): a child in
   // its namespaces and cgroup with the shared part of its root built,
@@ -61,6 +68,19 @@ class LauncherProcess {
     InstanceCgroup cgroup;
     int control_fd = -1;     // ours: the instance's spec and descriptors go here
     int error_read_fd = -1;  // EOF: it exec'd; a ChildFailure: a step failed
+  };
+  // A primed runtime (RuntimeTemplate): exec'd in a sandbox of its own
+  // with no code yet, waiting on its channel for an instance.
+  struct Primed {
+    enum class State { kStarting, kReady, kClaimed };
+    State state = State::kStarting;
+    std::size_t runtime = 0;  // index into runtimes_
+    int pid = 0;              // 0: it died while claimed (its uid lease is kept for the claim)
+    InstanceCgroup cgroup;
+    unsigned uid = 0;         // leased from uid_leases_
+    int mount_ns_fd = -1;     // its mount namespace: the code and /tmp go there
+    int channel_fd = -1;      // ours of its fd 3: the ready byte comes, the environment goes
+    int output_fd = -1;       // read end of its stdout and stderr
   };
 
   void setup_process();
@@ -72,14 +92,45 @@ class LauncherProcess {
   nlohmann::json spawn(InstanceSpec& spec);
   // Hands `spec` to the oldest shell; nullopt when that shell turned out to
   // be gone (it is discarded; the caller builds a sandbox from scratch).
-  std::optional<nlohmann::json> spawn_in_shell(const InstanceSpec& spec, unsigned uid, unsigned gid);
+  // leased_uid: uid_leases_ holds `uid` (the instance's claim was primed).
+  std::optional<nlohmann::json> spawn_in_shell(const InstanceSpec& spec, unsigned uid, unsigned gid,
+                                               bool leased_uid);
   // Reads the child's error pipe until EOF (it exec'd: empty result) or a
   // failure record (the message naming the step), bounded by spawn_timeout.
   std::string wait_for_exec(int error_read_fd, const std::string& program);
+  // Clones a child that runs build_child_plan(spec, uid, gid), puts it into
+  // `group`, runs `before_go(pid)` (an error text stops it), lets it go and
+  // waits until it exec'd. On failure the child is killed and reaped (the
+  // caller removes the cgroup) and the error names the step.
+  base::Result<int> launch_child(const InstanceSpec& spec, unsigned uid, unsigned gid, bool private_network,
+                                 const InstanceCgroup& group, const std::function<std::string(int)>& before_go);
   nlohmann::json adopt(int pid, Instance instance);
   ChildOptions child_options(bool private_network) const;
+  // True when shells or primed runtimes are missing; fill_one() makes one.
+  [[nodiscard]] bool pool_short() const;
+  void fill_one();
   void fill_pool();
   void discard_shell(Shell& shell);
+
+  // Primed runtimes (primed_runtimes.cpp).
+  nlohmann::json claim_primed(const RuntimeTemplate& runtime);
+  nlohmann::json release_primed(std::uint64_t id);
+  // The first template short of primed_per_runtime ready ones, if any.
+  [[nodiscard]] std::optional<std::size_t> primed_short() const;
+  void start_primed(std::size_t runtime);
+  // The claimed `primed` takes `spec`'s instance; nullopt when it could
+  // not (the caller discards it and starts a fresh process instead).
+  std::optional<nlohmann::json> spawn_primed(const InstanceSpec& spec, Primed& primed);
+  // Mounts spec's code at /var/task and its /tmp in the mount namespace
+  // `ns_fd`; an error text when a step failed.
+  std::string mount_instance_files(int ns_fd, const InstanceSpec& spec);
+  // Kills it and frees what it holds; keep_lease: its uid lease stays
+  // (for the instance that claimed it).
+  void discard_primed(Primed& primed, bool keep_lease);
+  void on_primed_channel(std::uint64_t id);
+  // A primed runtime's pid exited: true if it was one.
+  bool reap_primed(int pid);
+  [[nodiscard]] base::Result<unsigned> lease_uid();
   nlohmann::json kill_instance(int pid);
   void reap();
   void finish_instance(int pid, int status);
@@ -112,6 +163,11 @@ class LauncherProcess {
   std::deque<Shell> shells_;  // ready, oldest first
   unsigned shell_seq_ = 0;
   std::chrono::steady_clock::time_point pool_retry_at_{};  // after a failed fill
+  std::vector<RuntimeTemplate> runtimes_;                  // claimed at least once
+  std::map<std::uint64_t, Primed> primed_;                 // by claim id
+  std::uint64_t primed_seq_ = 0;
+  UidPool uid_leases_;
+  int own_mount_ns_fd_ = -1;  // to come back after mounting into a primed sandbox
   bool stopping_ = false;
 };
 

@@ -7,8 +7,13 @@
 //                                       or {"op":"hello", "error":"..."}
 //   daemon -> launcher:  {"op":"spawn", "seq":n, "spec":{...}}  fds: [output_fd?] + inherit_fds
 //                        {"op":"kill", "seq":n, "pid":n}
+//                        {"op":"claim", "seq":n, "runtime":{"argv":[...], "env":[...], "runtime_dir":"..."}}
+//                        {"op":"release", "seq":n, "id":n}
 //   launcher -> daemon, the reply (same seq):
 //                        {"ok":true, "pid":n, "uid":n} / {"ok":true} / {"ok":false, "error":"...", "code":"..."}
+//                        a spawn's reply may add "pooled", "primed", "cgroup", and "output" or
+//                        "runtime_listener" with that descriptor attached; a claim's has
+//                        "claim":{"id":n, "uid":n} or "claim":null
 //   launcher -> daemon on the event socket: {"pid":n, "status":n, "oom":b, "id":"..."}
 //
 // Functions here are plain blocking/non-blocking socket calls; callable from
@@ -53,6 +58,9 @@ struct Received {
 [[nodiscard]] nlohmann::json spec_to_json(const InstanceSpec& spec);
 // Rebuilds a spec; fds come from the message's SCM_RIGHTS, in order.
 [[nodiscard]] base::Result<InstanceSpec> spec_from_json(const nlohmann::json& j, const std::vector<int>& fds);
+
+[[nodiscard]] nlohmann::json template_to_json(const RuntimeTemplate& runtime);
+[[nodiscard]] base::Result<RuntimeTemplate> template_from_json(const nlohmann::json& j);
 
 [[nodiscard]] nlohmann::json report_to_json(const IsolationReport& report);
 [[nodiscard]] IsolationReport report_from_json(const nlohmann::json& j);

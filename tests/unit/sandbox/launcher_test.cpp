@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "sandbox_test_util.h"
 
@@ -48,10 +49,50 @@ unsigned uid_base(unsigned slot) {
   return 1000000 + static_cast<unsigned>(::getpid() % 20000) * 256 + slot * 64;
 }
 
-// Every isolation test runs twice: with sandboxes built from scratch per
-// spawn (pool 0) and with pre-created ones (pool 2), which must be
+// How the instances of a test start. Every isolation test runs three
+// times: in sandboxes built from scratch per spawn (pool 0), in pre-created
+// ones (pool 2), and in primed runtimes (a Python process started ahead of
+// time that, handed its instance, execs the test's argv); the three must be
 // indistinguishable from inside.
-class LauncherTest : public ::testing::TestWithParam<unsigned> {
+enum class Start { kScratch, kPooled, kPrimed };
+
+// A primed "runtime" for tests: ready byte, environment, then exec of the
+// argv the test passed in TEST_ARGV, with the environment exactly the
+// instance's and the signal dispositions Python changed set back.
+constexpr const char* kPrimedShim = R"(import json, os, signal
+fd = int(os.environ["NIMBUS_PRIMED_FD"])
+os.write(fd, b"r")
+data = b""
+while True:
+    chunk = os.read(fd, 65536)
+    if not chunk:
+        break
+    data += chunk
+os.close(fd)
+env = dict(e.split("=", 1) for e in json.loads(data)["env"])
+argv = json.loads(env.pop("TEST_ARGV"))
+for s in (signal.SIGPIPE, signal.SIGXFSZ):
+    signal.signal(s, signal.SIG_DFL)
+os.chdir("/var/task")
+os.execve(argv[0], argv, env)
+)";
+
+RuntimeTemplate test_runtime() {
+  return RuntimeTemplate{{"/usr/bin/python3", "-S", "-c", kPrimedShim}, {"PATH=/usr/bin:/bin", "LANG=C"}, {}};
+}
+
+// Claims a primed runtime, waiting (bounded) until one is ready.
+std::optional<PrimedClaim> claim_ready(Launcher& launcher, const RuntimeTemplate& runtime) {
+  for (int i = 0; i < 1000; ++i) {
+    if (auto claim = launcher.claim_primed(runtime)) return claim;
+    std::this_thread::sleep_for(10ms);
+  }
+  return std::nullopt;
+}
+
+std::string json_array(const std::vector<std::string>& items) { return nlohmann::json(items).dump(); }
+
+class LauncherTest : public ::testing::TestWithParam<Start> {
  protected:
   struct Started {
     std::unique_ptr<Launcher> launcher;
@@ -60,21 +101,25 @@ class LauncherTest : public ::testing::TestWithParam<unsigned> {
   static void TearDownTestSuite() { started_.clear(); }
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, cgroups, uid switch)";
-    const unsigned pool = GetParam();
-    if (started_.count(pool) == 0) {
+    const Start start = GetParam();
+    if (started_.count(start) == 0) {
       LauncherConfig config;
-      config.cgroup_name = cgroup_name() + "-pool" + std::to_string(pool);
-      config.uid_base = uid_base(pool == 0 ? 0 : 1);
+      config.cgroup_name = cgroup_name() + "-start" + std::to_string(static_cast<int>(start));
+      config.uid_base = uid_base(static_cast<unsigned>(start));
       config.uid_count = 64;
-      config.pool_size = pool;
+      config.pool_size = start == Start::kScratch ? 0 : 2;
+      config.primed_per_runtime = start == Start::kPrimed ? 2 : 0;
+      config.uid_lock_dir = uid_locks_.path();
+      config.lease_uid_base = uid_base(3);
+      config.lease_uid_count = 64;
       auto launcher = Launcher::start(config);
       ASSERT_TRUE(launcher.ok()) << launcher.error().message;
       for (const std::string& s : (*launcher)->isolation().lost) std::fprintf(stderr, "isolation lost: %s\n", s.c_str());
       auto events = std::make_unique<ExitEvents>(**launcher);
-      started_[pool] = Started{std::move(launcher).value(), std::move(events)};
+      started_[start] = Started{std::move(launcher).value(), std::move(events)};
     }
-    launcher_ = started_[pool].launcher.get();
-    events_ = started_[pool].events.get();
+    launcher_ = started_[start].launcher.get();
+    events_ = started_[start].events.get();
     const IsolationReport& report = launcher_->isolation();
     if (!report.namespaces || !report.cgroups || !report.uid_switch || !report.seccomp) {
       GTEST_SKIP() << "this host does not allow full isolation even as root (see 'isolation lost' above)";
@@ -96,15 +141,33 @@ class LauncherTest : public ::testing::TestWithParam<unsigned> {
     std::string output;
     ExitEvent exit;
   };
+  // With Start::kPrimed: makes `spec` one for a claimed primed runtime
+  // (which then execs spec's argv). Fails the test when none gets ready.
+  void prime(InstanceSpec& spec) {
+    if (GetParam() != Start::kPrimed) return;
+    const auto claim = claim_ready(*launcher_, test_runtime());
+    ASSERT_TRUE(claim.has_value()) << "no primed runtime got ready within 10 s";
+    spec.primed_id = claim->id;
+    spec.uid = spec.gid = claim->uid;
+    spec.env.push_back("TEST_ARGV=" + json_array(spec.argv));
+  }
+
   // Spawns, collects the output until EOF, waits for the exit event.
   Run run(InstanceSpec spec) {
     OutputPipe out;
+    prime(spec);
     spec.output_fd = out.write_fd();
     auto spawned = launcher_->spawn(spec);
     EXPECT_TRUE(spawned.ok()) << (spawned.ok() ? "" : spawned.error().message);
     if (!spawned.ok()) return {};
     Run result;
     result.instance = *spawned;
+    // A primed runtime's output was wired before it had an instance.
+    const bool fits_primed = spec.inherit_fds.empty() && spec.network == NetworkMode::kHost;
+    EXPECT_EQ(spawned->primed, GetParam() == Start::kPrimed && fits_primed);
+    if (spawned->output_fd >= 0) {
+      out.adopt_read_end(spawned->output_fd);
+    }
     result.output = out.read_all();
     const auto exit = events_->wait(spawned->pid);
     EXPECT_TRUE(exit.has_value()) << "no exit event for pid " << spawned->pid;
@@ -112,17 +175,24 @@ class LauncherTest : public ::testing::TestWithParam<unsigned> {
     return result;
   }
 
-  static std::map<unsigned, Started> started_;
+  static std::map<Start, Started> started_;
+  static TempDir uid_locks_;
   Launcher* launcher_ = nullptr;
   ExitEvents* events_ = nullptr;
   TempDir code_;
 };
 
-std::map<unsigned, LauncherTest::Started> LauncherTest::started_;
+std::map<Start, LauncherTest::Started> LauncherTest::started_;
+TempDir LauncherTest::uid_locks_;
 
-INSTANTIATE_TEST_SUITE_P(Sandboxes, LauncherTest, ::testing::Values(0u, 2u),
-                         [](const ::testing::TestParamInfo<unsigned>& param) {
-                           return param.param == 0 ? std::string("FromScratch") : std::string("Pooled");
+INSTANTIATE_TEST_SUITE_P(Sandboxes, LauncherTest, ::testing::Values(Start::kScratch, Start::kPooled, Start::kPrimed),
+                         [](const ::testing::TestParamInfo<Start>& param) {
+                           switch (param.param) {
+                             case Start::kScratch: return std::string("FromScratch");
+                             case Start::kPooled: return std::string("Pooled");
+                             case Start::kPrimed: return std::string("Primed");
+                           }
+                           return std::string();
                          });
 
 TEST_P(LauncherTest, ReportsFullIsolationAsRoot) {
@@ -138,7 +208,7 @@ TEST_P(LauncherTest, ReportsFullIsolationAsRoot) {
 // (1) The code is at /var/task, which is the working directory.
 TEST_P(LauncherTest, SeesCodeAtVarTaskAsWorkingDirectory) {
   const Run r = run(shell("pwd; cat /var/task/hello.txt; ls /var/task"));
-  if (GetParam() == 0) {
+  if (GetParam() == Start::kScratch) {
     EXPECT_FALSE(r.instance.pooled);
   }
   EXPECT_EQ(r.output, "/var/task\nhello from the code dir\nhello.txt\n");
@@ -454,9 +524,9 @@ TEST_P(LauncherTest, MeasuresSpawnLatency) {
     }
     std::sort(spawn_ms.begin(), spawn_ms.end());
     std::sort(total_ms.begin(), total_ms.end());
-    std::printf("spawn latency of /bin/true (pool %u, network %s), median of 20: spawn() returned after %.2f ms "
+    std::printf("spawn latency of /bin/true (start mode %d, network %s), median of 20: spawn() returned after %.2f ms "
                 "(min %.2f, max %.2f); exit event after %.2f ms\n",
-                GetParam(), mode == NetworkMode::kHost ? "host" : "none", spawn_ms[10], spawn_ms.front(), spawn_ms.back(),
+                static_cast<int>(GetParam()), mode == NetworkMode::kHost ? "host" : "none", spawn_ms[10], spawn_ms.front(), spawn_ms.back(),
                 total_ms[10]);
   }
 }
@@ -479,13 +549,14 @@ std::vector<int> waiting_shells(int launcher_pid) {
 // The pool refills itself, and a sandbox that died while waiting is
 // replaced: spawns keep working and are served from the pool again.
 TEST_P(LauncherTest, PoolRefillsAndSurvivesDeadSandboxes) {
-  if (GetParam() == 0) GTEST_SKIP() << "no pool";
+  if (GetParam() != Start::kPooled) GTEST_SKIP() << "tests the pool of shells alone";
+  const std::size_t size = 2;
   const auto wait_for_shells = [&](std::size_t n) {
     for (int i = 0; i < 500 && waiting_shells(launcher_->launcher_pid()).size() < n; ++i) std::this_thread::sleep_for(10ms);
     return waiting_shells(launcher_->launcher_pid());
   };
-  auto shells = wait_for_shells(GetParam());
-  ASSERT_EQ(shells.size(), GetParam());
+  auto shells = wait_for_shells(size);
+  ASSERT_EQ(shells.size(), size);
   // Taken by a spawn: the instance runs in what was a waiting sandbox.
   const Run first = run(shell("echo $$; cat /proc/self/cgroup >/dev/null"));
   EXPECT_EQ(first.output, "1\n");
@@ -493,13 +564,65 @@ TEST_P(LauncherTest, PoolRefillsAndSurvivesDeadSandboxes) {
       << "pid " << first.instance.pid << " was not one of the waiting sandboxes";
   EXPECT_TRUE(first.instance.pooled);
   // Killed while waiting: the next spawns still succeed, and the pool is full again.
-  for (const int pid : wait_for_shells(GetParam())) ::kill(pid, SIGKILL);
+  for (const int pid : wait_for_shells(size)) ::kill(pid, SIGKILL);
   for (int i = 0; i < 3; ++i) {
     const Run r = run(shell("cat /var/task/hello.txt"));
     EXPECT_EQ(r.output, "hello from the code dir\n");
     EXPECT_TRUE(WIFEXITED(r.exit.wait_status) && WEXITSTATUS(r.exit.wait_status) == 0);
   }
-  EXPECT_EQ(wait_for_shells(GetParam()).size(), GetParam());
+  EXPECT_EQ(wait_for_shells(size).size(), size);
+}
+
+// A claim handed back is handed out again; a primed runtime that died after
+// its claim still gives the instance a fresh process as the claim's uid;
+// one that died waiting is replaced.
+TEST_P(LauncherTest, PrimedRuntimesSurviveReleaseAndDeath) {
+  if (GetParam() != Start::kPrimed) GTEST_SKIP() << "tests primed runtimes alone";
+  const auto first = claim_ready(*launcher_, test_runtime());
+  ASSERT_TRUE(first.has_value());
+  launcher_->release_primed(*first);
+  const auto again = claim_ready(*launcher_, test_runtime());
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->id, first->id);
+  EXPECT_EQ(again->uid, first->uid);
+
+  // Every primed process dies, the claimed one included.
+  const auto primed_pids = [&] {
+    std::vector<int> out;
+    std::ifstream children("/proc/" + std::to_string(launcher_->launcher_pid()) + "/task/" +
+                           std::to_string(launcher_->launcher_pid()) + "/children");
+    int pid = 0;
+    while (children >> pid) {
+      std::ifstream cgroup("/proc/" + std::to_string(pid) + "/cgroup");
+      const std::string text((std::istreambuf_iterator<char>(cgroup)), std::istreambuf_iterator<char>());
+      if (text.find("/primed.") != std::string::npos) out.push_back(pid);
+    }
+    return out;
+  };
+  const auto killed = primed_pids();
+  ASSERT_FALSE(killed.empty());
+  for (const int pid : killed) ::kill(pid, SIGKILL);
+  std::this_thread::sleep_for(100ms);
+
+  InstanceSpec spec = shell("id -u; cat /var/task/hello.txt");
+  spec.primed_id = again->id;
+  spec.uid = spec.gid = again->uid;
+  OutputPipe out;
+  spec.output_fd = out.write_fd();
+  auto spawned = launcher_->spawn(spec);
+  ASSERT_TRUE(spawned.ok()) << spawned.error().message;
+  EXPECT_FALSE(spawned->primed);
+  EXPECT_EQ(spawned->output_fd, -1);
+  EXPECT_EQ(out.read_all(), std::to_string(again->uid) + "\nhello from the code dir\n");
+  ASSERT_TRUE(events_->wait(spawned->pid).has_value());
+
+  // New ones replace the dead, and they serve instances.
+  const Run r = run(shell("cat /var/task/hello.txt"));
+  EXPECT_TRUE(r.instance.primed);
+  EXPECT_EQ(r.output, "hello from the code dir\n");
+  for (const int pid : primed_pids()) {
+    EXPECT_TRUE(std::find(killed.begin(), killed.end(), pid) == killed.end());
+  }
 }
 
 // Destroying the Launcher kills what runs and removes the cgroups.

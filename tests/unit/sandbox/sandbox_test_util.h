@@ -65,6 +65,11 @@ class OutputPipe {
   OutputPipe(const OutputPipe&) = delete;
   OutputPipe& operator=(const OutputPipe&) = delete;
   [[nodiscard]] int write_fd() const { return write_; }
+  // Reads from `fd` (which this pipe now owns) instead of its own read end.
+  void adopt_read_end(int fd) {
+    if (read_ >= 0) ::close(read_);
+    read_ = fd;
+  }
   void close_write() {
     if (write_ >= 0) ::close(write_);
     write_ = -1;
