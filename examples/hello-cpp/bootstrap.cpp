@@ -19,6 +19,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -573,7 +574,25 @@ bool post_result(Connection& conn, const std::string& id, std::string_view kind,
   return res->status < 500;  // 5xx: the platform wants us gone
 }
 
+// HELLO_CPP_DELAY_MS (0-60000, default 0): how long each invocation is held
+// before it is answered, so that concurrent requests each need an instance of
+// their own (bench/run's scale-out scenario). Anything else counts as 0.
+long delay_ms_from_env() {
+  const char* text = std::getenv("HELLO_CPP_DELAY_MS");
+  if (text == nullptr || *text == '\0') return 0;
+  char* end = nullptr;
+  const long ms = std::strtol(text, &end, 10);
+  return (*end == '\0' && ms > 0 && ms <= 60000) ? ms : 0;
+}
+
+void hold(long ms) {
+  timespec left{ms / 1000, (ms % 1000) * 1000000L};
+  while (::nanosleep(&left, &left) != 0 && errno == EINTR) {
+  }
+}
+
 int run() {
+  const long delay_ms = delay_ms_from_env();
   const char* api = std::getenv("AWS_LAMBDA_RUNTIME_API");
   std::string host, port;
   if (api == nullptr || !split_host_port(api, host, port)) {
@@ -606,6 +625,7 @@ int run() {
       continue;
     }
     failures = 0;
+    if (delay_ms > 0) hold(delay_ms);
 
     bool keep_going;
     if (trim(next->body).find_first_not_of("\r\n") == std::string_view::npos) {
