@@ -416,6 +416,20 @@ std::optional<sandbox::RuntimeTemplate> Invoker::primed_runtime(const registry::
 }
 
 namespace {
+// The launcher calls of a cold start, run on the invoker's launcher thread.
+struct Spawned {
+  base::Result<sandbox::SpawnedInstance> result;
+  SteadyClock::time_point started;  // when the launcher took it up: Init Duration counts from here
+};
+asio::awaitable<std::optional<Spawned>> spawn_instance(sandbox::Launcher& launcher, sandbox::InstanceSpec spec) {
+  const auto started = SteadyClock::now();
+  co_return Spawned{launcher.spawn(spec), started};
+}
+asio::awaitable<std::optional<sandbox::PrimedClaim>> claim_primed(sandbox::Launcher& launcher,
+                                                                  sandbox::RuntimeTemplate runtime) {
+  co_return launcher.claim_primed(runtime);
+}
+
 struct StartOutcome {
   bool ok = false;
   double init_ms = 0;
@@ -452,7 +466,10 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
       if (claim) launcher.release_primed(*claim);
     }
   } primed{launcher_, std::nullopt};
-  if (auto runtime = primed_runtime(config, *command, private_network)) primed.claim = launcher_.claim_primed(*runtime);
+  if (auto runtime = primed_runtime(config, *command, private_network)) {
+    primed.claim = co_await asio::co_spawn(launcher_calls_, claim_primed(launcher_, std::move(*runtime)),
+                                           asio::use_awaitable);
+  }
 
   const bool private_uids = launcher_.isolation().uid_switch;
   if (private_uids && primed.claim) {
@@ -503,9 +520,11 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   spec.gid = private_uids ? inst->uid : 0;
   spec.output_fd = fds[1];
   if (primed.claim) spec.primed_id = primed.claim->id;
-  const auto t0 = SteadyClock::now();
-  auto spawned = launcher_.spawn(spec);
+  auto call = co_await asio::co_spawn(launcher_calls_, spawn_instance(launcher_, spec), asio::use_awaitable);
   primed.claim.reset();  // spawn() used it, or gave it back itself
+  if (!call) co_return fail_with("Runtime.Unknown", "the sandbox launcher call ended without a result");
+  auto& spawned = call->result;
+  const auto t0 = call->started;
   ::close(fds[1]);
   if (spawned.ok() && spawned->output_fd >= 0) {
     // A primed runtime's output was wired before it had an instance.

@@ -15,6 +15,7 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -167,6 +168,11 @@ class Invoker {
   std::uint64_t next_instance_ = 1;                             // GUARDED_BY(mu_)
   bool stopping_ = false;                                       // GUARDED_BY(mu_)
 
+  // Launcher::spawn() and claim_primed() block for a round trip to the
+  // launcher process (milliseconds, and one at a time): they run here, so
+  // that the I/O threads keep serving the Runtime API meanwhile. Its
+  // destructor waits for the call in flight.
+  asio::thread_pool launcher_calls_{1};
   std::unique_ptr<asio::posix::stream_descriptor> exit_events_;
   std::unique_ptr<asio::steady_timer> reaper_;
   std::unique_ptr<asio::steady_timer> provisioner_;
