@@ -61,9 +61,6 @@ bool wait_for(int pid, int* status, std::chrono::milliseconds limit) {
 
 namespace {
 
-// How long the launcher waits after a spawn before it refills the pool.
-constexpr std::chrono::milliseconds kPoolRefillDelay{30};
-
 // A descriptor closed when it goes out of scope, unless released.
 struct OwnedFd {
   int fd = -1;

@@ -64,6 +64,9 @@ json LauncherProcess::claim_primed(const RuntimeTemplate& runtime) {
     if (primed.runtime != index || primed.state != Primed::State::kReady) continue;
     primed.state = Primed::State::kClaimed;
     reply["claim"] = json{{"id", id}, {"uid", primed.uid}};
+    // Its spawn comes next: starting a replacement now (the interpreter's
+    // exec, milliseconds) would make the spawn wait for it.
+    pool_retry_at_ = std::max(pool_retry_at_, std::chrono::steady_clock::now() + kPoolRefillDelay);
     break;
   }
   return reply;

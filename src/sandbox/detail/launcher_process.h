@@ -34,6 +34,10 @@ inline constexpr unsigned long kNamespaceFlags = CLONE_NEWNS | CLONE_NEWPID | CL
 // its own: Lambda's smallest memory size.
 inline constexpr std::uint64_t kWaitingSandboxMemory = 128ull << 20;
 
+// How long the launcher waits after a spawn (or a claim, whose spawn
+// follows) before it refills the pool and the primed runtimes.
+inline constexpr std::chrono::milliseconds kPoolRefillDelay{30};
+
 // fork()-like clone: the child continues on a copy of the stack. Raw system
 // call, so that glibc runs no fork handlers (none of which would be
 // async-signal-safe to rely on); the child only makes raw calls anyway.
