@@ -524,7 +524,8 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
     if (leased_uid) uid_leases_.release(spec.uid);
     return error_reply(ids.error().message, "throttled");
   }
-  const auto [uid, gid] = *ids;
+  const unsigned uid = ids->first;
+  const unsigned gid = ids->second;
   const bool private_network = ns && report_.network_namespace && spec.network == NetworkMode::kNone;
   Instance instance;
   instance.id = spec.instance_id;
