@@ -531,9 +531,9 @@ TEST_P(LauncherTest, MeasuresSpawnLatency) {
   }
 }
 
-// The launcher's children that are pooled sandboxes waiting for an instance
-// (their cgroup is named "shell.N").
-std::vector<int> waiting_shells(int launcher_pid) {
+// The launcher's children that wait for an instance: pooled sandboxes
+// (cgroup "shell.N") or primed runtimes ("primed.N"), by `group_prefix`.
+std::vector<int> waiting_children(int launcher_pid, std::string_view group_prefix) {
   std::vector<int> out;
   std::ifstream children("/proc/" + std::to_string(launcher_pid) + "/task/" + std::to_string(launcher_pid) +
                          "/children");
@@ -541,7 +541,7 @@ std::vector<int> waiting_shells(int launcher_pid) {
   while (children >> pid) {
     std::ifstream cgroup("/proc/" + std::to_string(pid) + "/cgroup");
     const std::string text((std::istreambuf_iterator<char>(cgroup)), std::istreambuf_iterator<char>());
-    if (text.find("/shell.") != std::string::npos) out.push_back(pid);
+    if (text.find(group_prefix) != std::string::npos) out.push_back(pid);
   }
   return out;
 }
@@ -552,8 +552,10 @@ TEST_P(LauncherTest, PoolRefillsAndSurvivesDeadSandboxes) {
   if (GetParam() != Start::kPooled) GTEST_SKIP() << "tests the pool of shells alone";
   const std::size_t size = 2;
   const auto wait_for_shells = [&](std::size_t n) {
-    for (int i = 0; i < 500 && waiting_shells(launcher_->launcher_pid()).size() < n; ++i) std::this_thread::sleep_for(10ms);
-    return waiting_shells(launcher_->launcher_pid());
+    for (int i = 0; i < 500 && waiting_children(launcher_->launcher_pid(), "/shell.").size() < n; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    return waiting_children(launcher_->launcher_pid(), "/shell.");
   };
   auto shells = wait_for_shells(size);
   ASSERT_EQ(shells.size(), size);
@@ -587,18 +589,7 @@ TEST_P(LauncherTest, PrimedRuntimesSurviveReleaseAndDeath) {
   EXPECT_EQ(again->uid, first->uid);
 
   // Every primed process dies, the claimed one included.
-  const auto primed_pids = [&] {
-    std::vector<int> out;
-    std::ifstream children("/proc/" + std::to_string(launcher_->launcher_pid()) + "/task/" +
-                           std::to_string(launcher_->launcher_pid()) + "/children");
-    int pid = 0;
-    while (children >> pid) {
-      std::ifstream cgroup("/proc/" + std::to_string(pid) + "/cgroup");
-      const std::string text((std::istreambuf_iterator<char>(cgroup)), std::istreambuf_iterator<char>());
-      if (text.find("/primed.") != std::string::npos) out.push_back(pid);
-    }
-    return out;
-  };
+  const auto primed_pids = [&] { return waiting_children(launcher_->launcher_pid(), "/primed."); };
   const auto killed = primed_pids();
   ASSERT_FALSE(killed.empty());
   for (const int pid : killed) ::kill(pid, SIGKILL);
