@@ -169,7 +169,11 @@ Launcher::~Launcher() {
 }
 
 base::Result<SpawnedInstance> Launcher::spawn(const InstanceSpec& spec) {
-  NIMBUS_TRY(detail::validate_spec(spec));
+  if (auto valid = detail::validate_spec(spec); !valid.ok()) {
+    // The launcher never sees this spec, so its claim is handed back here.
+    if (spec.primed_id != 0) release_primed(PrimedClaim{spec.primed_id, spec.uid});
+    return std::move(valid).error();
+  }
   std::vector<int> fds;
   if (spec.output_fd >= 0) fds.push_back(spec.output_fd);
   fds.insert(fds.end(), spec.inherit_fds.begin(), spec.inherit_fds.end());

@@ -616,6 +616,24 @@ TEST_P(LauncherTest, PrimedRuntimesSurviveReleaseAndDeath) {
   }
 }
 
+// A spec the daemon side rejects never reaches the launcher; its claim is
+// handed back, so the same primed runtime serves the next claim.
+TEST_P(LauncherTest, RejectedSpecGivesItsClaimBack) {
+  if (GetParam() != Start::kPrimed) GTEST_SKIP() << "tests primed runtimes alone";
+  const auto claim = claim_ready(*launcher_, test_runtime());
+  ASSERT_TRUE(claim.has_value());
+  InstanceSpec spec = shell("true");
+  spec.argv.clear();
+  spec.primed_id = claim->id;
+  spec.uid = spec.gid = claim->uid;
+  const auto spawned = launcher_->spawn(spec);
+  ASSERT_FALSE(spawned.ok());
+  const auto again = launcher_->claim_primed(test_runtime());
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->id, claim->id);
+  launcher_->release_primed(*again);
+}
+
 // Destroying the Launcher kills what runs and removes the cgroups.
 TEST(LauncherLifetimeTest, DestructionKillsInstancesAndRemovesCgroups) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
