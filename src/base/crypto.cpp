@@ -4,6 +4,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <cstring>
 
 #include "base/check.h"
 
@@ -151,9 +155,43 @@ std::optional<std::string> base64_decode(std::string_view text) {
   return out;
 }
 
+namespace {
+
+// Every RAND_bytes call checks for a fork with a getpid() system call, which
+// on a VM costs as much as the rest of a queue send; the ids drawn per
+// message and per invocation come from a per-thread buffer instead, filled by
+// one RAND_bytes call. A fork (the sandbox launcher) drops every buffer, so a
+// parent and child never hand out the same bytes.
+std::atomic<unsigned> g_fork_generation{0};
+
+struct RandomBuffer {
+  static constexpr std::size_t kSize = 1024;
+  unsigned char bytes[kSize];
+  std::size_t used = kSize;
+  unsigned generation = 0;
+};
+
+}  // namespace
+
 std::string random_bytes(std::size_t n) {
   std::string out(n, '\0');
-  NIMBUS_CHECK(RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) == 1);
+  auto* dest = reinterpret_cast<unsigned char*>(out.data());
+  if (n > RandomBuffer::kSize / 8) {
+    NIMBUS_CHECK(RAND_bytes(dest, static_cast<int>(n)) == 1);
+    return out;
+  }
+  static const bool drop_after_fork = ::pthread_atfork(nullptr, nullptr, [] { ++g_fork_generation; }) == 0;
+  NIMBUS_CHECK(drop_after_fork);
+  thread_local RandomBuffer buffer;
+  const unsigned generation = g_fork_generation.load(std::memory_order_relaxed);
+  if (buffer.generation != generation || buffer.used + n > RandomBuffer::kSize) {
+    NIMBUS_CHECK(RAND_bytes(buffer.bytes, static_cast<int>(RandomBuffer::kSize)) == 1);
+    buffer.used = 0;
+    buffer.generation = generation;
+  }
+  std::memcpy(dest, buffer.bytes + buffer.used, n);
+  OPENSSL_cleanse(buffer.bytes + buffer.used, n);  // bytes handed out are not kept
+  buffer.used += n;
   return out;
 }
 
@@ -162,8 +200,11 @@ std::string uuid4() {
   b[6] = static_cast<char>((b[6] & 0x0F) | 0x40);
   b[8] = static_cast<char>((b[8] & 0x3F) | 0x80);
   const std::string h = to_hex(b);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20);
+  std::string id;
+  id.reserve(36);
+  id.append(h, 0, 8).append(1, '-').append(h, 8, 4).append(1, '-').append(h, 12, 4).append(1, '-');
+  id.append(h, 16, 4).append(1, '-').append(h, 20, 12);
+  return id;
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {

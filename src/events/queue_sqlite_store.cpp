@@ -132,6 +132,10 @@ base::Status SqliteQueueStore::open() {
     return e;
   }
   sqlite3_busy_timeout(db_, 5000);
+  // Only this daemon opens queues.db: an exclusive lock keeps the WAL index
+  // in memory and saves the shared-memory lock calls of every transaction
+  // (a second daemon on the same data directory fails here, as it should).
+  NIMBUS_TRY(exec("PRAGMA locking_mode=EXCLUSIVE"));
   NIMBUS_TRY(exec("PRAGMA journal_mode=WAL"));
   NIMBUS_TRY(exec("PRAGMA synchronous=FULL"));
   int version = 0;

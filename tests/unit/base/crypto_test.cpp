@@ -1,6 +1,12 @@
 #include "base/crypto.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+#include <thread>
 
 #include "base/clock.h"
 
@@ -49,6 +55,49 @@ TEST(Crypto, Uuid4Shape) {
   ASSERT_EQ(a.size(), 36u);
   EXPECT_EQ(a[14], '4');
   EXPECT_NE(a, uuid4());
+}
+
+TEST(Crypto, Uuid4DashesAndVariant) {
+  const std::string a = uuid4();
+  for (const std::size_t dash : {8u, 13u, 18u, 23u}) EXPECT_EQ(a[dash], '-') << a;
+  EXPECT_NE(std::string("89ab").find(a[19]), std::string::npos) << a;
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef-"), std::string::npos) << a;
+}
+
+// Small draws come from a per-thread buffer: across many refills, and
+// across threads, no 16 bytes repeat; big draws bypass it.
+TEST(Crypto, RandomBytesNeverRepeat) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(seen.insert(random_bytes(16)).second);
+  std::string other;
+  std::thread([&other] { other = random_bytes(16); }).join();
+  EXPECT_TRUE(seen.insert(other).second);
+  EXPECT_EQ(random_bytes(0), "");
+  const std::string big = random_bytes(4096);
+  ASSERT_EQ(big.size(), 4096u);
+  EXPECT_NE(big.substr(0, 16), big.substr(16, 16));
+}
+
+// A fork drops the buffer: parent and child draw different bytes next.
+TEST(Crypto, RandomBytesDifferAfterFork) {
+  (void)random_bytes(16);  // the parent's buffer is filled
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string child = random_bytes(16);
+    _exit(::write(fds[1], child.data(), child.size()) == 16 ? 0 : 1);
+  }
+  ::close(fds[1]);
+  const std::string parent = random_bytes(16);
+  std::string child(16, '\0');
+  EXPECT_EQ(::read(fds[0], child.data(), child.size()), 16);
+  ::close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_NE(parent, child);
 }
 
 TEST(Clock, LambdaTimeFormat) {
