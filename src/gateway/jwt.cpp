@@ -100,11 +100,15 @@ base::Result<std::shared_ptr<void>> ec_key(const json& jwk) {
   const char* group = crv == "P-256" ? "prime256v1" : crv == "P-384" ? "secp384r1" : nullptr;
   if (group == nullptr) return make_error(ErrorCode::kValidation, fmt::format("EC curve '{}' is not supported", crv));
   const std::size_t size = crv == "P-256" ? 32 : 48;
-  const auto x = base64url_decode(member(jwk, "x"));
-  const auto y = base64url_decode(member(jwk, "y"));
-  if (!x || !y || x->size() != size || y->size() != size) {
+  auto x = base64url_decode(member(jwk, "x"));
+  auto y = base64url_decode(member(jwk, "y"));
+  if (!x || !y || x->empty() || y->empty() || x->size() > size || y->size() > size) {
     return make_error(ErrorCode::kValidation, fmt::format("an EC {} key needs x and y of {} bytes", crv, size));
   }
+  // RFC 7518 wants full-size coordinates, but some JWK writers (PyJWT before
+  // 2.8) drop leading zero bytes, one key in 128: pad them back.
+  x->insert(0, size - x->size(), '\0');
+  y->insert(0, size - y->size(), '\0');
   std::string point = "\x04" + *x + *y;  // uncompressed SEC1 point
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
   if (!bld || !OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||

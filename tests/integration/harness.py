@@ -238,7 +238,8 @@ class Daemon:
             self._log = None
 
     def remove_data_dir(self):
-        if self.owns_data_dir:
+        # NIMBUS_IT_KEEP_DATA=1 keeps it (and daemon.log) for a post-mortem.
+        if self.owns_data_dir and not os.environ.get("NIMBUS_IT_KEEP_DATA"):
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def alive(self):

@@ -2,6 +2,7 @@
 driven over real HTTP against the real daemon. JWTs are signed with PyJWT and
 keys made by cryptography (Debian python3-jwt, python3-cryptography)."""
 
+import base64
 import http.server
 import json
 import os
@@ -50,8 +51,15 @@ ISSUER = "https://id.nimbus.test"
 
 def jwk_of(key, kid):
     public = key.public_key()
-    algorithm = jwt.algorithms.RSAAlgorithm if isinstance(key, rsa.RSAPrivateKey) else jwt.algorithms.ECAlgorithm
-    doc = json.loads(algorithm.to_jwk(public))
+    if isinstance(key, rsa.RSAPrivateKey):
+        doc = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
+    else:
+        # Full-size coordinates (RFC 7518 6.2.1.2); Debian's PyJWT 2.6 drops
+        # leading zero bytes, one key in 128.
+        numbers = public.public_numbers()
+        size = (public.curve.key_size + 7) // 8
+        coordinate = lambda n: base64.urlsafe_b64encode(n.to_bytes(size, "big")).rstrip(b"=").decode()  # noqa: E731
+        doc = {"kty": "EC", "crv": "P-256", "x": coordinate(numbers.x), "y": coordinate(numbers.y)}
     doc["kid"] = kid
     return doc
 

@@ -120,6 +120,30 @@ TEST(Jwt, AcceptsRs256AndEs256TokensWithTheirScopes) {
   }
 }
 
+// A JWK whose coordinate lost its leading zero byte (as PyJWT before 2.8
+// writes one key in 128) still verifies; a coordinate too long does not.
+TEST(Jwt, EcKeyWithAShortCoordinateVerifies) {
+  for (int attempt = 0; attempt < 5000; ++attempt) {
+    const TestKey key = TestKey::ec();
+    json jwk = key.jwk("short");
+    std::string x = *base64url_decode(jwk["x"].get<std::string>());
+    std::string y = *base64url_decode(jwk["y"].get<std::string>());
+    if (x[0] != '\0' && y[0] != '\0') continue;
+    if (x[0] == '\0') jwk["x"] = base64url_encode(x.substr(1));
+    if (y[0] == '\0') jwk["y"] = base64url_encode(y.substr(1));
+    auto keys = KeySet::parse(json{{"keys", {jwk}}}.dump());
+    ASSERT_TRUE(keys.ok()) << keys.error().message;
+    const std::string token = key.sign({{"alg", "ES256"}, {"kid", "short"}}, good_claims());
+    auto result = verify_jwt(token, *keys, kPolicy, kNow);
+    EXPECT_TRUE(std::holds_alternative<VerifiedJwt>(result)) << failure_of(result);
+
+    jwk["x"] = base64url_encode(std::string(33, '\1'));
+    EXPECT_FALSE(KeySet::parse(json{{"keys", {jwk}}}.dump()).ok());
+    return;
+  }
+  FAIL() << "no P-256 key with a leading zero coordinate in 5000 tries";
+}
+
 TEST(Jwt, RefusesTamperedUnsignedAndMisroutedTokens) {
   const KeySet keys = key_set();
   const std::string token = rsa_key().sign({{"alg", "RS256"}, {"kid", "r1"}}, good_claims());
