@@ -488,6 +488,14 @@ int run(int argc, char** argv) {
   serve->add_option("--events-concurrency", serve_config.events.max_in_flight,
                     "asynchronous invocations attempted at the same time")
       ->capture_default_str()->check(CLI::Range(1, 10000));
+  std::int64_t keep_succeeded_s = serve_config.events.keep_succeeded.count();
+  std::int64_t keep_failed_s = serve_config.events.keep_failed.count();
+  serve->add_option("--events-keep-succeeded", keep_succeeded_s,
+                    "seconds a succeeded asynchronous invocation stays listable (nimbus events) before it is deleted")
+      ->capture_default_str()->check(CLI::Range(std::int64_t{0}, std::int64_t{366} * 86400));
+  serve->add_option("--events-keep-failed", keep_failed_s,
+                    "seconds a failed asynchronous invocation stays listable and redrivable before it is deleted")
+      ->capture_default_str()->check(CLI::Range(std::int64_t{0}, std::int64_t{366} * 86400));
 
   std::string gateway_listen = "0.0.0.0:8080";
   std::string gateway_tls_cert;
@@ -775,6 +783,8 @@ int run(int argc, char** argv) {
     serve_config.auth = no_auth ? api::AuthMode::kNone : api::AuthMode::kSigV4;
     serve_config.registry.region = client_options.region;
     serve_config.keep_alive = std::chrono::seconds(keep_alive_s);
+    serve_config.events.keep_succeeded = std::chrono::seconds(keep_succeeded_s);
+    serve_config.events.keep_failed = std::chrono::seconds(keep_failed_s);
     serve_config.keep_alive_min = std::chrono::milliseconds(static_cast<std::int64_t>(keep_alive_min_s * 1000));
     serve_config.adaptive_keep_alive = keep_alive_policy == "adaptive";
     if (process_only) serve_config.isolation = sandbox::LauncherMode::kProcessOnly;

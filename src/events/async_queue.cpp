@@ -75,7 +75,7 @@ void AsyncQueue::push(Item item) {
       return;
     }
   }
-  item.done(WriteOutcome{make_error(ErrorCode::kService, "nimbus is shutting down; the request was not kept"), {}});
+  item.done(WriteOutcome{make_error(ErrorCode::kService, "nimbus is shutting down; the request was not kept"), {}, 0});
 }
 
 asio::awaitable<WriteOutcome> AsyncQueue::submit(Item item) {
@@ -131,9 +131,22 @@ base::Status AsyncQueue::write_blocking(store::AsyncWriteBatch batch) {
 
 asio::awaitable<WriteOutcome> AsyncQueue::claim(std::int64_t now_ms, std::size_t limit) {
   Item item;
-  item.claim = true;
-  item.claim_now_ms = now_ms;
-  item.claim_limit = limit;
+  item.alone = [this, now_ms, limit] {
+    auto rows = store_.claim_async(now_ms, limit);
+    if (!rows.ok()) return WriteOutcome{std::move(rows).error(), {}, 0};
+    return WriteOutcome{base::Ok{}, std::move(*rows), 0};
+  };
+  co_return co_await submit(std::move(item));
+}
+
+asio::awaitable<WriteOutcome> AsyncQueue::prune(std::int64_t succeeded_before_ms, std::int64_t failed_before_ms,
+                                                std::size_t limit) {
+  Item item;
+  item.alone = [this, succeeded_before_ms, failed_before_ms, limit] {
+    auto pruned = store_.prune_async(succeeded_before_ms, failed_before_ms, limit);
+    if (!pruned.ok()) return WriteOutcome{std::move(pruned).error(), {}, 0};
+    return WriteOutcome{base::Ok{}, {}, *pruned};
+  };
   co_return co_await submit(std::move(item));
 }
 
@@ -151,7 +164,7 @@ void AsyncQueue::run() {
     store::AsyncWriteBatch merged;
     std::size_t writes = 0;
     for (auto& item : items) {
-      if (item.claim) continue;
+      if (item.alone) continue;
       ++writes;
       for (auto& row : item.batch.inserts) merged.inserts.push_back(std::move(row));
       for (auto& row : item.batch.updates) merged.updates.push_back(std::move(row));
@@ -164,16 +177,7 @@ void AsyncQueue::run() {
       ++transactions_;
     }
     for (auto& item : items) {
-      if (item.claim) {
-        auto rows = store_.claim_async(item.claim_now_ms, item.claim_limit);
-        if (rows.ok()) {
-          item.done(WriteOutcome{base::Ok{}, std::move(*rows)});
-        } else {
-          item.done(WriteOutcome{std::move(rows).error(), {}});
-        }
-        continue;
-      }
-      item.done(WriteOutcome{status, {}});
+      item.done(item.alone ? item.alone() : WriteOutcome{status, {}, 0});
     }
     if (status.ok() && !merged.inserts.empty() && on_inserted_) on_inserted_();
   }

@@ -54,10 +54,11 @@ struct AsyncRequest {
   std::string source_id;  // kDestination: the invocation whose record this is
 };
 
-// The outcome of a submitted write or claim, delivered on the caller's executor.
+// The outcome of a submitted write, claim or prune, delivered on the caller's executor.
 struct WriteOutcome {
   base::Status status = base::Ok{};
   std::vector<store::AsyncInvocationRow> rows;  // claim: the claimed rows
+  std::int64_t pruned = 0;                      // prune: rows deleted
 };
 
 class AsyncQueue {
@@ -82,6 +83,10 @@ class AsyncQueue {
   [[nodiscard]] base::Status write_blocking(store::AsyncWriteBatch batch);
   // Claims up to `limit` due rows (marks them running).
   [[nodiscard]] asio::awaitable<WriteOutcome> claim(std::int64_t now_ms, std::size_t limit);
+  // Deletes up to `limit` ended rows (Store::prune_async), on the writer so
+  // that it never races a redrive of the same row.
+  [[nodiscard]] asio::awaitable<WriteOutcome> prune(std::int64_t succeeded_before_ms, std::int64_t failed_before_ms,
+                                                    std::size_t limit);
 
   // Called on the writer thread after each commit that inserted rows (the
   // dispatcher uses it to wake up). Set before start().
@@ -91,11 +96,11 @@ class AsyncQueue {
   [[nodiscard]] std::uint64_t transactions() const;
 
  private:
+  // A batch merged into the next transaction, or (when `alone` is set) an
+  // operation run by itself on the writer after that transaction.
   struct Item {
     store::AsyncWriteBatch batch;
-    bool claim = false;
-    std::int64_t claim_now_ms = 0;
-    std::size_t claim_limit = 0;
+    std::function<WriteOutcome()> alone;
     std::function<void(WriteOutcome)> done;  // runs on the writer thread
   };
   asio::awaitable<WriteOutcome> submit(Item item);

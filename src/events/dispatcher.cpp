@@ -195,6 +195,7 @@ asio::awaitable<void> Dispatcher::claim_loop() {
   constexpr int kClaimBatch = 64;
   while (!stopping_) {
     woken_ = false;
+    if (clock_.now_ms() >= next_prune_ms_) co_await prune_ended();
     const int limit = std::min(kClaimBatch, config_.max_in_flight - in_flight_.load());
     if (limit > 0) {
       WriteOutcome claimed = co_await queue_.claim(clock_.now_ms(), static_cast<std::size_t>(limit));
@@ -235,6 +236,24 @@ asio::awaitable<void> Dispatcher::claim_loop() {
     timer_->expires_after(wait);
     co_await timer_->async_wait(asio::as_tuple(asio::use_awaitable));
   }
+}
+
+asio::awaitable<void> Dispatcher::prune_ended() {
+  constexpr std::size_t kPruneBatch = 5000;  // one short transaction at a time
+  const std::int64_t now = clock_.now_ms();
+  const auto keep_ms = [this](std::chrono::seconds keep) {
+    return to_real_ms(std::chrono::duration_cast<std::chrono::milliseconds>(keep).count(), config_.time_scale);
+  };
+  WriteOutcome out =
+      co_await queue_.prune(now - keep_ms(config_.keep_succeeded), now - keep_ms(config_.keep_failed), kPruneBatch);
+  if (!out.status.ok()) {
+    metrics_.store_errors.add();
+    spdlog::warn("events: deleting ended asynchronous invocations failed: {}", out.status.error().message);
+  }
+  metrics_.pruned.add(static_cast<std::uint64_t>(out.pruned));
+  // A full batch: more are waiting, so look again on the next round.
+  const bool more = out.pruned == static_cast<std::int64_t>(kPruneBatch);
+  next_prune_ms_ = more ? now : now + keep_ms(config_.prune_interval);
 }
 
 asio::awaitable<void> Dispatcher::attempt(store::AsyncInvocationRow row) {

@@ -42,6 +42,12 @@ struct DispatcherConfig {
   double time_scale = 1.0;
   int max_in_flight = 32;
   std::chrono::milliseconds poll_interval{50};
+  // How long ended invocations stay listable (`nimbus events`) before they
+  // are deleted (--events-keep-succeeded, --events-keep-failed); event time.
+  std::chrono::seconds keep_succeeded{std::chrono::hours(1)};
+  std::chrono::seconds keep_failed{std::chrono::hours(24 * 14)};
+  // How often the dispatcher looks for ended rows to delete; event time.
+  std::chrono::seconds prune_interval{60};
 };
 
 // The last attempt's response, as the invocation record shows it.
@@ -74,6 +80,8 @@ class Dispatcher {
 
  private:
   asio::awaitable<void> claim_loop();
+  // Deletes ended rows past their keep time, a bounded batch per call.
+  asio::awaitable<void> prune_ended();
   asio::awaitable<void> attempt(store::AsyncInvocationRow row);
   // Sends the record / event of a finished invocation where it is configured
   // to go; adds destination rows to `batch`; returns what happened to each.
@@ -99,6 +107,7 @@ class Dispatcher {
   std::atomic<bool> woken_{false};
   static constexpr std::int64_t kNoDue = INT64_MAX;
   std::atomic<std::int64_t> next_due_ms_{kNoDue};  // earliest scheduled retry
+  std::int64_t next_prune_ms_ = 0;                 // on strand_
 };
 
 }  // namespace nimbus::events

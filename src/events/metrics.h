@@ -19,6 +19,8 @@ struct EventsMetrics {
         destination_failures(r.counter("nimbus_async_destination_failures_total",
                                        "Destination or dead-letter deliveries that could not be made")),
         store_errors(r.counter("nimbus_async_store_errors_total", "Dispatcher writes the store refused")),
+        pruned(r.counter("nimbus_async_pruned_total",
+                         "Ended asynchronous invocations deleted after their keep time")),
         queue_depth(r.gauge("nimbus_async_queue_depth", "Asynchronous invocations pending or running")),
         running(r.gauge("nimbus_async_running", "Asynchronous invocations being attempted now")) {}
 
@@ -30,6 +32,7 @@ struct EventsMetrics {
   telemetry::Counter& failed;
   telemetry::Counter& destination_failures;
   telemetry::Counter& store_errors;
+  telemetry::Counter& pruned;
   telemetry::Gauge& queue_depth;
   telemetry::Gauge& running;
 };

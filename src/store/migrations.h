@@ -7,7 +7,7 @@
 
 namespace nimbus::store {
 
-inline constexpr std::array<const char*, 5> kMigrations = {
+inline constexpr std::array<const char*, 6> kMigrations = {
     // 1: functions ($LATEST configuration as a document).
     R"sql(
     CREATE TABLE functions (
@@ -93,6 +93,10 @@ inline constexpr std::array<const char*, 5> kMigrations = {
       next_fire_ms  INTEGER NOT NULL,
       last_fire_ms  INTEGER NOT NULL
     ) WITHOUT ROWID;
+    )sql",
+    // 6: ended async invocations found by state and end time, for pruning.
+    R"sql(
+    CREATE INDEX async_ended ON async_invocations(state, updated_ms);
     )sql",
 };
 

@@ -717,6 +717,26 @@ base::Result<std::vector<std::pair<std::string, std::int64_t>>> SqliteStore::cou
   return counts;
 }
 
+base::Result<std::int64_t> SqliteStore::prune_async(std::int64_t succeeded_before_ms, std::int64_t failed_before_ms,
+                                                     std::size_t limit) {
+  std::lock_guard lock(mu_);
+  Statement st(db_,
+               "DELETE FROM async_invocations WHERE seq IN (SELECT seq FROM async_invocations "
+               "WHERE state = ?1 AND updated_ms < ?2 ORDER BY updated_ms LIMIT ?3)");
+  if (!st.prepared()) return sqlite_error("prepare prune async invocations");
+  std::int64_t pruned = 0;
+  for (const auto& [state, before] : {std::pair{"succeeded", succeeded_before_ms}, {"failed", failed_before_ms}}) {
+    if (static_cast<std::size_t>(pruned) >= limit) break;
+    st.reset();
+    st.bind(1, std::string_view(state));
+    st.bind(2, before);
+    st.bind(3, static_cast<std::int64_t>(limit) - pruned);
+    if (st.step() != SQLITE_DONE) return sqlite_error("prune async invocations");
+    pruned += sqlite3_changes(db_);
+  }
+  return pruned;
+}
+
 // --- schedules -------------------------------------------------------------------
 
 base::Status SqliteStore::insert_schedule(const ScheduleRow& row) { return write_schedule(row, false); }

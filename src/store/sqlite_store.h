@@ -61,6 +61,8 @@ class SqliteStore final : public Store {
   base::Result<std::vector<AsyncInvocationRow>> list_async(std::string_view function, std::string_view state,
                                                            std::int64_t before, std::size_t limit) override;
   base::Result<std::vector<std::pair<std::string, std::int64_t>>> count_async() override;
+  base::Result<std::int64_t> prune_async(std::int64_t succeeded_before_ms, std::int64_t failed_before_ms,
+                                         std::size_t limit) override;
   base::Status insert_schedule(const ScheduleRow& row) override;
   base::Status update_schedule(const ScheduleRow& row) override;
   base::Result<ScheduleRow> get_schedule(std::string_view name) override;

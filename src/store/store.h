@@ -191,6 +191,11 @@ class Store {
                                                                                  std::size_t limit) = 0;
   // Rows per state ("pending" -> 3, ...).
   [[nodiscard]] virtual base::Result<std::vector<std::pair<std::string, std::int64_t>>> count_async() = 0;
+  // Deletes up to `limit` ended rows, oldest first: succeeded ones whose
+  // last update is before `succeeded_before_ms`, then failed ones before
+  // `failed_before_ms`. Returns how many went.
+  [[nodiscard]] virtual base::Result<std::int64_t> prune_async(std::int64_t succeeded_before_ms,
+                                                               std::int64_t failed_before_ms, std::size_t limit) = 0;
   // Schedules. kResourceConflict when one of that name exists.
   [[nodiscard]] virtual base::Status insert_schedule(const ScheduleRow& row) = 0;
   // Replaces the row; kResourceNotFound when absent.

@@ -309,6 +309,35 @@ class AsyncInvokeTest(AsyncTestCase):
         self.assertIn(("nimbus_async_queue_depth", ()), self.daemon.metrics())
 
 
+class AsyncRetentionTest(AsyncTestCase):
+    # Event time: succeeded rows kept 10 minutes (0.6 s here), failed ones 2 hours (7.2 s).
+    daemon_args = ("--events-time-scale", SCALE, "--events-keep-succeeded", "600", "--events-keep-failed", "7200")
+
+    def gone(self, request_id):
+        return self.daemon.request("GET", f"/nimbus/v1/events/{request_id}").status == 404
+
+    def test_ended_invocations_are_deleted_after_their_keep_time(self):
+        self.create_function("async-kept", {"app.py": MODE_PY}, Environment={"Variables": {"MODE": "fail"}})
+        self.client.put_function_event_invoke_config(FunctionName="async-kept", MaximumRetryAttempts=0)
+        failed = self.invoke_event("async-kept", {"m": "fails"})
+        self.wait_state(failed, "failed")
+        self.client.update_function_configuration(FunctionName="async-kept",
+                                                  Environment={"Variables": {"MODE": "ok"}})
+        succeeded = self.invoke_event("async-kept", {"m": "works"})
+        self.wait_state(succeeded, "succeeded")
+        pruned_before = self.daemon.metric("nimbus_async_pruned_total")
+
+        self.assertTrue(wait_until(lambda: self.gone(succeeded), 15), f"{succeeded} was not deleted")
+        # The failed one ended earlier but is kept longer: still there, still redrivable.
+        self.assertEqual(self.event(failed)["State"], "failed")
+        self.assertGreaterEqual(self.daemon.metric("nimbus_async_pruned_total"), pruned_before + 1)
+        rc, out, err = self.daemon.cli("events", "show", succeeded)
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("not found", err)
+
+        self.assertTrue(wait_until(lambda: self.gone(failed), 30), f"{failed} was not deleted")
+
+
 class EventInvokeConfigTest(AsyncTestCase):
 
     def test_crud_with_boto3(self):

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -157,6 +159,48 @@ TEST_F(AsyncQueueTest, ListFiltersByFunctionAndStateNewestFirst) {
   EXPECT_GT((*a)[0].seq, (*a)[1].seq);
   EXPECT_EQ(store_->list_async("", "failed", 0, 10)->size(), 1u);
   EXPECT_EQ(store_->list_async("", "", (*a)[0].seq, 10)->size(), 2u);
+}
+
+// Pruning deletes ended rows past their keep time, oldest first and at most
+// `limit`, through the writer; pending, running and recent rows stay.
+TEST_F(AsyncQueueTest, PruneDeletesOnlyEndedRowsPastTheirKeepTime) {
+  AsyncQueue queue(*store_, clock_);
+  queue.start();
+  store::AsyncWriteBatch batch;
+  const auto row = [&](const char* state, std::int64_t updated_ms) {
+    auto r = queue.make_row(AsyncRequest{"f", "", "{}"});
+    r.state = state;
+    r.updated_ms = updated_ms;
+    batch.inserts.push_back(r);
+  };
+  row("succeeded", 100);  // old: goes
+  row("succeeded", 200);  // old: goes
+  row("succeeded", 900);  // recent: stays
+  row("failed", 100);     // failed keep longer: stays at the first cut
+  row("pending", 100);
+  row("running", 100);
+  ASSERT_TRUE(queue.write_blocking(batch).ok());
+
+  const auto prune = [&](std::int64_t succeeded_before, std::int64_t failed_before, std::size_t limit) {
+    asio::io_context io;
+    WriteOutcome out;
+    asio::co_spawn(io, queue.prune(succeeded_before, failed_before, limit),
+                   [&out](std::exception_ptr, WriteOutcome o) { out = std::move(o); });
+    io.run();
+    EXPECT_TRUE(out.status.ok());
+    return out.pruned;
+  };
+  EXPECT_EQ(prune(500, 50, 1), 1);  // the limit holds
+  EXPECT_EQ(prune(500, 50, 10), 1);
+  EXPECT_EQ(prune(500, 50, 10), 0);
+  EXPECT_EQ(store_->list_async("", "succeeded", 0, 10)->size(), 1u);
+  EXPECT_EQ(prune(500, 150, 10), 1);  // now the failed one
+  queue.stop();
+  const auto counted = store_->count_async();
+  ASSERT_TRUE(counted.ok());
+  std::map<std::string, std::int64_t> counts;
+  for (const auto& [state, n] : *counted) counts[state] = n;
+  EXPECT_EQ(counts, (std::map<std::string, std::int64_t>{{"pending", 1}, {"running", 1}, {"succeeded", 1}}));
 }
 
 }  // namespace
