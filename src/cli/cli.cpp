@@ -40,22 +40,6 @@ struct DeployOptions {
   std::vector<std::string> http_routes;  // --http 'GET /hello'
 };
 
-struct ScheduleOptions {
-  std::string name;
-  std::string function;  // NAME or NAME:QUALIFIER
-  std::string expression;
-  std::string timezone;
-  std::string input;
-  bool disabled = false;
-};
-
-struct CorsOptions {
-  std::vector<std::string> origins, methods, headers, expose;
-  int max_age = -2;  // -2: not given
-  bool credentials = false;
-  bool remove = false;
-};
-
 base::Result<json> env_object(const std::vector<std::string>& pairs) {
   json vars = json::object();
   for (const auto& p : pairs) {
@@ -214,91 +198,6 @@ int provision(ControlClient& client, const std::string& target, int count) {
   if (!reply.ok()) return fail(reply.error().message);
   fmt::print("{}: {} provisioned instances requested ({} ready; `nimbus describe` shows progress)\n", target,
              count, reply->body.value("AvailableProvisionedConcurrentExecutions", 0));
-  return 0;
-}
-
-std::string schedule_path(const std::string& name) { return "/nimbus/v1/schedules/" + http::percent_encode(name); }
-
-std::string next_fire_text(const json& s) {
-  if (s.value("State", "") != "ENABLED") return "(disabled)";
-  const auto& next = s.contains("NextFireTime") ? s["NextFireTime"] : json();
-  return next.is_string() ? next.get<std::string>() : "never";
-}
-
-int schedule_add(ControlClient& client, const ScheduleOptions& o) {
-  json body = {{"Name", o.name}, {"ScheduleExpression", o.expression}};
-  const auto colon = o.function.find(':');
-  body["FunctionName"] = o.function.substr(0, colon);
-  if (colon != std::string::npos) body["Qualifier"] = o.function.substr(colon + 1);
-  if (!o.timezone.empty()) body["ScheduleExpressionTimezone"] = o.timezone;
-  if (!o.input.empty()) body["Input"] = o.input;
-  if (o.disabled) body["State"] = "DISABLED";
-  auto reply = client.call(http::Verb::post, "/nimbus/v1/schedules", body);
-  if (!reply.ok()) return fail(reply.error().message);
-  const json& s = reply->body;
-  fmt::print("schedule {} -> {}:{} {} ({}), next fire {}\n", s.value("Name", o.name), s.value("FunctionName", ""),
-             s.value("Qualifier", ""), s.value("ScheduleExpression", ""), s.value("ScheduleExpressionTimezone", ""),
-             next_fire_text(s));
-  return 0;
-}
-
-int schedule_list(ControlClient& client) {
-  auto reply = client.call(http::Verb::get, "/nimbus/v1/schedules");
-  if (!reply.ok()) return fail(reply.error().message);
-  const json schedules = reply->body.value("Schedules", json::array());
-  if (schedules.empty()) {
-    fmt::print("no schedules (add one with `nimbus schedule add NAME --function F --expression 'rate(5 minutes)'`)\n");
-    return 0;
-  }
-  fmt::print("{:<24} {:<28} {:<16} {:<24} {:<8} {:<20} {}\n", "NAME", "EXPRESSION", "TIMEZONE", "FUNCTION", "STATE",
-             "NEXT FIRE", "LAST FIRE");
-  for (const auto& s : schedules) {
-    const json& last = s.contains("LastFireTime") ? s["LastFireTime"] : json();
-    fmt::print("{:<24} {:<28} {:<16} {:<24} {:<8} {:<20} {}\n", s.value("Name", ""), s.value("ScheduleExpression", ""),
-               s.value("ScheduleExpressionTimezone", ""),
-               s.value("FunctionName", "") + ":" + s.value("Qualifier", ""), s.value("State", ""), next_fire_text(s),
-               last.is_string() ? last.get<std::string>() : "-");
-  }
-  return 0;
-}
-
-int schedule_remove(ControlClient& client, const std::string& name) {
-  auto reply = client.call(http::Verb::delete_, schedule_path(name));
-  if (!reply.ok()) return fail(reply.error().message);
-  fmt::print("removed schedule {}\n", name);
-  return 0;
-}
-
-int schedule_set_state(ControlClient& client, const std::string& name, std::string_view action) {
-  auto reply = client.call(http::Verb::post, schedule_path(name) + "/" + std::string(action));
-  if (!reply.ok()) return fail(reply.error().message);
-  fmt::print("schedule {} {}, next fire {}\n", name, action == "enable" ? "enabled" : "disabled",
-             next_fire_text(reply->body));
-  return 0;
-}
-
-int gateway_cors(ControlClient& client, const CorsOptions& o) {
-  const bool setting = !o.origins.empty() || !o.methods.empty() || !o.headers.empty() || !o.expose.empty() ||
-                       o.max_age != -2 || o.credentials;
-  if (o.remove) {
-    auto reply = client.call(http::Verb::delete_, "/nimbus/v1/gateway/cors");
-    if (!reply.ok()) return fail(reply.error().message);
-    fmt::print("CORS disabled\n");
-    return 0;
-  }
-  if (!setting) {
-    auto reply = client.call(http::Verb::get, "/nimbus/v1/gateway/cors");
-    if (!reply.ok()) return fail(reply.error().message);
-    const json& config = reply->body["CorsConfiguration"];
-    fmt::print("{}\n", config.is_null() ? std::string("CORS is not configured") : config.dump(2));
-    return 0;
-  }
-  json body = {{"AllowOrigins", o.origins}, {"AllowMethods", o.methods}, {"AllowHeaders", o.headers},
-               {"ExposeHeaders", o.expose}, {"AllowCredentials", o.credentials}};
-  if (o.max_age != -2) body["MaxAge"] = o.max_age;
-  auto reply = client.call(http::Verb::put, "/nimbus/v1/gateway/cors", body);
-  if (!reply.ok()) return fail(reply.error().message);
-  fmt::print("{}\n", reply->body["CorsConfiguration"].dump(2));
   return 0;
 }
 

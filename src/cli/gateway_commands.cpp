@@ -262,4 +262,29 @@ int usage_plan_attach(ControlClient& client, const std::string& plan, const std:
   return 0;
 }
 
+int gateway_cors(ControlClient& client, const CorsOptions& o) {
+  const bool setting = !o.origins.empty() || !o.methods.empty() || !o.headers.empty() || !o.expose.empty() ||
+                       o.max_age != -2 || o.credentials;
+  if (o.remove) {
+    auto reply = client.call(http::Verb::delete_, "/nimbus/v1/gateway/cors");
+    if (!reply.ok()) return fail(reply.error().message);
+    fmt::print("CORS disabled\n");
+    return 0;
+  }
+  if (!setting) {
+    auto reply = client.call(http::Verb::get, "/nimbus/v1/gateway/cors");
+    if (!reply.ok()) return fail(reply.error().message);
+    const json& config = reply->body["CorsConfiguration"];
+    fmt::print("{}\n", config.is_null() ? std::string("CORS is not configured") : config.dump(2));
+    return 0;
+  }
+  json body = {{"AllowOrigins", o.origins}, {"AllowMethods", o.methods}, {"AllowHeaders", o.headers},
+               {"ExposeHeaders", o.expose}, {"AllowCredentials", o.credentials}};
+  if (o.max_age != -2) body["MaxAge"] = o.max_age;
+  auto reply = client.call(http::Verb::put, "/nimbus/v1/gateway/cors", body);
+  if (!reply.ok()) return fail(reply.error().message);
+  fmt::print("{}\n", reply->body["CorsConfiguration"].dump(2));
+  return 0;
+}
+
 }  // namespace nimbus::cli

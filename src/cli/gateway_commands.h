@@ -1,8 +1,8 @@
 #pragma once
-// `nimbus route ...`, `nimbus authorizer ...`, `nimbus apikey ...` and
-// `nimbus usage-plan ...`: the HTTP gateway's routes, authorizers, API keys
-// and usage plans through the daemon's /nimbus/v1/routes and
-// /nimbus/v1/gateway/... extensions.
+// `nimbus route ...`, `nimbus authorizer ...`, `nimbus apikey ...`,
+// `nimbus usage-plan ...` and `nimbus gateway cors`: the HTTP gateway's routes,
+// authorizers, API keys, usage plans and CORS through the daemon's
+// /nimbus/v1/routes and /nimbus/v1/gateway/... extensions.
 
 #include <cstdint>
 #include <string>
@@ -64,5 +64,15 @@ int usage_plan_list(ControlClient& client);
 int usage_plan_remove(ControlClient& client, const std::string& name);
 // attach: true puts KEY in PLAN, false takes it out.
 int usage_plan_attach(ControlClient& client, const std::string& plan, const std::string& key, bool attach);
+
+struct CorsOptions {
+  std::vector<std::string> origins, methods, headers, expose;
+  int max_age = -2;  // -2: not given
+  bool credentials = false;
+  bool remove = false;
+};
+
+// No option: prints the configuration; --remove deletes it; else sets it.
+int gateway_cors(ControlClient& client, const CorsOptions& options);
 
 }  // namespace nimbus::cli
