@@ -6,7 +6,9 @@ Started by the platform inside an instance as
 
 with cwd = LAMBDA_TASK_ROOT (/var/task); bootstrap.py imports this module and
 calls main(). Started "primed" (NIMBUS_PRIMED_FD in its environment), it
-first waits, loaded, for the instance it will run: see _receive_instance(). Imported rather than run as a script so that Python loads the
+first waits, loaded, for the instance it will run: see _receive_instance().
+Started as a fork template (NIMBUS_TEMPLATE_FD), it runs init once and then
+forks instances from its initialised state: see nimbus_fork_template.py. Imported rather than run as a script so that Python loads the
 bytecode nimbus compiled at build time (__pycache__/) instead of compiling
 this file at every cold start. It speaks the Lambda Runtime API
 (plain HTTP/1.1 to AWS_LAMBDA_RUNTIME_API) and mirrors the behaviour of AWS's
@@ -779,19 +781,59 @@ def _receive_instance():
     importlib.invalidate_caches()  # /var/task was an empty directory until now
 
 
+def _warm_up():
+    """One invocation of a no-op handler through the runtime's own code, over
+    a socket pair with canned Runtime API answers: run in a fork template's
+    spare, so that the pages the first real invocation touches are copied
+    before the instance is wanted."""
+    ours, theirs = _socket.socketpair()
+    try:
+        theirs.sendall(
+            b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: warm-up\r\n"
+            b"Lambda-Runtime-Deadline-Ms: 0\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2\r\n\r\n{}"
+            b"HTTP/1.1 202 Accepted\r\nContent-Length: 15\r\n\r\n{\"status\":\"OK\"}"
+        )
+        ours.settimeout(1.0)  # a canned answer that does not parse must not hang the spare
+        client = RuntimeClient("127.0.0.1:9")
+        client.sock = ours
+        headers, body = client.wait_next_invocation()
+        handle_event_request(client, lambda event, context: {"warm": True}, headers, body)
+    except (OSError, RuntimeAPIError):
+        pass
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def _fork_instances(fork_template):
+    """A fork template (nimbus_fork_template.py): init ran; new instances
+    are forked from here, and this returns in each of them."""
+    global _JSON_LOGS, _ENCODER
+    fork_template.serve(_flush_output, _warm_up)
+    _JSON_LOGS = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+    _ENCODER = _make_encoder()
+
+
 def main():
     global _REQUEST_ID, _TENANT_ID
     if "NIMBUS_PRIMED_FD" in os.environ:
         _receive_instance()
+    template = "NIMBUS_TEMPLATE_FD" in os.environ
     handler_name = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else os.environ.get("_HANDLER", "")
     task_root = os.environ.get("LAMBDA_TASK_ROOT") or "/var/task"
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if not address:
         _fatal("AWS_LAMBDA_RUNTIME_API is not set")
-    try:
-        client = RuntimeClient(address)
-    except RuntimeAPIError as e:
-        _fatal(str(e))
+    client = fork_template = None
+    if template:
+        # Imported before the runtime's directory leaves sys.path.
+        import nimbus_fork_template as fork_template
+    else:  # a template's instances open their own connection
+        try:
+            client = RuntimeClient(address)
+        except RuntimeAPIError as e:
+            _fatal(str(e))
 
     _setup_sys_path(task_root)
     _setup_streams()
@@ -810,10 +852,18 @@ def main():
         log_error(error_result)
         _flush_output()
         try:
-            client.post_init_error(error_result)
+            if client is not None:
+                client.post_init_error(error_result)
         except RuntimeAPIError as post_error:
             sys.stderr.write("nimbus python runtime: %s\n" % post_error)
         sys.exit(1)
+
+    if template:
+        _fork_instances(fork_template)
+        try:
+            client = RuntimeClient(os.environ.get("AWS_LAMBDA_RUNTIME_API") or "")
+        except RuntimeAPIError as e:
+            _fatal(str(e))
 
     try:
         while True:

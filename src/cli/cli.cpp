@@ -373,6 +373,11 @@ int run(int argc, char** argv) {
                     "Python and Node runtime processes kept started ahead of time per interpreter, in sandboxes "
                     "of their own, so that a cold start skips the interpreter's start; 0 turns them off")
       ->capture_default_str()->check(CLI::Range(0, 16));
+  serve->add_option("--fork-init-ms", serve_config.fork_init_ms,
+                    "a Python function version whose init takes at least this many milliseconds gets a fork "
+                    "template: its further instances are forked from an initialised one instead of running init "
+                    "again (tag nimbus:fork=off|on per function); -1 turns forking off")
+      ->capture_default_str()->check(CLI::Range(-1, 600000));
   serve->add_option("--concurrency", serve_config.registry.account_concurrency,
                     "account-wide concurrent executions")->capture_default_str()->check(CLI::Range(1, 100000));
   bool process_only = false;

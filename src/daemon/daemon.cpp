@@ -137,6 +137,9 @@ base::Status Daemon::start() {
   invoker_config.runtimes_dir = *runtimes;
   invoker_config.keep_alive = config_.keep_alive;
   invoker_config.primed_runtimes = config_.primed_runtimes > 0;
+  invoker_config.fork_init_threshold = config_.fork_init_ms < 0
+                                           ? std::nullopt
+                                           : std::optional(std::chrono::milliseconds(config_.fork_init_ms));
   invoker_config.keep_alive_min = config_.keep_alive_min;
   invoker_config.adaptive_keep_alive = config_.adaptive_keep_alive;
   invoker_config.account_concurrency = static_cast<int>(config_.registry.account_concurrency);

@@ -56,6 +56,7 @@ struct DaemonConfig {
   bool adaptive_keep_alive = true;
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
   unsigned sandbox_pool = 2;         // sandboxes made ahead of time for cold starts (--sandbox-pool)
+  int fork_init_ms = 100;            // --fork-init-ms: forking for slower Python inits (-1: never)
   unsigned primed_runtimes = 1;      // primed Python/Node runtimes kept ready per interpreter (--primed-runtimes)
   gateway::GatewayConfig gateway;     // the user-facing HTTP listener (--gateway-listen)
   events::DispatcherConfig events;    // asynchronous invocations; its time_scale (--events-time-scale,

@@ -154,6 +154,7 @@ std::shared_ptr<Invoker::Instance> Invoker::new_instance(Pool& pool, const regis
 }
 
 void Invoker::destroy(const std::shared_ptr<Instance>& inst) {
+  std::vector<std::string> unused_templates;
   {
     std::lock_guard lock(mu_);
     if (inst->state == InstanceState::kDead) return;
@@ -164,10 +165,50 @@ void Invoker::destroy(const std::shared_ptr<Instance>& inst) {
       const auto before = v.size();
       v.erase(std::remove(v.begin(), v.end(), inst), v.end());
       if (v.size() != before) it->second->state->metrics.instances.set(--it->second->state->instances);
+      // No instance left that a fork template's end could take along.
+      if (v.empty()) unused_templates = std::exchange(it->second->fork_keys, {});
     }
   }
   if (inst->pid > 0) (void)launcher_.kill(inst->pid);
   if (inst->session_id != 0) runtime_api_.close(inst->session_id);
+  for (const auto& key : unused_templates) launcher_.drop_fork_template(key);
+}
+
+Invoker::ForkChoice Invoker::fork_choice(const Instance& inst, const registry::FunctionConfig& config,
+                                         bool private_network) {
+  const auto* runtime = registry::find_runtime(config.runtime);
+  const auto tag = config.tags.find("nimbus:fork");
+  const std::string setting = tag != config.tags.end() ? tag->second : std::string();
+  ForkChoice choice;
+  // Python only: a Node process cannot be forked (V8's threads do not
+  // survive it), and a custom runtime does not speak the template protocol.
+  choice.possible = launcher_.isolation().fork && !private_network && runtime != nullptr &&
+                    runtime->family == registry::RuntimeFamily::kPython && setting != "off" &&
+                    (setting == "on" || config_.fork_init_threshold.has_value());
+  if (!choice.possible) return choice;
+  std::lock_guard lock(mu_);
+  const auto pool = pools_.find(inst.pool);
+  if (pool == pools_.end()) return choice;
+  if (setting == "on") pool->second->fork_revision = config.revision_id;
+  if (pool->second->fork_revision == config.revision_id) choice.key = fork_key_locked(*pool->second, inst, config);
+  return choice;
+}
+
+std::string Invoker::adopt_fork_template(const Instance& inst, const registry::FunctionConfig& config) {
+  std::lock_guard lock(mu_);
+  const auto pool = pools_.find(inst.pool);
+  if (pool == pools_.end()) return {};
+  pool->second->fork_revision = config.revision_id;
+  return fork_key_locked(*pool->second, inst, config);
+}
+
+std::string Invoker::fork_key_locked(Pool& pool, const Instance& inst, const registry::FunctionConfig& config) {
+  // The pool and the revision: the code and every setting the init saw.
+  std::string key = fmt::format("{}@{}", inst.pool, config.revision_id);
+  if (std::find(pool.fork_keys.begin(), pool.fork_keys.end(), key) == pool.fork_keys.end()) {
+    pool.fork_keys.push_back(key);
+  }
+  return key;
 }
 
 asio::awaitable<void> Invoker::read_exit_events() {
@@ -319,6 +360,11 @@ asio::awaitable<std::optional<sandbox::PrimedClaim>> claim_primed(sandbox::Launc
   co_return launcher.claim_primed(runtime);
 }
 
+asio::awaitable<void> prepare_fork_template(sandbox::Launcher& launcher, sandbox::InstanceSpec spec) {
+  launcher.prepare_fork_template(spec);
+  co_return;
+}
+
 struct StartOutcome {
   bool ok = false;
   double init_ms = 0;
@@ -355,7 +401,10 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
       if (claim) launcher.release_primed(*claim);
     }
   } primed{launcher_, std::nullopt};
-  if (auto runtime = primed_runtime(config, *command, private_network)) {
+  // Forked from the version's fork template when it has one; nothing to
+  // claim then.
+  const ForkChoice forking = fork_choice(*inst, config, private_network);
+  if (auto runtime = forking.key.empty() ? primed_runtime(config, *command, private_network) : std::nullopt) {
     primed.claim = co_await asio::co_spawn(launcher_calls_, claim_primed(launcher_, std::move(*runtime)),
                                            asio::use_awaitable);
   }
@@ -409,6 +458,7 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   spec.gid = private_uids ? inst->uid : 0;
   spec.output_fd = fds[1];
   if (primed.claim) spec.primed_id = primed.claim->id;
+  spec.fork_key = forking.key;
   auto call = co_await asio::co_spawn(launcher_calls_, spawn_instance(launcher_, spec), asio::use_awaitable);
   primed.claim.reset();  // spawn() used it, or gave it back itself
   if (!call) co_return fail_with("Runtime.Unknown", "the sandbox launcher call ended without a result");
@@ -457,6 +507,7 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   inst->metrics->cold_starts.add();
   if (spawned->pooled) inst->metrics->pooled_starts.add();
   if (spawned->primed) inst->metrics->primed_starts.add();
+  if (spawned->forked) inst->metrics->forked_starts.add();
 
   // Init may take Lambda's 10 s, and then the function's timeout again.
   const auto ready = co_await inst->session->wait_ready(t0 + config_.init_timeout + std::chrono::seconds(config.timeout));
@@ -464,6 +515,15 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   inst->metrics->init_duration.observe(init_ms);
   switch (ready.status) {
     case runtime_api::InitStatus::kReady:
+      if (forking.possible && forking.key.empty() && config_.fork_init_threshold &&
+          init_ms >= static_cast<double>(config_.fork_init_threshold->count())) {
+        // A slow init: the version's next instances are forked. The
+        // template starts behind this invocation, not before it.
+        spec.output_fd = -1;
+        spec.primed_id = 0;
+        spec.fork_key = adopt_fork_template(*inst, config);
+        asio::co_spawn(launcher_calls_, prepare_fork_template(launcher_, std::move(spec)), asio::detached);
+      }
       co_return init_ms;
     case runtime_api::InitStatus::kInitError:
       co_return make_error(ErrorCode::kService, ready.body);

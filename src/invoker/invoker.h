@@ -42,6 +42,12 @@ struct InvokerConfig {
   // Python and Node instances start from primed runtimes (the launcher's,
   // see sandbox::RuntimeTemplate) where the function allows it.
   bool primed_runtimes = true;
+  // Fork of an initialised instance (docs/isolation.md): a Python function
+  // version whose init took at least this long gets a fork template, and
+  // its further instances are forked from it. nullopt: never. Per function,
+  // the tag nimbus:fork=off opts out and nimbus:fork=on forks whatever the
+  // init takes.
+  std::optional<std::chrono::milliseconds> fork_init_threshold{std::chrono::milliseconds(100)};
   // Idle instances stay warm at most this long; the adaptive policy
   // (keep_alive.h) chooses per function between keep_alive_min and it, and
   // pre-warms across predictable gaps of at least keep_alive_min.
@@ -140,6 +146,16 @@ class Invoker {
   // The primed runtime a function's instances can start from: nullopt for
   // provided runtimes, private networks, and environments that set what an
   // interpreter reads as it starts (PYTHON*, NODE_*, LD_*, LANG, TZ, ...).
+  // Fork of an initialised instance for `inst`: possible for its function
+  // at all, and the fork key when its version forks now (else empty).
+  struct ForkChoice {
+    bool possible = false;
+    std::string key;
+  };
+  ForkChoice fork_choice(const Instance& inst, const registry::FunctionConfig& config, bool private_network);
+  // From now on the version of `inst` forks; its fork key.
+  std::string adopt_fork_template(const Instance& inst, const registry::FunctionConfig& config);
+  std::string fork_key_locked(Pool& pool, const Instance& inst, const registry::FunctionConfig& config);
   std::optional<sandbox::RuntimeTemplate> primed_runtime(const registry::FunctionConfig& config,
                                                          const std::vector<std::string>& command,
                                                          bool private_network) const;

@@ -22,6 +22,8 @@ struct FunctionMetrics {
                                 "Instances started in a sandbox made ahead of time (the rest built theirs)", fn)),
         primed_starts(r.counter("nimbus_cold_starts_primed_total",
                                 "Instances started from a primed runtime (interpreter already loaded)", fn)),
+        forked_starts(r.counter("nimbus_cold_starts_forked_total",
+                                "Instances forked from their function's initialised fork template", fn)),
         prewarms(r.counter("nimbus_prewarms_total",
                            "Instances started ahead of an expected arrival (adaptive keep-alive)", fn)),
         duration(r.histogram("nimbus_invocation_duration_ms", "Invocation duration", fn)),
@@ -39,6 +41,7 @@ struct FunctionMetrics {
   telemetry::Counter& cold_starts;
   telemetry::Counter& pooled_starts;
   telemetry::Counter& primed_starts;
+  telemetry::Counter& forked_starts;
   telemetry::Counter& prewarms;
   telemetry::Histogram& duration;
   telemetry::Histogram& init_duration;

@@ -201,6 +201,7 @@ base::Result<SpawnedInstance> Launcher::spawn(const InstanceSpec& spec) {
       if (exited_early_.erase(spec.instance_id) == 0) group_of_[spec.instance_id] = group->get<std::string>();
     }
     spawned.primed = reply->value("primed", false);
+    spawned.forked = reply->value("forked", false);
     if (reply->value("runtime_listener", false) && reply_fds.size() == 1) {
       spawned.runtime_listener_fd = reply_fds[0];
       reply_fds.clear();
@@ -233,6 +234,20 @@ std::optional<PrimedClaim> Launcher::claim_primed(const RuntimeTemplate& runtime
 void Launcher::release_primed(const PrimedClaim& claim) {
   std::lock_guard lock(request_mutex_);
   (void)round_trip(json{{"op", "release"}, {"id", claim.id}}, {});
+}
+
+void Launcher::prepare_fork_template(const InstanceSpec& spec) {
+  InstanceSpec bare = spec;
+  bare.output_fd = -1;
+  bare.inherit_fds.clear();
+  if (bare.fork_key.empty() || !report_.fork || !detail::validate_spec(bare).ok()) return;
+  std::lock_guard lock(request_mutex_);
+  (void)round_trip(json{{"op", "prepare_template"}, {"spec", detail::spec_to_json(bare)}}, {});
+}
+
+void Launcher::drop_fork_template(const std::string& fork_key) {
+  std::lock_guard lock(request_mutex_);
+  (void)round_trip(json{{"op", "drop_template"}, {"key", fork_key}}, {});
 }
 
 base::Status Launcher::kill(int pid) {

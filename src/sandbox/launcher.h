@@ -74,6 +74,17 @@ struct InstanceSpec {
   // process started as the claim's uid) for NetworkMode::kNone or
   // inherited descriptors, and when the primed process died meanwhile.
   std::uint64_t primed_id = 0;
+  // Fork of an initialised instance (docs/isolation.md): instances whose
+  // specs carry the same non-empty key are forked from one fork template,
+  // a process of the first such spec's command that ran the function's init
+  // once and waits (the runtime must support it: nimbus's Python client
+  // does). While that template is not ready, or where forking is not
+  // possible (IsolationReport::fork false, NetworkMode::kNone, inherited
+  // descriptors), the instance starts as without a key, and the launcher
+  // starts the template in the background after it. Make the key name the
+  // function's code and configuration exactly: a template serves every
+  // spec with its key, whatever else the spec says.
+  std::string fork_key;
 };
 
 // A runtime process that can be started ahead of time, before it is known
@@ -114,6 +125,7 @@ struct SpawnedInstance {
                                  // inside the instance's network namespace; the caller owns it
   bool pooled = false;           // it got a sandbox made ahead of time (LauncherConfig::pool_size)
   bool primed = false;           // it is a primed runtime (InstanceSpec::primed_id)
+  bool forked = false;           // it was forked from its fork template (InstanceSpec::fork_key)
   // Primed only: the read end of the instance's stdout/stderr, which was
   // wired before the instance was known; read it instead of the pipe
   // behind InstanceSpec::output_fd (which stays unused). The caller owns it.
@@ -140,6 +152,7 @@ struct IsolationReport {
   CgroupVersion cgroup_version = CgroupVersion::kNone;
   bool seccomp = false;            // the allow-list filter is loaded into every instance
   bool uid_switch = false;         // every instance runs as its own unprivileged uid
+  bool fork = false;               // instances can be forked from fork templates (InstanceSpec::fork_key)
   std::vector<std::string> lost;   // one sentence per missing protection, for the daemon to print loudly
 };
 
@@ -168,6 +181,9 @@ struct LauncherConfig {
   std::filesystem::path uid_lock_dir = kUidLockDir;
   unsigned lease_uid_base = kInstanceUidBase;
   unsigned lease_uid_count = kInstanceUidCount;
+  // Fork templates kept at most (InstanceSpec::fork_key); once there are as
+  // many, new keys get no template. 0: no forking.
+  unsigned fork_templates = 16;
 };
 
 inline constexpr std::size_t kMaxRuntimeTemplates = 8;
@@ -211,6 +227,16 @@ class Launcher {
   [[nodiscard]] std::optional<PrimedClaim> claim_primed(const RuntimeTemplate& runtime);
   // Hands back a claim that no spawn() used: it is ready for the next.
   void release_primed(const PrimedClaim& claim);
+
+  // Starts the fork template of spec.fork_key now, unless it has one (or
+  // there is no room, or forking is not possible); spec's descriptors are
+  // not used. Returns once the template's process started, before its
+  // init ran. One round trip.
+  void prepare_fork_template(const InstanceSpec& spec);
+  // Stops the fork template of `fork_key`, if any. Instances forked from it
+  // live in its PID namespace and end with it: drop a key once no instance
+  // of it is left (or when they may go too). One round trip.
+  void drop_fork_template(const std::string& fork_key);
 
   // SIGKILLs every process of the instance whose first process is `pid`.
   // Returns at once; the ExitEvent follows. kResourceNotFound when no live

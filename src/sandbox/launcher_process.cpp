@@ -48,6 +48,15 @@ std::string step_message(std::string_view step, std::string_view path, int err) 
   return fmt::format("sandbox step '{}' ({}): {}", step, path, std::strerror(err));
 }
 
+unsigned cpu_shares_of(const InstanceSpec& spec) {
+  return spec.cpu_weight != 0 ? std::clamp(spec.cpu_weight, 2u, 262144u) : cpu_shares_for(spec.memory_bytes);
+}
+
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
 bool wait_for(int pid, int* status, std::chrono::milliseconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
@@ -311,6 +320,7 @@ std::string LauncherProcess::probe() {
   report_.cgroup_version = layout_.version;
   for (std::string& s : layout_.lost) report_.lost.push_back(std::move(s));
   layout_.lost.clear();
+  probe_fork(*rules);
   return {};
 }
 
@@ -339,6 +349,28 @@ void LauncherProcess::serve() {
       if (primed.state != Primed::State::kStarting) continue;
       fds.push_back({primed.channel_fd, POLLIN, 0});
       starting.push_back(id);
+    }
+    // Fork templates running their init, and forked instances (not our
+    // children: their ends show on their pidfds).
+    std::vector<std::string> initialising;
+    for (const auto& [key, t] : templates_) {
+      if (t.state != ForkTemplate::State::kStarting || t.channel_fd < 0) continue;
+      fds.push_back({t.channel_fd, POLLIN, 0});
+      initialising.push_back(key);
+    }
+    std::vector<std::pair<std::string, int>> unsharing;  // spares on their way: key, sync fd
+    for (const auto& [key, t] : templates_) {
+      for (const Spare& spare : t.spares) {
+        if (spare.pid != 0 || spare.sync_fd < 0) continue;
+        fds.push_back({spare.sync_fd, POLLIN, 0});
+        unsharing.emplace_back(key, spare.sync_fd);
+      }
+    }
+    std::vector<int> forked;
+    for (const auto& [pid, instance] : instances_) {
+      if (instance.pidfd < 0) continue;
+      fds.push_back({instance.pidfd, POLLIN, 0});
+      forked.push_back(pid);
     }
     // Idle with the pool short of its size: look for work without waiting,
     // and make one sandbox when there is none.
@@ -384,9 +416,31 @@ void LauncherProcess::serve() {
       }
       if (request.outcome == ReceiveOutcome::kError) log("bad request: " + request.error);
     }
-    for (std::size_t i = 0; r > 0 && i < starting.size(); ++i) {
-      if (fds[3 + i].revents != 0) on_primed_channel(starting[i]);
+    std::size_t slot = 3;
+    for (std::size_t i = 0; i < starting.size(); ++i, ++slot) {
+      if (r > 0 && fds[slot].revents != 0) on_primed_channel(starting[i]);
     }
+    for (std::size_t i = 0; i < initialising.size(); ++i, ++slot) {
+      if (r > 0 && fds[slot].revents != 0) on_template_channel(initialising[i]);
+    }
+    for (std::size_t i = 0; i < unsharing.size(); ++i, ++slot) {
+      if (r <= 0 || fds[slot].revents == 0) continue;
+      const auto t = templates_.find(unsharing[i].first);
+      if (t == templates_.end()) continue;
+      auto& spares = t->second.spares;
+      const auto spare = std::find_if(spares.begin(), spares.end(),
+                                      [&](const Spare& s) { return s.sync_fd == unsharing[i].second; });
+      if (spare == spares.end()) continue;
+      on_spare_ready(t->second, *spare);
+      if (spare->sync_fd < 0) spares.erase(spare);
+    }
+    for (std::size_t i = 0; i < forked.size(); ++i, ++slot) {
+      if (r > 0 && fds[slot].revents != 0) finish_forked(forked[i]);
+    }
+    // Templates asked for by the spawns just answered.
+    auto wanted = std::move(templates_wanted_);
+    templates_wanted_.clear();
+    for (const InstanceSpec& spec : wanted) start_template(spec);
     if (!pending_events_.empty()) flush_events();
     if (!pending_removals_.empty()) retry_removals();
   }
@@ -422,6 +476,12 @@ void LauncherProcess::handle_request(Received& request) {
     reply = runtime.ok() ? claim_primed(*runtime) : error_reply(runtime.error().message, "invalid");
   } else if (op == "release" && request.message.contains("id") && request.message["id"].is_number_unsigned()) {
     reply = release_primed(request.message["id"].get<std::uint64_t>());
+  } else if (op == "prepare_template" && request.message.contains("spec")) {
+    auto spec = spec_from_json(request.message["spec"], request.fds);
+    if (spec.ok() && report_.fork && !spec->fork_key.empty()) start_template(*spec);
+    reply = spec.ok() ? json{{"ok", true}} : error_reply(spec.error().message);
+  } else if (op == "drop_template" && request.message.contains("key") && request.message["key"].is_string()) {
+    reply = drop_template(request.message["key"].get<std::string>());
   } else {
     reply = error_reply(fmt::format("sandbox launcher: unknown request '{}'", op));
   }
@@ -531,6 +591,17 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   instance.id = spec.instance_id;
   instance.uid = uid;
   instance.leased_uid = leased_uid;
+  // A function with a fork template: its instance is forked from it.
+  const bool forkable = report_.fork && !spec.fork_key.empty() && !private_network && spec.inherit_fds.empty();
+  if (forkable) {
+    if (auto reply = spawn_forked(spec, uid, gid)) return std::move(*reply);
+    if (templates_.count(spec.fork_key) == 0) {
+      InstanceSpec wanted = spec;
+      wanted.output_fd = -1;  // the received descriptors stay with this spawn
+      wanted.inherit_fds.clear();
+      templates_wanted_.push_back(std::move(wanted));
+    }
+  }
   while (ns && !private_network && !shells_.empty()) {
     if (auto reply = spawn_in_shell(spec, uid, gid, leased_uid)) {
       if (leased_uid && !reply->value("ok", false)) uid_leases_.release(uid);
@@ -544,8 +615,7 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
     return error_reply(message);
   };
   if (layout_.version != CgroupVersion::kNone) {
-    const unsigned shares = spec.cpu_weight != 0 ? std::clamp(spec.cpu_weight, 2u, 262144u)
-                                                 : cpu_shares_for(spec.memory_bytes);
+    const unsigned shares = cpu_shares_of(spec);
     auto group = create_instance_cgroup(layout_, spec.instance_id, spec.memory_bytes, shares, spec.pids_max);
     if (!group.ok()) return give_up(group.error().message);
     instance.cgroup = std::move(group).value();
@@ -572,7 +642,8 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
 
 base::Result<int> LauncherProcess::launch_child(const InstanceSpec& spec, unsigned uid, unsigned gid,
                                                 bool private_network, const InstanceCgroup& group,
-                                                const std::function<std::string(int)>& before_go) {
+                                                const std::function<std::string(int)>& before_go,
+                                                bool fork_template) {
   const auto failed = [](std::string message) { return base::make_error(base::ErrorCode::kService, std::move(message)); };
   int sync_pipe[2];
   int error_pipe[2];
@@ -584,7 +655,9 @@ base::Result<int> LauncherProcess::launch_child(const InstanceSpec& spec, unsign
     return failed(step_message("pipe", "", err));
   }
 
-  ChildPlan plan = build_child_plan(spec, host_, child_options(private_network), uid, gid);
+  ChildOptions options = child_options(private_network);
+  if (fork_template && options.seccomp_program != nullptr) options.seccomp_program = &fork_seccomp_program_;
+  ChildPlan plan = build_child_plan(spec, host_, options, uid, gid);
   plan.sync_fd = sync_pipe[0];
   plan.sync_write_fd = sync_pipe[1];
   plan.error_fd = error_pipe[1];
@@ -699,7 +772,7 @@ void LauncherProcess::reap() {
       finish_instance(pid, status);
       continue;
     }
-    if (reap_primed(pid)) continue;
+    if (reap_primed(pid) || reap_template(pid)) continue;
     const auto shell = std::find_if(shells_.begin(), shells_.end(), [pid](const Shell& s) { return s.pid == pid; });
     if (shell != shells_.end()) {  // died waiting (killed, or a step of the shared part failed)
       ::close(shell->control_fd);
@@ -764,10 +837,18 @@ void LauncherProcess::shutdown(int code) {
   for (const Shell& shell : shells_) ::kill(shell.pid, SIGKILL);
   for (auto& [id, primed] : primed_) discard_primed(primed, /*keep_lease=*/false);
   primed_.clear();
+  for (auto& [key, t] : templates_) discard_template(t);
+  templates_.clear();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   const auto running = [&] { return !instances_.empty() || !shells_.empty(); };
   while (running() && std::chrono::steady_clock::now() < deadline) {
     reap();
+    std::vector<int> ended;
+    for (const auto& [pid, instance] : instances_) {
+      pollfd p{instance.pidfd, POLLIN, 0};
+      if (instance.pidfd >= 0 && ::poll(&p, 1, 0) == 1) ended.push_back(pid);
+    }
+    for (const int pid : ended) finish_forked(pid);
     if (running()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   for (int i = 0; i < 200 && !pending_removals_.empty(); ++i) {

@@ -42,11 +42,6 @@ bool send_all(int fd, std::string_view data) {
   return true;
 }
 
-void close_fd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
-
 }  // namespace
 
 json LauncherProcess::claim_primed(const RuntimeTemplate& runtime) {
@@ -196,8 +191,7 @@ std::optional<json> LauncherProcess::spawn_primed(const InstanceSpec& spec, Prim
     return std::nullopt;
   };
   if (layout_.version != CgroupVersion::kNone) {
-    const unsigned shares = spec.cpu_weight != 0 ? std::clamp(spec.cpu_weight, 2u, 262144u)
-                                                 : cpu_shares_for(spec.memory_bytes);
+    const unsigned shares = cpu_shares_of(spec);
     if (auto limited = set_cgroup_limits(primed.cgroup, spec.memory_bytes, shares, spec.pids_max); !limited.ok()) {
       return cannot(limited.error().message);
     }
@@ -229,30 +223,33 @@ std::optional<json> LauncherProcess::spawn_primed(const InstanceSpec& spec, Prim
   return reply;
 }
 
-std::string LauncherProcess::mount_instance_files(int ns_fd, const InstanceSpec& spec) {
+std::string LauncherProcess::mount_instance_files(int ns_fd, const InstanceSpec& spec, bool with_code) {
   // A detached copy of the code directory (its own mounts stay out, as with
   // a plain bind), read-only, attached inside the sandbox's namespace.
-  const int tree = ::open_tree(AT_FDCWD, spec.code_dir.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-  if (tree < 0) return step_message("mount /var/task", spec.code_dir.string(), errno);
-  mount_attr attr{};
-  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
-  if (::mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
-    const int err = errno;
-    ::close(tree);
-    return step_message("remount /var/task read-only", spec.code_dir.string(), err);
+  int tree = -1;
+  if (with_code) {
+    tree = ::open_tree(AT_FDCWD, spec.code_dir.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree < 0) return step_message("mount /var/task", spec.code_dir.string(), errno);
+    mount_attr attr{};
+    attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if (::mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
+      const int err = errno;
+      ::close(tree);
+      return step_message("remount /var/task read-only", spec.code_dir.string(), err);
+    }
   }
   if (own_mount_ns_fd_ < 0 || ::setns(ns_fd, CLONE_NEWNS) != 0) {
     const int err = own_mount_ns_fd_ < 0 ? EBADF : errno;
-    ::close(tree);
+    if (tree >= 0) ::close(tree);
     return step_message("enter mount namespace", "", err);
   }
   std::string failed;
-  if (::move_mount(tree, "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+  if (with_code && ::move_mount(tree, "", AT_FDCWD, "/var/task", MOVE_MOUNT_F_EMPTY_PATH) != 0) {
     failed = step_message("mount /var/task", spec.code_dir.string(), errno);
   } else if (::mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_options(spec.tmp_bytes).c_str()) != 0) {
     failed = step_message("mount /tmp", "tmpfs", errno);
   }
-  ::close(tree);
+  if (tree >= 0) ::close(tree);
   if (::setns(own_mount_ns_fd_, CLONE_NEWNS) != 0 || ::chdir("/") != 0) {
     // Stuck in an instance's namespace: nothing this process does is safe.
     log(step_message("leave mount namespace", "", errno));

@@ -152,7 +152,8 @@ json spec_to_json(const InstanceSpec& spec) {
               {"network", spec.network == NetworkMode::kNone ? "none" : "host"},
               {"has_output", spec.output_fd >= 0},
               {"inherit", spec.inherit_fds.size()},
-              {"primed", spec.primed_id}};
+              {"primed", spec.primed_id},
+              {"fork_key", spec.fork_key}};
 }
 
 base::Result<InstanceSpec> spec_from_json(const json& j, const std::vector<int>& fds) {
@@ -173,6 +174,7 @@ base::Result<InstanceSpec> spec_from_json(const json& j, const std::vector<int>&
     spec.uid = j.at("uid").get<unsigned>();
     spec.gid = j.at("gid").get<unsigned>();
     spec.primed_id = j.value("primed", std::uint64_t{0});
+    spec.fork_key = j.value("fork_key", std::string());
     const std::string network = j.at("network").get<std::string>();
     if (network != "host" && network != "none") return bad("network");
     spec.network = network == "none" ? NetworkMode::kNone : NetworkMode::kHost;
@@ -227,6 +229,7 @@ json report_to_json(const IsolationReport& r) {
               {"cgroup_version", static_cast<int>(r.cgroup_version)},
               {"seccomp", r.seccomp},
               {"uid_switch", r.uid_switch},
+              {"fork", r.fork},
               {"lost", r.lost}};
 }
 
@@ -240,6 +243,7 @@ IsolationReport report_from_json(const json& j) {
   r.cgroup_version = version == 1 ? CgroupVersion::kV1 : version == 2 ? CgroupVersion::kV2 : CgroupVersion::kNone;
   r.seccomp = j.value("seccomp", false);
   r.uid_switch = j.value("uid_switch", false);
+  r.fork = j.value("fork", false);
   if (j.contains("lost") && j["lost"].is_array()) {
     for (const auto& s : j["lost"]) {
       if (s.is_string()) r.lost.push_back(s.get<std::string>());

@@ -28,8 +28,7 @@ std::optional<json> LauncherProcess::spawn_in_shell(const InstanceSpec& spec, un
   Shell shell = std::move(shells_.front());
   shells_.pop_front();
   if (layout_.version != CgroupVersion::kNone) {
-    const unsigned shares = spec.cpu_weight != 0 ? std::clamp(spec.cpu_weight, 2u, 262144u)
-                                                 : cpu_shares_for(spec.memory_bytes);
+    const unsigned shares = cpu_shares_of(spec);
     if (auto limited = set_cgroup_limits(shell.cgroup, spec.memory_bytes, shares, spec.pids_max); !limited.ok()) {
       discard_shell(shell);
       return error_reply(limited.error().message);

@@ -104,6 +104,9 @@ base::Result<std::vector<SeccompRule>> parse_seccomp_policy(std::string_view tex
       } else if (w[i] == "namespace-flags") {
         if (rule.syscall != "clone") return bad("namespace-flags applies to clone only");
         rule.condition = RuleCondition::kNamespaceFlags;
+      } else if (w[i] == "fork-template") {
+        if (rule.syscall != "unshare") return bad("fork-template applies to unshare only");
+        rule.condition = RuleCondition::kForkTemplate;
       } else if (w[i] == "unusual") {
         if (rule.syscall != "personality") return bad("unusual applies to personality only");
         rule.condition = RuleCondition::kUnusual;
@@ -123,7 +126,8 @@ base::Result<std::vector<SeccompRule>> parse_seccomp_policy(std::string_view tex
   return rules;
 }
 
-base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<SeccompRule>& rules) {
+base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<SeccompRule>& rules,
+                                                              FilterVariant variant) {
   FilterContext ctx;
   if (ctx.get() == nullptr) return make_error(ErrorCode::kService, "seccomp: seccomp_init failed");
   // Calls through another ABI (int 0x80 on x86_64) would dodge the rules.
@@ -163,6 +167,17 @@ base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<
                                             CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
         const scmp_arg_cmp cmp = arg0_masked_eq(any_namespace, 0);
         NIMBUS_TRY(add(SCMP_ACT_ALLOW, 1, &cmp));
+        break;
+      }
+      case RuleCondition::kForkTemplate: {
+        // Denied for instances; a fork template may make exactly the
+        // namespaces a forked instance enters (kForkNamespaceFlags).
+        if (variant == FilterVariant::kForkTemplate) {
+          const scmp_arg_cmp cmp = arg0_masked_eq(0xffffffffu, kForkNamespaceFlags);
+          NIMBUS_TRY(add(SCMP_ACT_ALLOW, 1, &cmp));
+        } else if (rule.error != EPERM) {
+          NIMBUS_TRY(add(SCMP_ACT_ERRNO(static_cast<std::uint32_t>(rule.error)), 0, nullptr));
+        }
         break;
       }
       case RuleCondition::kUnusual: {

@@ -93,6 +93,13 @@ struct Invoker::Pool {
   int provisioned_target = 0;          // from the registry's provisioned configs
   std::string provisioned_failure;     // why the last provisioned start failed
   SteadyClock::time_point failed_at;   // and when (retries back off)
+  // Fork of an initialised instance: the revision whose instances are
+  // forked (from its first slow init on, or always with nimbus:fork=on),
+  // and the keys whose fork templates the launcher may hold; they are
+  // dropped when the pool has no instance left (a template's instances
+  // end with it).
+  std::string fork_revision;
+  std::vector<std::string> fork_keys;
 };
 
 }  // namespace nimbus::invoker

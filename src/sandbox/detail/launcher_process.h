@@ -22,6 +22,7 @@
 #include "sandbox/detail/child.h"
 #include "sandbox/launcher.h"
 #include "sandbox/detail/protocol.h"
+#include "sandbox/detail/seccomp_filter.h"
 #include "sandbox/uid_pool.h"
 
 namespace nimbus::sandbox::detail {
@@ -46,6 +47,11 @@ long clone_process(unsigned long flags);
 nlohmann::json error_reply(const std::string& message, std::string_view code = "service");
 // "sandbox step 'mount /var/task' (/data/code/ab12): No such file or directory"
 std::string step_message(std::string_view step, std::string_view path, int err);
+// The instance's cgroup CPU weight in cpu.shares units: its cpu_weight
+// (clamped to 2..262144) or, when 0, derived from its memory.
+[[nodiscard]] unsigned cpu_shares_of(const InstanceSpec& spec);
+// Closes `fd` if open and sets it to -1.
+void close_fd(int& fd);
 // waitpid with a deadline; true when reaped.
 bool wait_for(int pid, int* status, std::chrono::milliseconds limit);
 
@@ -63,6 +69,7 @@ class LauncherProcess {
     InstanceCgroup cgroup;
     unsigned uid = 0;
     bool leased_uid = false;  // uid_leases_ holds its uid (it was primed)
+    int pidfd = -1;           // forked: not our child; its exit shows here
   };
   // A sandbox made ahead of time (LauncherConfig::pool_size): a child in
   // its namespaces and cgroup with the shared part of its root built,
@@ -88,6 +95,8 @@ class LauncherProcess {
   };
 
   void setup_process();
+  // Sets report_.fork and compiles fork_seccomp_program_ (fork_templates.cpp).
+  void probe_fork(const std::vector<SeccompRule>& rules);
   // Fills report_, layout_, host_, seccomp_program_; returns an error text
   // that makes start() fail (a broken built-in policy), else empty.
   std::string probe();
@@ -106,8 +115,10 @@ class LauncherProcess {
   // `group`, runs `before_go(pid)` (an error text stops it), lets it go and
   // waits until it exec'd. On failure the child is killed and reaped (the
   // caller removes the cgroup) and the error names the step.
+  // fork_template: the child gets the fork template's seccomp program.
   base::Result<int> launch_child(const InstanceSpec& spec, unsigned uid, unsigned gid, bool private_network,
-                                 const InstanceCgroup& group, const std::function<std::string(int)>& before_go);
+                                 const InstanceCgroup& group, const std::function<std::string(int)>& before_go,
+                                 bool fork_template = false);
   nlohmann::json adopt(int pid, Instance instance);
   ChildOptions child_options(bool private_network) const;
   // True when shells or primed runtimes are missing; fill_one() makes one.
@@ -125,9 +136,9 @@ class LauncherProcess {
   // The claimed `primed` takes `spec`'s instance; nullopt when it could
   // not (the caller discards it and starts a fresh process instead).
   std::optional<nlohmann::json> spawn_primed(const InstanceSpec& spec, Primed& primed);
-  // Mounts spec's code at /var/task and its /tmp in the mount namespace
-  // `ns_fd`; an error text when a step failed.
-  std::string mount_instance_files(int ns_fd, const InstanceSpec& spec);
+  // Mounts spec's code at /var/task (unless !with_code) and its /tmp in
+  // the mount namespace `ns_fd`; an error text when a step failed.
+  std::string mount_instance_files(int ns_fd, const InstanceSpec& spec, bool with_code = true);
   // Kills it and frees what it holds; keep_lease: its uid lease stays
   // (for the instance that claimed it).
   void discard_primed(Primed& primed, bool keep_lease);
@@ -135,6 +146,45 @@ class LauncherProcess {
   // A primed runtime's pid exited: true if it was one.
   bool reap_primed(int pid);
   [[nodiscard]] base::Result<unsigned> lease_uid();
+
+  // Fork templates (fork_templates.cpp): a process that ran a function's
+  // init once, in a sandbox of its own, and forks that function's new
+  // instances (InstanceSpec::fork_key).
+  // A child the template forked ahead of time, waiting for its instance:
+  // "u" on sync_fd once it unshared (its pid comes with it).
+  struct Spare {
+    int sync_fd = -1;  // ours, SO_PASSCRED
+    int pid = 0;       // 0: not unshared yet
+  };
+  struct ForkTemplate {
+    enum class State { kStarting, kReady, kFailed };
+    State state = State::kStarting;
+    int pid = 0;  // 0: gone
+    InstanceCgroup cgroup;
+    unsigned uid = 0;     // leased from uid_leases_
+    int channel_fd = -1;  // ours of its fd 3 (SOCK_SEQPACKET): "r", then spare requests
+    std::deque<Spare> spares;  // oldest first
+  };
+  // Spares kept per ready template: a burst of that many new instances
+  // skips the fork itself.
+  static constexpr std::size_t kForkSpares = 2;
+  // Asks `t` to fork one more spare.
+  void request_spare(ForkTemplate& t);
+  // Its "u" (or EOF) came; a failed spare's sync_fd is closed.
+  void on_spare_ready(ForkTemplate& t, Spare& spare);
+  // Forks `spec`'s instance from the ready template of its key; nullopt
+  // when there is none or the fork failed (the spawn goes on without).
+  std::optional<nlohmann::json> spawn_forked(const InstanceSpec& spec, unsigned uid, unsigned gid);
+  // Starts the template of spec.fork_key if it has none and there is room
+  // (after the reply to the spawn that asked, from the serve loop).
+  void start_template(const InstanceSpec& spec);
+  void on_template_channel(const std::string& key);
+  // A template's pid exited: true if it was one.
+  bool reap_template(int pid);
+  void discard_template(ForkTemplate& t);
+  nlohmann::json drop_template(const std::string& key);
+  // A forked instance's pidfd is readable: it ended.
+  void finish_forked(int pid);
   nlohmann::json kill_instance(int pid);
   void reap();
   void finish_instance(int pid, int status);
@@ -156,6 +206,7 @@ class LauncherProcess {
   HostLayout host_;
   std::string scratch_root_;
   std::vector<sock_filter> seccomp_program_;
+  std::vector<sock_filter> fork_seccomp_program_;  // a fork template's (FilterVariant::kForkTemplate)
   std::vector<int> ignored_signals_;  // SIG_IGN here; reset in every child
   std::map<int, Instance> instances_;  // by pid
   std::set<std::string> live_ids_;
@@ -171,6 +222,9 @@ class LauncherProcess {
   std::map<std::uint64_t, Primed> primed_;                 // by claim id
   std::uint64_t primed_seq_ = 0;
   UidPool uid_leases_;
+  std::map<std::string, ForkTemplate> templates_;  // by fork key
+  std::vector<InstanceSpec> templates_wanted_;      // started after the current reply
+  unsigned template_seq_ = 0;
   int own_mount_ns_fd_ = -1;  // to come back after mounting into a primed sandbox
   bool stopping_ = false;
 };

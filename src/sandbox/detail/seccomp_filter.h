@@ -6,6 +6,7 @@
 // prctl(PR_SET_SECCOMP), which is async-signal-safe. Pure functions, any thread.
 
 #include <linux/filter.h>
+#include <sched.h>
 
 #include <string>
 #include <string_view>
@@ -28,7 +29,17 @@ enum class RuleCondition {
   kAlways,
   kNamespaceFlags,  // clone: denied when the flags hold a CLONE_NEW* bit
   kUnusual,         // personality: denied but for the usual personas and the query
+  kForkTemplate,    // unshare: denied, but in FilterVariant::kForkTemplate allowed with
+                    // exactly kForkNamespaceFlags
 };
+
+// The namespaces a forked instance enters, made by itself right after the
+// fork of its template (docs/isolation.md, "Fork of an initialised instance").
+inline constexpr unsigned long kForkNamespaceFlags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+
+// Which program compile_seccomp_filter builds: the one every instance gets,
+// or the one of a fork template, which differs by kForkTemplate rules only.
+enum class FilterVariant { kInstance, kForkTemplate };
 
 struct SeccompRule {
   std::string syscall;
@@ -49,6 +60,7 @@ struct SeccompRule {
 // rules allow the calls outside their condition, other architectures' ABIs
 // (e.g. i386 on x86_64) kill the process. kService when libseccomp does not
 // know a name.
-[[nodiscard]] base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<SeccompRule>& rules);
+[[nodiscard]] base::Result<std::vector<sock_filter>> compile_seccomp_filter(
+    const std::vector<SeccompRule>& rules, FilterVariant variant = FilterVariant::kInstance);
 
 }  // namespace nimbus::sandbox::detail

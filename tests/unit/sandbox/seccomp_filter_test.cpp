@@ -54,6 +54,53 @@ TEST(SeccompPolicyTest, RejectsMalformedPolicies) {
   EXPECT_EQ((*fine)[2].action, RuleAction::kAllow);
 }
 
+TEST(SeccompPolicyTest, ForkTemplateConditionBelongsToUnshare) {
+  auto rules = parse_seccomp_policy("unshare fork-template # forks\n");
+  ASSERT_TRUE(rules.ok()) << rules.error().message;
+  EXPECT_EQ((*rules)[0].condition, RuleCondition::kForkTemplate);
+  auto misplaced = parse_seccomp_policy("clone fork-template # no\n");
+  ASSERT_FALSE(misplaced.ok());
+  EXPECT_NE(misplaced.error().message.find("fork-template applies to unshare only"), std::string::npos);
+}
+
+// A fork template's filter differs from an instance's in one call only:
+// unshare with exactly kForkNamespaceFlags passes, any other flags do not.
+// Compiles the embedded policy as `variant`, loads it in a forked child and
+// runs `checks` there; the child's exit status (0: every check held).
+template <typename Checks>
+int exit_status_under_filter(FilterVariant variant, Checks checks) {
+  auto rules = parse_seccomp_policy(embedded_seccomp_policy());
+  if (!rules.ok()) return 100;
+  auto program = compile_seccomp_filter(*rules, variant);
+  if (!program.ok()) return 101;
+  sock_fprog prog{static_cast<unsigned short>(program->size()), program->data()};
+  const pid_t pid = ::fork();
+  if (pid < 0) return 102;
+  if (pid == 0) {
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ::_exit(10);
+    if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) ::_exit(11);
+    ::_exit(checks());
+  }
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return 103;
+  return WEXITSTATUS(status);
+}
+
+TEST(SeccompPolicyTest, ForkTemplateFilterAllowsExactlyTheForkNamespaces) {
+  EXPECT_EQ(exit_status_under_filter(FilterVariant::kForkTemplate, [] {
+    if (::syscall(SYS_unshare, 0) != -1 || errno != EPERM) return 12;
+    if (::syscall(SYS_unshare, CLONE_NEWUSER) != -1 || errno != EPERM) return 13;
+    if (::syscall(SYS_unshare, kForkNamespaceFlags | CLONE_NEWNET) != -1 || errno != EPERM) return 14;
+    if (::syscall(SYS_unshare, kForkNamespaceFlags | CLONE_NEWPID) != -1 || errno != EPERM) return 15;
+    if (::syscall(SYS_setns, -1, 0) != -1 || errno != EPERM) return 16;
+    if (::syscall(SYS_mount, "none", "/", "tmpfs", 0, nullptr) != -1 || errno != EPERM) return 17;
+    // The filter passes these flags: as root the kernel then makes the
+    // namespaces (another user may be refused by the kernel itself).
+    if (::geteuid() == 0 && ::syscall(SYS_unshare, kForkNamespaceFlags) != 0) return 18;
+    return 0;
+  }), 0);
+}
+
 TEST(SeccompPolicyTest, UnknownSyscallFailsCompilation) {
   auto rules = parse_seccomp_policy("no_such_syscall_at_all # why\n");
   ASSERT_TRUE(rules.ok());
@@ -64,38 +111,25 @@ TEST(SeccompPolicyTest, UnknownSyscallFailsCompilation) {
 
 // Loads the compiled filter in a child process and checks its effect.
 TEST(SeccompPolicyTest, CompiledFilterAllowsListedCallsOnly) {
-  auto rules = parse_seccomp_policy(embedded_seccomp_policy());
-  ASSERT_TRUE(rules.ok());
-  auto program = compile_seccomp_filter(*rules);
-  ASSERT_TRUE(program.ok()) << program.error().message;
-  sock_fprog prog{static_cast<unsigned short>(program->size()), program->data()};
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ::_exit(10);
-    if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) ::_exit(11);
-    if (::syscall(SYS_unshare, 0) != -1 || errno != EPERM) ::_exit(12);
-    if (::syscall(SYS_personality, 0xffffffffUL) == -1) ::_exit(13);   // the query
-    if (::syscall(SYS_personality, 0x0040000UL) != -1 || errno != EPERM) ::_exit(14);  // ADDR_NO_RANDOMIZE
-    if (::syscall(SYS_personality, 0x80040000UL) != -1 || errno != EPERM) ::_exit(15);
-    if (::syscall(SYS_clone3, nullptr, 0) != -1 || errno != ENOSYS) ::_exit(16);
-    if (::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr) != -1 || errno != EPERM) ::_exit(17);
+  EXPECT_EQ(exit_status_under_filter(FilterVariant::kInstance, [] {
+    if (::syscall(SYS_unshare, 0) != -1 || errno != EPERM) return 12;
+    if (::syscall(SYS_personality, 0xffffffffUL) == -1) return 13;   // the query
+    if (::syscall(SYS_personality, 0x0040000UL) != -1 || errno != EPERM) return 14;  // ADDR_NO_RANDOMIZE
+    if (::syscall(SYS_personality, 0x80040000UL) != -1 || errno != EPERM) return 15;
+    if (::syscall(SYS_clone3, nullptr, 0) != -1 || errno != ENOSYS) return 16;
+    if (::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, nullptr) != -1 || errno != EPERM) return 17;
     const pid_t child = ::fork();  // plain clone still works
-    if (child == 0) ::_exit(0);
-    if (child < 0) ::_exit(18);
+    if (child == 0) return 0;
+    if (child < 0) return 18;
     int st = 0;
     ::waitpid(child, &st, 0);
-    if (::getpid() <= 0) ::_exit(19);
+    if (::getpid() <= 0) return 19;
     // Not on the allow-list: denied by default, as is a number no kernel has yet.
-    if (::syscall(SYS_modify_ldt, 0, nullptr, 0) != -1 || errno != EPERM) ::_exit(20);
-    if (::syscall(1000, 0) != -1 || errno != EPERM) ::_exit(21);
-    if (::syscall(SYS_mount, "none", "/", "tmpfs", 0, nullptr) != -1 || errno != EPERM) ::_exit(22);
-    ::_exit(0);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+    if (::syscall(SYS_modify_ldt, 0, nullptr, 0) != -1 || errno != EPERM) return 20;
+    if (::syscall(1000, 0) != -1 || errno != EPERM) return 21;
+    if (::syscall(SYS_mount, "none", "/", "tmpfs", 0, nullptr) != -1 || errno != EPERM) return 22;
+    return 0;
+  }), 0);
 }
 
 }  // namespace

@@ -1,0 +1,140 @@
+"""Fork of an initialised instance (docs/isolation.md): a Python function
+whose init is slow gets a fork template, and its further instances are
+forked from that template's initialised state instead of running init
+again. Each forked instance must still be an instance of its own: its own
+uid, /tmp, cgroup (memory limit), seccomp filter, environment and random
+state. The function marks its init with a token made at import time: an
+instance that ran init itself has a token of its own, forked instances
+share their template's."""
+
+import concurrent.futures
+import json
+import time
+import unittest
+
+from harness import ExecutionTestCase, decode_log_result, report_line
+
+SLOW_INIT = r'''
+import ctypes
+import os
+import random
+import time
+import uuid
+
+time.sleep(0.5)  # a slow init: imports, clients, models...
+TOKEN = uuid.uuid4().hex
+INITIALISED_AS = os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")
+COUNTER = 0
+
+def capabilities():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+
+def try_unshare():
+    libc = ctypes.CDLL(None, use_errno=True)
+    # CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWIPC|CLONE_NEWUTS: what the template may do
+    if libc.unshare(0x10000000 | 0x00020000 | 0x08000000 | 0x04000000) == 0:
+        return "allowed"
+    return os.strerror(ctypes.get_errno())
+
+def handler(event, context):
+    global COUNTER
+    COUNTER += 1
+    if event.get("allocate_mb"):
+        hog = bytearray(event["allocate_mb"] << 20)
+        for i in range(0, len(hog), 4096):
+            hog[i] = 1
+    mark = "/tmp/" + context.aws_request_id
+    with open(mark, "w") as f:
+        f.write("x")
+    time.sleep(event.get("hold", 0))
+    return {"token": TOKEN, "uid": os.getuid(), "pid": os.getpid(), "counter": COUNTER,
+            "tmp": sorted(os.listdir("/tmp")), "mark": os.path.basename(mark),
+            "random": random.random(), "initialised_as": INITIALISED_AS,
+            "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
+            "stream": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
+            "caps": capabilities(), "unshare": try_unshare(), "cwd": os.getcwd()}
+'''
+
+
+class ForkTest(ExecutionTestCase):
+    def invoke_many(self, name, payloads):
+        with concurrent.futures.ThreadPoolExecutor(len(payloads)) as pool:
+            futures = [pool.submit(self.invoke, name, json.dumps(p).encode(), headers={"X-Amz-Log-Type": "Tail"})
+                       for p in payloads]
+            responses = [f.result() for f in futures]
+        for r in responses:
+            self.assertEqual(r.status, 200, r)
+        return responses
+
+    def forked(self, name):
+        return self.daemon.metric("nimbus_cold_starts_forked_total", function=name) or 0
+
+    def new_instances_after_the_template(self, name, count):
+        """The first instance runs init itself and makes the version fork;
+        then `count` more instances start while it is busy."""
+        _, first = self.invoke_ok(name)
+        # The template runs the same init (0.5 s) in the background.
+        time.sleep(1.5)
+        responses = self.invoke_many(name, [{"hold": 1.5}] * (count + 1))
+        return first, [r.json() for r in responses], responses
+
+    def test_forked_instances_share_init_but_nothing_else(self):
+        name = "fork-slow"
+        self.create_function(name, {"app.py": SLOW_INIT}, MemorySize=128)
+        first, bodies, responses = self.new_instances_after_the_template(name, 2)
+        self.assertEqual(self.forked(name), 2, self.daemon.log_text())
+        fresh = [b for b in bodies if b["token"] == first["token"]]
+        forked = [b for b in bodies if b["token"] != first["token"]]
+        self.assertEqual(len(fresh), 1, bodies)  # the first instance, warm
+        self.assertEqual(len(forked), 2, bodies)
+        # Init ran once for both: in their template, as SnapStart's does.
+        self.assertEqual(forked[0]["token"], forked[1]["token"])
+        self.assertEqual({b["initialised_as"] for b in forked}, {"snap-start"})
+        self.assertEqual(first["initialised_as"], "on-demand")
+        for b in forked:
+            self.assertEqual(b["counter"], 1, b)  # a fresh copy of the initialised state
+            self.assertEqual(b["init_type"], "on-demand", b)  # the instance's own environment
+            self.assertEqual(b["caps"], 0, b)
+            self.assertEqual(b["unshare"], "Operation not permitted", b)
+            self.assertEqual(b["tmp"], [b["mark"]], b)  # its own /tmp
+            self.assertEqual(b["cwd"], "/var/task", b)
+        uids = {b["uid"] for b in bodies}
+        self.assertEqual(len(uids), 3, bodies)
+        self.assertNotIn(0, uids)
+        self.assertEqual(len({b["stream"] for b in bodies}), 3, bodies)
+        self.assertEqual(len({b["random"] for b in bodies}), 3, bodies)
+        # Each forked start is a cold start with its own REPORT Init Duration.
+        for r in responses:
+            body = r.json()
+            if body["token"] == first["token"]:
+                continue
+            report = report_line(decode_log_result(r.header("X-Amz-Log-Result")), r.header("x-amzn-RequestId"))
+            self.assertIn("Init Duration", report)
+
+    def test_forked_instance_keeps_its_memory_limit(self):
+        name = "fork-memory"
+        self.create_function(name, {"app.py": SLOW_INIT}, MemorySize=128)
+        self.new_instances_after_the_template(name, 1)
+        forked_before = self.forked(name)
+        self.assertEqual(forked_before, 1)
+        responses = self.invoke_many(name, [{"hold": 1.5}, {"hold": 1.5}, {"allocate_mb": 400}])
+        self.assertEqual(self.forked(name), 2)
+        errors = [r for r in responses if r.header("X-Amz-Function-Error")]
+        self.assertEqual(len(errors), 1, [r.body for r in responses])
+        self.assertEqual(errors[0].json().get("errorType"), "Runtime.OutOfMemory", errors[0].body)
+        self.assertServes()
+
+    def test_opt_out_tag_runs_init_every_time(self):
+        name = "fork-off"
+        self.create_function(name, {"app.py": SLOW_INIT}, Tags={"nimbus:fork": "off"})
+        first, bodies, _ = self.new_instances_after_the_template(name, 1)
+        self.assertEqual(self.forked(name), 0)
+        self.assertEqual(len({b["token"] for b in bodies}), 2, bodies)
+        self.assertIn(first["token"], {b["token"] for b in bodies})
+
+
+if __name__ == "__main__":
+    unittest.main()
