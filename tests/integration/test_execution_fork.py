@@ -42,10 +42,12 @@ def try_unshare():
 def handler(event, context):
     global COUNTER
     COUNTER += 1
-    if event.get("allocate_mb"):
+    if event.get("allocate_mb") and event.get("spare_token") != TOKEN:
         hog = bytearray(event["allocate_mb"] << 20)
         for i in range(0, len(hog), 4096):
             hog[i] = 1
+    if event.get("exit") is not None and event.get("spare_token") != TOKEN:
+        os._exit(event["exit"])
     mark = "/tmp/" + context.aws_request_id
     with open(mark, "w") as f:
         f.write("x")
@@ -117,14 +119,36 @@ class ForkTest(ExecutionTestCase):
     def test_forked_instance_keeps_its_memory_limit(self):
         name = "fork-memory"
         self.create_function(name, {"app.py": SLOW_INIT}, MemorySize=128)
-        self.new_instances_after_the_template(name, 1)
-        forked_before = self.forked(name)
-        self.assertEqual(forked_before, 1)
-        responses = self.invoke_many(name, [{"hold": 1.5}, {"hold": 1.5}, {"allocate_mb": 400}])
+        first, _, _ = self.new_instances_after_the_template(name, 1)
+        self.assertEqual(self.forked(name), 1)
+        # Three at once: the first instance, the forked one and a new forked
+        # one. Only forked instances (another token) allocate 400 MB.
+        event = {"allocate_mb": 400, "spare_token": first["token"], "hold": 1.0}
+        responses = self.invoke_many(name, [event] * 3)
         self.assertEqual(self.forked(name), 2)
         errors = [r for r in responses if r.header("X-Amz-Function-Error")]
+        self.assertEqual(len(errors), 2, [r.body for r in responses])
+        for r in errors:
+            self.assertEqual(r.json().get("errorType"), "Runtime.OutOfMemory", r.body)
+        fine = [r.json() for r in responses if not r.header("X-Amz-Function-Error")]
+        self.assertEqual([b["token"] for b in fine], [first["token"]])
+        self.assertServes()
+
+    def test_forked_instance_exit_status_is_reported(self):
+        # Not the launcher's child (its template reaps it): the status comes
+        # from its pidfd.
+        name = "fork-exit"
+        self.create_function(name, {"app.py": SLOW_INIT})
+        first, _, _ = self.new_instances_after_the_template(name, 1)
+        # One each for the first instance (which holds) and the forked one (which exits).
+        responses = self.invoke_many(name, [{"exit": 3, "spare_token": first["token"], "hold": 1.0}] * 2)
+        errors = [r for r in responses if r.header("X-Amz-Function-Error")]
         self.assertEqual(len(errors), 1, [r.body for r in responses])
-        self.assertEqual(errors[0].json().get("errorType"), "Runtime.OutOfMemory", errors[0].body)
+        self.assertEqual(self.forked(name), 1)
+        r = errors[0]
+        request_id = r.header("x-amzn-RequestId")
+        self.assertUnhandled(r, "Runtime.ExitError",
+                             f"RequestId: {request_id} Error: Runtime exited with error: exit status 3")
         self.assertServes()
 
     def test_opt_out_tag_runs_init_every_time(self):
