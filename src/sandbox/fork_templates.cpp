@@ -38,7 +38,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -106,6 +108,15 @@ int exit_status_of(int pidfd) {
     std::this_thread::sleep_for(std::chrono::microseconds(250));
   }
   return 0;
+}
+
+// `env` with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start: what Lambda's
+// SnapStart sets both while init runs for the snapshot and in every
+// environment restored from it, as a template and its instances are here.
+std::vector<std::string> snap_start_environment(std::vector<std::string> env) {
+  std::erase_if(env, [](const std::string& e) { return e.starts_with("AWS_LAMBDA_INITIALIZATION_TYPE="); });
+  env.push_back("AWS_LAMBDA_INITIALIZATION_TYPE=snap-start");
+  return env;
 }
 
 // Why a child's answer is not the expected one.
@@ -211,8 +222,7 @@ void LauncherProcess::start_template(const InstanceSpec& instance) {
   spec.inherit_fds = {channel[1]};
   spec.primed_id = 0;
   spec.fork_key.clear();
-  std::erase_if(spec.env, [](const std::string& e) { return e.starts_with("AWS_LAMBDA_INITIALIZATION_TYPE="); });
-  spec.env.push_back("AWS_LAMBDA_INITIALIZATION_TYPE=snap-start");
+  spec.env = snap_start_environment(spec.env);
   spec.env.push_back("NIMBUS_TEMPLATE_FD=3");
   auto pid = launch_child(spec, t.uid, t.uid, /*private_network=*/false, t.cgroup, {}, /*fork_template=*/true);
   ::close(channel[1]);
@@ -324,7 +334,7 @@ std::optional<json> LauncherProcess::spawn_forked(const InstanceSpec& spec, unsi
   if (instance.pidfd < 0) return cannot(step_message("pidfd_open", "", errno));
 
   // "g" and the instance's ids and environment; its stdout and stderr attached.
-  const std::string go = "g" + json{{"uid", uid}, {"gid", gid}, {"env", spec.env}}.dump();
+  const std::string go = "g" + json{{"uid", uid}, {"gid", gid}, {"env", snap_start_environment(spec.env)}}.dump();
   int output = spec.output_fd;
   if (output < 0) output = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
   if (output < 0) return cannot(step_message("open", "/dev/null", errno));

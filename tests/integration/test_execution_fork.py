@@ -62,6 +62,12 @@ def handler(event, context):
 
 
 class ForkTest(ExecutionTestCase):
+    def setUp(self):
+        # The daemon says at start when the host cannot fork instances (no
+        # user namespaces for unprivileged processes); nothing to test then.
+        if "fork of initialised instances:" in self.daemon.log_text(tail=1 << 22):
+            self.skipTest("this host cannot fork initialised instances (see the daemon's isolation warnings)")
+
     def invoke_many(self, name, payloads):
         with concurrent.futures.ThreadPoolExecutor(len(payloads)) as pool:
             futures = [pool.submit(self.invoke, name, json.dumps(p).encode(), headers={"X-Amz-Log-Type": "Tail"})
@@ -98,7 +104,7 @@ class ForkTest(ExecutionTestCase):
         self.assertEqual(first["initialised_as"], "on-demand")
         for b in forked:
             self.assertEqual(b["counter"], 1, b)  # a fresh copy of the initialised state
-            self.assertEqual(b["init_type"], "on-demand", b)  # the instance's own environment
+            self.assertEqual(b["init_type"], "snap-start", b)  # as in an environment SnapStart restored
             self.assertEqual(b["caps"], 0, b)
             self.assertEqual(b["unshare"], "Operation not permitted", b)
             self.assertEqual(b["tmp"], [b["mark"]], b)  # its own /tmp
