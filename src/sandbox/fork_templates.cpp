@@ -241,7 +241,7 @@ void LauncherProcess::on_template_channel(const std::string& key) {
   } while (n < 0 && errno == EINTR);
   if (n == 1 && ready == 'r') {
     it->second.state = ForkTemplate::State::kReady;
-    while (it->second.spares.size() < kForkSpares) request_spare(it->second);
+    top_up_spares(it->second);
     return;
   }
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -252,12 +252,12 @@ void LauncherProcess::on_template_channel(const std::string& key) {
   it->second.state = ForkTemplate::State::kFailed;
 }
 
-void LauncherProcess::request_spare(ForkTemplate& t) {
+bool LauncherProcess::request_spare(ForkTemplate& t) {
   Spare spare;
   int sync[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) {
     log(step_message("socketpair", "", errno));
-    return;
+    return false;
   }
   spare.sync_fd = sync[0];
   const int on = 1;
@@ -269,10 +269,16 @@ void LauncherProcess::request_spare(ForkTemplate& t) {
       !send_datagram(t.channel_fd, request, sync[1])) {
     ::close(sync[0]);
     ::close(sync[1]);
-    return;
+    return false;
   }
   ::close(sync[1]);
   t.spares.push_back(spare);
+  return true;
+}
+
+void LauncherProcess::top_up_spares(ForkTemplate& t) {
+  while (t.spares.size() < kForkSpares && request_spare(t)) {
+  }
 }
 
 void LauncherProcess::on_spare_ready(ForkTemplate& t, Spare& spare) {
@@ -347,7 +353,7 @@ std::optional<json> LauncherProcess::spawn_forked(const InstanceSpec& spec, unsi
   json reply = adopt(child, std::move(instance));
   reply["forked"] = true;
   // The next spare: forked while this instance connects.
-  while (t.spares.size() < kForkSpares) request_spare(t);
+  top_up_spares(t);
   return reply;
 }
 

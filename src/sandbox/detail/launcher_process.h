@@ -168,8 +168,10 @@ class LauncherProcess {
   // Spares kept per ready template: a burst of that many new instances
   // skips the fork itself.
   static constexpr std::size_t kForkSpares = 2;
-  // Asks `t` to fork one more spare.
-  void request_spare(ForkTemplate& t);
+  // Asks `t` to fork one more spare; false when the request could not go
+  // (the template is gone or its socket full).
+  bool request_spare(ForkTemplate& t);
+  void top_up_spares(ForkTemplate& t);
   // Its "u" (or EOF) came; a failed spare's sync_fd is closed.
   void on_spare_ready(ForkTemplate& t, Spare& spare);
   // Forks `spec`'s instance from the ready template of its key; nullopt
