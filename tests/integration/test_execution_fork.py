@@ -9,10 +9,12 @@ share their template's."""
 
 import concurrent.futures
 import json
+import os
+import signal
 import time
 import unittest
 
-from harness import ExecutionTestCase, decode_log_result, report_line
+from harness import ExecutionTestCase, decode_log_result, report_line, wait_until
 
 SLOW_INIT = r'''
 import ctypes
@@ -61,13 +63,36 @@ def handler(event, context):
 '''
 
 
-class ForkTest(ExecutionTestCase):
+def fork_templates(daemon):
+    """pids of `daemon`'s fork templates: children of its launcher in a
+    cgroup named template.N."""
+    def children(pid):
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:
+            return []
+    found = []
+    for launcher in children(daemon.proc.pid):
+        for pid in children(launcher):
+            try:
+                with open(f"/proc/{pid}/cgroup") as f:
+                    if "/template." in f.read():
+                        found.append(pid)
+            except OSError:
+                pass
+    return found
+
+
+class ForkTestCase(ExecutionTestCase):
     def setUp(self):
         # The daemon says at start when the host cannot fork instances (no
         # user namespaces for unprivileged processes); nothing to test then.
         if "fork of initialised instances:" in self.daemon.log_text(tail=1 << 22):
             self.skipTest("this host cannot fork initialised instances (see the daemon's isolation warnings)")
 
+
+class ForkTest(ForkTestCase):
     def invoke_many(self, name, payloads):
         with concurrent.futures.ThreadPoolExecutor(len(payloads)) as pool:
             futures = [pool.submit(self.invoke, name, json.dumps(p).encode(), headers={"X-Amz-Log-Type": "Tail"})
@@ -157,6 +182,32 @@ class ForkTest(ExecutionTestCase):
                              f"RequestId: {request_id} Error: Runtime exited with error: exit status 3")
         self.assertServes()
 
+    def test_a_killed_template_is_replaced(self):
+        name = "fork-killed"
+        self.create_function(name, {"app.py": SLOW_INIT}, Tags={"nimbus:fork": "on"})
+        first, bodies, _ = self.new_instances_after_the_template(name, 1)
+        self.assertEqual(self.forked(name), 1)
+        templates = fork_templates(self.daemon)
+        self.assertEqual(len(templates), 1, templates)
+        os.kill(templates[0], signal.SIGKILL)
+        # Its forked instance lived in its PID namespace and is gone with it;
+        # the first instance is not.
+        self.assertTrue(wait_until(lambda: self.daemon.metric("nimbus_instances", function=name) == 1, 10))
+        _, body = self.invoke_ok(name)
+        self.assertEqual(body["token"], first["token"])
+        self.assertTrue(wait_until(lambda: len(fork_templates(self.daemon)) == 0, 10))
+        # The next new instance runs init itself (a fresh start) and brings
+        # a new template...
+        self.invoke_many(name, [{"hold": 1.0}] * 2)
+        self.assertEqual(self.forked(name), 1)
+        self.assertTrue(wait_until(lambda: len(fork_templates(self.daemon)) == 1, 10))
+        self.assertNotIn(templates[0], fork_templates(self.daemon))
+        # ...whose instances are forked again.
+        time.sleep(1.5)  # its init
+        bodies = [r.json() for r in self.invoke_many(name, [{"hold": 1.0}] * 3)]
+        self.assertEqual(self.forked(name), 2, bodies)
+        self.assertServes()
+
     def test_opt_out_tag_runs_init_every_time(self):
         name = "fork-off"
         self.create_function(name, {"app.py": SLOW_INIT}, Tags={"nimbus:fork": "off"})
@@ -164,6 +215,23 @@ class ForkTest(ExecutionTestCase):
         self.assertEqual(self.forked(name), 0)
         self.assertEqual(len({b["token"] for b in bodies}), 2, bodies)
         self.assertIn(first["token"], {b["token"] for b in bodies})
+
+
+class ForkKeepAliveTest(ForkTestCase):
+    daemon_args = ("--keep-alive", "2")
+
+    def test_template_goes_with_the_last_instance(self):
+        name = "fork-idle"
+        self.create_function(name, {"app.py": SLOW_INIT}, Tags={"nimbus:fork": "on"})
+        self.invoke_ok(name)
+        self.assertTrue(wait_until(lambda: len(fork_templates(self.daemon)) == 1, 10))
+        # Keep-alive ends the only instance, and its template goes with it.
+        self.assertTrue(wait_until(lambda: self.daemon.metric("nimbus_instances", function=name) == 0, 10))
+        self.assertTrue(wait_until(lambda: not fork_templates(self.daemon), 5), fork_templates(self.daemon))
+        # The next cold start runs init again, and the template comes back.
+        _, body = self.invoke_ok(name)
+        self.assertEqual(body["counter"], 1)
+        self.assertTrue(wait_until(lambda: len(fork_templates(self.daemon)) == 1, 10))
 
 
 if __name__ == "__main__":
