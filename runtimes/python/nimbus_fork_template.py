@@ -10,15 +10,17 @@ descriptor attached: a SOCK_SEQPACKET "sync" socket) asks for one spare: a
 child forked ahead of time, which waits for the instance it becomes. The
 child:
 
-1. unshares a user, mount, IPC and UTS namespace (the template's seccomp
-   filter allows exactly these flags), loads the instances' program on
-   top of the template's, warms up (runs the runtime's own invocation path
+1. unshares a user, mount, IPC and UTS namespace, then a PID namespace
+   (the template's seccomp filter allows exactly these two calls), forks
+   once more (its child, pid 1 of that namespace, goes on; it ends), loads
+   the instances' program on top of the template's, warms up (runs the runtime's own invocation path
    once against canned answers, so that copy-on-write has copied those
    pages already), says "u" on the sync socket and waits;
 2. the launcher, which learns the child's pid from the socket's
-   credentials, once an instance is wanted maps its uid and gid into the
-   user namespace, moves the child into the instance's cgroup, mounts a
-   fresh /tmp into its mount namespace and sends
+   credentials, mounts a /proc of its PID namespace; once an instance is
+   wanted it maps its uid and gid into the user namespace, moves the child
+   into the instance's cgroup, mounts a fresh /tmp into its mount namespace
+   and sends
        "g" {"uid": U, "gid": G, "env": ["KEY=VALUE", ...]}
    with the instance's output pipe attached;
 3. the child makes that pipe its stdout and stderr, becomes U:G with no
@@ -42,6 +44,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 FORK_NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
 
 PR_SET_DUMPABLE = 4
@@ -108,6 +111,12 @@ class _Calls:
 def _become_instance(sync, program, warm_up):
     calls = _Calls()
     _check(calls.unshare(ctypes.c_int(FORK_NAMESPACES)), "unshare")
+    # A PID namespace of its own, owned by the new user namespace: this
+    # process forks once more and its child, pid 1 there, is the instance
+    # (this one ends; the template reaps the instance in the end).
+    _check(calls.unshare(ctypes.c_int(CLONE_NEWPID)), "unshare pid")
+    if os.fork() != 0:
+        os._exit(0)
     # The instance's filter, on top of the template's: from here on no
     # unshare, and only what every instance may do (setresuid, capset and
     # prctl included).

@@ -5,21 +5,23 @@
 // side is runtimes/python/nimbus_fork_template.py; docs/isolation.md says
 // what users get and what they give up.
 //
-// One fork, step by step (the launcher's single thread, bounded by
-// spawn_timeout):
-//   1. a cgroup for the instance; a SOCK_SEQPACKET pair with SO_PASSCRED on
-//      our end; the fork request to the template with the instance's output
-//      pipe and the pair's other end;
-//   2. the child unshares user, mount, IPC and UTS namespaces (the template's
-//      filter allows exactly that) and says "u": the kernel attaches its pid
-//      as we see it;
-//   3. we map the instance's uid and gid into its user namespace, move it
-//      into the cgroup, mount a fresh /tmp in its mount namespace, open a
-//      pidfd, and answer "g" + the instance's seccomp program;
-//   4. the child switches uid, drops its capabilities, loads the program on
-//      top of the template's and says "s".
-// The instance is not our child (the template, its PID namespace's init,
-// reaps it); its end shows on the pidfd.
+// Ahead of time (the spares, kForkSpares per template):
+//   1. a SOCK_SEQPACKET pair with SO_PASSCRED on our end; "p" + the
+//      instances' seccomp program to the template, the pair's other end
+//      attached; the template forks a spare;
+//   2. the spare unshares user, mount, IPC and UTS namespaces, then a PID
+//      namespace (the template's filter allows exactly these two calls),
+//      forks once more so that the instance is pid 1 there, loads the
+//      program, warms up and says "u": the kernel attaches its pid as we
+//      see it; we mount a /proc of its PID namespace for it.
+// At a spawn (the launcher's single thread, bounded by spawn_timeout):
+//   3. a cgroup for the instance; we map the instance's uid and gid into the
+//      spare's user namespace, move it into the cgroup, mount a fresh /tmp
+//      in its mount namespace, open a pidfd, and send "g" + the instance's
+//      ids and environment with its output pipe attached;
+//   4. the spare switches uid, drops its capabilities and says "s".
+// The instance is not our child (the template, the init of its parent PID
+// namespace, reaps it); its end shows on the pidfd.
 
 #include "sandbox/detail/launcher_process.h"
 
@@ -28,6 +30,7 @@
 #include <signal.h>
 #include <linux/seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -180,6 +183,7 @@ void LauncherProcess::probe_fork(const std::vector<SeccompRule>& rules) {
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) ::_exit(3);
     if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) ::_exit(3);
     if (::syscall(SYS_unshare, kForkNamespaceFlags) != 0) ::_exit(4);
+    if (::syscall(SYS_unshare, CLONE_NEWPID) != 0) ::_exit(5);
     ::_exit(0);
   }
   int status = 0;
@@ -285,12 +289,55 @@ void LauncherProcess::on_spare_ready(ForkTemplate& t, Spare& spare) {
   int pid = 0;
   const auto said = receive_from_child(spare.sync_fd, std::chrono::steady_clock::now(), &pid);
   if (!said) return;  // not yet (a stale poll result)
-  if (*said == "u" && pid > 0) {
+  std::string failed = *said == "u" && pid > 0 ? mount_own_proc(pid) : child_failure(said);
+  if (failed.empty()) {
     spare.pid = pid;
     return;
   }
-  log(fmt::format("fork template {}: a spare child failed: {}", t.pid, child_failure(said)));
+  log(fmt::format("fork template {}: a spare child failed: {}", t.pid, failed));
+  if (pid > 0) ::kill(pid, SIGKILL);
   close_fd(spare.sync_fd);  // dropped from t.spares by the caller
+}
+
+std::string LauncherProcess::mount_own_proc(int pid) {
+  // procfs shows the PID namespace of the process that mounts it: a helper
+  // enters the spare's PID namespace (for its child), the child enters the
+  // spare's mount namespace and mounts.
+  const std::string pid_ns_path = fmt::format("/proc/{}/ns/pid", pid);
+  const std::string mnt_ns_path = fmt::format("/proc/{}/ns/mnt", pid);
+  int pid_ns = ::open(pid_ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  int mnt_ns = ::open(mnt_ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  const auto done = [&](std::string result) {
+    close_fd(pid_ns);
+    close_fd(mnt_ns);
+    return result;
+  };
+  if (pid_ns < 0 || mnt_ns < 0) return done(step_message("open namespaces", pid_ns_path, errno));
+  const long helper = clone_process(0);
+  if (helper == 0) {
+    if (::setns(pid_ns, CLONE_NEWPID) != 0) ::_exit(10);
+    const long inner = clone_process(0);
+    if (inner == 0) {
+      if (::setns(mnt_ns, CLONE_NEWNS) != 0) ::_exit(11);
+      if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) ::_exit(12);
+      ::_exit(0);
+    }
+    int status = 0;
+    if (inner < 0 || ::waitpid(static_cast<int>(inner), &status, __WALL) < 0) ::_exit(13);
+    ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 14);
+  }
+  if (helper < 0) return done(step_message("clone", "", errno));
+  int status = 0;
+  if (!wait_for(static_cast<int>(helper), &status, std::chrono::seconds(5))) {
+    ::kill(static_cast<int>(helper), SIGKILL);
+    (void)wait_for(static_cast<int>(helper), &status, std::chrono::seconds(5));
+    return done("mount /proc of a forked instance: no answer");
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return done(fmt::format("mount /proc of a forked instance failed at step {}",
+                            WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+  }
+  return done({});
 }
 
 std::optional<json> LauncherProcess::spawn_forked(const InstanceSpec& spec, unsigned uid, unsigned gid) {
@@ -321,6 +368,7 @@ std::optional<json> LauncherProcess::spawn_forked(const InstanceSpec& spec, unsi
   if (spare.pid == 0) {
     const auto said = receive_from_child(spare.sync_fd, deadline, &spare.pid);
     if (said != "u" || spare.pid <= 0) return cannot(child_failure(said));
+    if (auto failed = mount_own_proc(spare.pid); !failed.empty()) return cannot(failed);
   }
   const int child = spare.pid;
   const unsigned shares = cpu_shares_of(spec);

@@ -171,10 +171,13 @@ base::Result<std::vector<sock_filter>> compile_seccomp_filter(const std::vector<
       }
       case RuleCondition::kForkTemplate: {
         // Denied for instances; a fork template may make exactly the
-        // namespaces a forked instance enters (kForkNamespaceFlags).
+        // namespaces a forked instance enters (kForkNamespaceFlags, then
+        // CLONE_NEWPID), one call each.
         if (variant == FilterVariant::kForkTemplate) {
-          const scmp_arg_cmp cmp = arg0_masked_eq(0xffffffffu, kForkNamespaceFlags);
-          NIMBUS_TRY(add(SCMP_ACT_ALLOW, 1, &cmp));
+          for (const std::uint64_t flags : {kForkNamespaceFlags, static_cast<unsigned long>(CLONE_NEWPID)}) {
+            const scmp_arg_cmp cmp = arg0_masked_eq(0xffffffffu, flags);
+            NIMBUS_TRY(add(SCMP_ACT_ALLOW, 1, &cmp));
+          }
         } else if (rule.error != EPERM) {
           NIMBUS_TRY(add(SCMP_ACT_ERRNO(static_cast<std::uint32_t>(rule.error)), 0, nullptr));
         }

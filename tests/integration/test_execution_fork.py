@@ -59,7 +59,8 @@ def handler(event, context):
             "random": random.random(), "initialised_as": INITIALISED_AS,
             "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
             "stream": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
-            "caps": capabilities(), "unshare": try_unshare(), "cwd": os.getcwd()}
+            "caps": capabilities(), "unshare": try_unshare(), "cwd": os.getcwd(),
+            "procs": sorted(int(p) for p in os.listdir("/proc") if p.isdigit())}
 '''
 
 
@@ -145,6 +146,9 @@ class ForkTest(ForkTestCase):
             self.assertEqual(b["unshare"], "Operation not permitted", b)
             self.assertEqual(b["tmp"], [b["mark"]], b)  # its own /tmp
             self.assertEqual(b["cwd"], "/var/task", b)
+            # Its own PID namespace, with a /proc of its own: it sees itself only.
+            self.assertEqual(b["pid"], 1, b)
+            self.assertEqual(b["procs"], [1], b)
         uids = {b["uid"] for b in bodies}
         self.assertEqual(len(uids), 3, bodies)
         self.assertNotIn(0, uids)

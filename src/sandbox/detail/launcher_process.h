@@ -172,6 +172,9 @@ class LauncherProcess {
   // (the template is gone or its socket full).
   bool request_spare(ForkTemplate& t);
   void top_up_spares(ForkTemplate& t);
+  // Mounts a /proc of the spare `pid`'s own PID namespace in its mount
+  // namespace; an error text when that failed.
+  std::string mount_own_proc(int pid);
   // Its "u" (or EOF) came; a failed spare's sync_fd is closed.
   void on_spare_ready(ForkTemplate& t, Spare& spare);
   // Forks `spec`'s instance from the ready template of its key; nullopt

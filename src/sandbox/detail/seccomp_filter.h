@@ -30,11 +30,13 @@ enum class RuleCondition {
   kNamespaceFlags,  // clone: denied when the flags hold a CLONE_NEW* bit
   kUnusual,         // personality: denied but for the usual personas and the query
   kForkTemplate,    // unshare: denied, but in FilterVariant::kForkTemplate allowed with
-                    // exactly kForkNamespaceFlags
+                    // exactly kForkNamespaceFlags or exactly CLONE_NEWPID
 };
 
 // The namespaces a forked instance enters, made by itself right after the
-// fork of its template (docs/isolation.md, "Fork of an initialised instance").
+// fork of its template (docs/isolation.md, "Fork of an initialised
+// instance"); then, in its new user namespace, a PID namespace (a call of
+// its own: the user namespace must exist first to own it).
 inline constexpr unsigned long kForkNamespaceFlags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 
 // Which program compile_seccomp_filter builds: the one every instance gets,

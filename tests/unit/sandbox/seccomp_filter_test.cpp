@@ -64,7 +64,8 @@ TEST(SeccompPolicyTest, ForkTemplateConditionBelongsToUnshare) {
 }
 
 // A fork template's filter differs from an instance's in one call only:
-// unshare with exactly kForkNamespaceFlags passes, any other flags do not.
+// unshare with exactly kForkNamespaceFlags or exactly CLONE_NEWPID passes,
+// any other flags do not.
 // Compiles the embedded policy as `variant`, loads it in a forked child and
 // runs `checks` there; the child's exit status (0: every check held).
 template <typename Checks>
@@ -92,11 +93,13 @@ TEST(SeccompPolicyTest, ForkTemplateFilterAllowsExactlyTheForkNamespaces) {
     if (::syscall(SYS_unshare, CLONE_NEWUSER) != -1 || errno != EPERM) return 13;
     if (::syscall(SYS_unshare, kForkNamespaceFlags | CLONE_NEWNET) != -1 || errno != EPERM) return 14;
     if (::syscall(SYS_unshare, kForkNamespaceFlags | CLONE_NEWPID) != -1 || errno != EPERM) return 15;
+    if (::syscall(SYS_unshare, CLONE_NEWPID | CLONE_NEWNET) != -1 || errno != EPERM) return 19;
     if (::syscall(SYS_setns, -1, 0) != -1 || errno != EPERM) return 16;
     if (::syscall(SYS_mount, "none", "/", "tmpfs", 0, nullptr) != -1 || errno != EPERM) return 17;
     // The filter passes these flags: as root the kernel then makes the
     // namespaces (another user may be refused by the kernel itself).
     if (::geteuid() == 0 && ::syscall(SYS_unshare, kForkNamespaceFlags) != 0) return 18;
+    if (::geteuid() == 0 && ::syscall(SYS_unshare, CLONE_NEWPID) != 0) return 20;
     return 0;
   }), 0);
 }
