@@ -14,7 +14,7 @@ import signal
 import time
 import unittest
 
-from harness import ExecutionTestCase, decode_log_result, report_line, wait_until
+from harness import ExecutionTestCase, decode_log_result, host_processes_of_uid, report_line, wait_until
 
 SLOW_INIT = r'''
 import ctypes
@@ -70,6 +70,17 @@ def children(pid):
             return [int(p) for p in f.read().split()]
     except OSError:
         return []
+
+
+def namespaces_and_cgroup(pid):
+    """{"user": inode, ..., "memory cgroup": path} of a host process."""
+    found = {kind: os.stat(f"/proc/{pid}/ns/{kind}").st_ino for kind in ("user", "mnt", "pid", "ipc", "uts")}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if "memory" in controllers.split(",") or (controllers == "" and "memory cgroup" not in found):
+                found["memory cgroup"] = path
+    return found
 
 
 def fork_templates(daemon, function=None):
@@ -149,6 +160,18 @@ class ForkTest(ForkTestCase):
             # Its own PID namespace, with a /proc of its own: it sees itself only.
             self.assertEqual(b["pid"], 1, b)
             self.assertEqual(b["procs"], [1], b)
+        # From outside: each forked instance is a host process of its own uid,
+        # in namespaces and a memory cgroup of its own (not its template's,
+        # not its sibling's).
+        templates = fork_templates(self.daemon, name)
+        self.assertEqual(len(templates), 1, templates)
+        seen = [namespaces_and_cgroup(templates[0])]
+        for b in forked:
+            pids = [pid for pid, comm in host_processes_of_uid(b["uid"]) if comm.startswith("python")]
+            self.assertEqual(len(pids), 1, (b["uid"], host_processes_of_uid(b["uid"])))
+            seen.append(namespaces_and_cgroup(pids[0]))
+        for kind in ("user", "mnt", "pid", "ipc", "uts", "memory cgroup"):
+            self.assertEqual(len({s[kind] for s in seen}), 3, (kind, seen))
         uids = {b["uid"] for b in bodies}
         self.assertEqual(len(uids), 3, bodies)
         self.assertNotIn(0, uids)
