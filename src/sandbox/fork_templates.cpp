@@ -341,8 +341,19 @@ std::string LauncherProcess::mount_own_proc(int pid) {
 }
 
 std::optional<json> LauncherProcess::spawn_forked(const InstanceSpec& spec, unsigned uid, unsigned gid) {
+  if (!report_.fork || spec.fork_key.empty() || spec.network != NetworkMode::kHost || !spec.inherit_fds.empty()) {
+    return std::nullopt;
+  }
   const auto it = templates_.find(spec.fork_key);
-  if (it == templates_.end() || it->second.state != ForkTemplate::State::kReady) return std::nullopt;
+  if (it == templates_.end()) {
+    // Started after the reply to this spawn (start_wanted_templates()).
+    InstanceSpec wanted = spec;
+    wanted.output_fd = -1;  // the received descriptors stay with the spawn
+    wanted.inherit_fds.clear();
+    templates_wanted_.push_back(std::move(wanted));
+    return std::nullopt;
+  }
+  if (it->second.state != ForkTemplate::State::kReady) return std::nullopt;
   ForkTemplate& t = it->second;
   const auto deadline = std::chrono::steady_clock::now() + config_.spawn_timeout;
   // The oldest spare: forked and unshared ahead of time, or at least on its
@@ -403,6 +414,70 @@ std::optional<json> LauncherProcess::spawn_forked(const InstanceSpec& spec, unsi
   // The next spare: forked while this instance connects.
   top_up_spares(t);
   return reply;
+}
+
+LauncherProcess::ForkPollSet LauncherProcess::add_fork_fds(std::vector<pollfd>& fds) const {
+  ForkPollSet set;
+  set.first = fds.size();
+  // Templates running their init: their "r" (or EOF) comes here.
+  for (const auto& [key, t] : templates_) {
+    if (t.state != ForkTemplate::State::kStarting || t.channel_fd < 0) continue;
+    fds.push_back({t.channel_fd, POLLIN, 0});
+    set.initialising.push_back(key);
+  }
+  // Spares on their way: their "u".
+  for (const auto& [key, t] : templates_) {
+    for (const Spare& spare : t.spares) {
+      if (spare.pid != 0 || spare.sync_fd < 0) continue;
+      fds.push_back({spare.sync_fd, POLLIN, 0});
+      set.unsharing.emplace_back(key, spare.sync_fd);
+    }
+  }
+  // Forked instances, not our children: their ends show on their pidfds.
+  for (const auto& [pid, instance] : instances_) {
+    if (instance.pidfd < 0) continue;
+    fds.push_back({instance.pidfd, POLLIN, 0});
+    set.forked.push_back(pid);
+  }
+  return set;
+}
+
+void LauncherProcess::on_fork_fds(const ForkPollSet& set, const std::vector<pollfd>& fds) {
+  // A request handled in the same round may have changed what these name:
+  // each is looked up again, and a read that finds nothing is no event.
+  std::size_t slot = set.first;
+  for (std::size_t i = 0; i < set.initialising.size(); ++i, ++slot) {
+    if (fds[slot].revents != 0) on_template_channel(set.initialising[i]);
+  }
+  for (std::size_t i = 0; i < set.unsharing.size(); ++i, ++slot) {
+    if (fds[slot].revents == 0) continue;
+    const auto t = templates_.find(set.unsharing[i].first);
+    if (t == templates_.end()) continue;
+    auto& spares = t->second.spares;
+    const auto spare = std::find_if(spares.begin(), spares.end(),
+                                    [&](const Spare& s) { return s.sync_fd == set.unsharing[i].second; });
+    if (spare == spares.end()) continue;
+    on_spare_ready(t->second, *spare);
+    if (spare->sync_fd < 0) spares.erase(spare);
+  }
+  for (std::size_t i = 0; i < set.forked.size(); ++i, ++slot) {
+    if (fds[slot].revents != 0) finish_forked(set.forked[i]);
+  }
+}
+
+void LauncherProcess::start_wanted_templates() {
+  auto wanted = std::move(templates_wanted_);
+  templates_wanted_.clear();
+  for (const InstanceSpec& spec : wanted) start_template(spec);
+}
+
+void LauncherProcess::finish_ended_forked() {
+  std::vector<int> ended;
+  for (const auto& [pid, instance] : instances_) {
+    pollfd p{instance.pidfd, POLLIN, 0};
+    if (instance.pidfd >= 0 && ::poll(&p, 1, 0) == 1) ended.push_back(pid);
+  }
+  for (const int pid : ended) finish_forked(pid);
 }
 
 void LauncherProcess::finish_forked(int pid) {

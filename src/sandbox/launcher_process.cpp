@@ -350,28 +350,8 @@ void LauncherProcess::serve() {
       fds.push_back({primed.channel_fd, POLLIN, 0});
       starting.push_back(id);
     }
-    // Fork templates running their init, and forked instances (not our
-    // children: their ends show on their pidfds).
-    std::vector<std::string> initialising;
-    for (const auto& [key, t] : templates_) {
-      if (t.state != ForkTemplate::State::kStarting || t.channel_fd < 0) continue;
-      fds.push_back({t.channel_fd, POLLIN, 0});
-      initialising.push_back(key);
-    }
-    std::vector<std::pair<std::string, int>> unsharing;  // spares on their way: key, sync fd
-    for (const auto& [key, t] : templates_) {
-      for (const Spare& spare : t.spares) {
-        if (spare.pid != 0 || spare.sync_fd < 0) continue;
-        fds.push_back({spare.sync_fd, POLLIN, 0});
-        unsharing.emplace_back(key, spare.sync_fd);
-      }
-    }
-    std::vector<int> forked;
-    for (const auto& [pid, instance] : instances_) {
-      if (instance.pidfd < 0) continue;
-      fds.push_back({instance.pidfd, POLLIN, 0});
-      forked.push_back(pid);
-    }
+    // Fork templates, their spares and forked instances (fork_templates.cpp).
+    const ForkPollSet fork_set = add_fork_fds(fds);
     // Idle with the pool short of its size: look for work without waiting,
     // and make one sandbox when there is none.
     const bool short_of_some = pool_short();
@@ -416,31 +396,11 @@ void LauncherProcess::serve() {
       }
       if (request.outcome == ReceiveOutcome::kError) log("bad request: " + request.error);
     }
-    std::size_t slot = 3;
-    for (std::size_t i = 0; i < starting.size(); ++i, ++slot) {
-      if (r > 0 && fds[slot].revents != 0) on_primed_channel(starting[i]);
+    for (std::size_t i = 0; r > 0 && i < starting.size(); ++i) {
+      if (fds[3 + i].revents != 0) on_primed_channel(starting[i]);
     }
-    for (std::size_t i = 0; i < initialising.size(); ++i, ++slot) {
-      if (r > 0 && fds[slot].revents != 0) on_template_channel(initialising[i]);
-    }
-    for (std::size_t i = 0; i < unsharing.size(); ++i, ++slot) {
-      if (r <= 0 || fds[slot].revents == 0) continue;
-      const auto t = templates_.find(unsharing[i].first);
-      if (t == templates_.end()) continue;
-      auto& spares = t->second.spares;
-      const auto spare = std::find_if(spares.begin(), spares.end(),
-                                      [&](const Spare& s) { return s.sync_fd == unsharing[i].second; });
-      if (spare == spares.end()) continue;
-      on_spare_ready(t->second, *spare);
-      if (spare->sync_fd < 0) spares.erase(spare);
-    }
-    for (std::size_t i = 0; i < forked.size(); ++i, ++slot) {
-      if (r > 0 && fds[slot].revents != 0) finish_forked(forked[i]);
-    }
-    // Templates asked for by the spawns just answered.
-    auto wanted = std::move(templates_wanted_);
-    templates_wanted_.clear();
-    for (const InstanceSpec& spec : wanted) start_template(spec);
+    if (r > 0) on_fork_fds(fork_set, fds);
+    start_wanted_templates();
     if (!pending_events_.empty()) flush_events();
     if (!pending_removals_.empty()) retry_removals();
   }
@@ -496,31 +456,6 @@ void LauncherProcess::handle_request(Received& request) {
     log(fmt::format("reply lost: {}", std::strerror(err)));
     if (err == EPIPE || err == ECONNRESET) shutdown(0);
   }
-}
-
-base::Result<std::pair<unsigned, unsigned>> LauncherProcess::pick_ids(const InstanceSpec& spec) {
-  if (!report_.uid_switch) return std::pair<unsigned, unsigned>{::geteuid(), ::getegid()};
-  if (spec.uid != 0) {
-    if (used_uids_.count(spec.uid) != 0) {
-      return base::make_error(base::ErrorCode::kResourceConflict,
-                              fmt::format("sandbox: uid {} is in use by another instance", spec.uid));
-    }
-    return std::pair<unsigned, unsigned>{spec.uid, spec.gid != 0 ? spec.gid : spec.uid};
-  }
-  for (unsigned i = 0; i < config_.uid_count; ++i) {
-    const unsigned uid = config_.uid_base + (next_uid_offset_ + i) % config_.uid_count;
-    if (used_uids_.count(uid) == 0) {
-      next_uid_offset_ = (next_uid_offset_ + i + 1) % config_.uid_count;
-      return std::pair<unsigned, unsigned>{uid, uid};
-    }
-  }
-  return base::make_error(base::ErrorCode::kTooManyRequests,
-                          fmt::format("sandbox: all {} uids of the pool are in use", config_.uid_count));
-}
-
-void LauncherProcess::release_uid(const Instance& instance) {
-  if (report_.uid_switch) used_uids_.erase(instance.uid);
-  if (instance.leased_uid) uid_leases_.release(instance.uid);
 }
 
 json LauncherProcess::spawn(InstanceSpec& spec) {
@@ -592,16 +527,7 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
   instance.uid = uid;
   instance.leased_uid = leased_uid;
   // A function with a fork template: its instance is forked from it.
-  const bool forkable = report_.fork && !spec.fork_key.empty() && !private_network && spec.inherit_fds.empty();
-  if (forkable) {
-    if (auto reply = spawn_forked(spec, uid, gid)) return std::move(*reply);
-    if (templates_.count(spec.fork_key) == 0) {
-      InstanceSpec wanted = spec;
-      wanted.output_fd = -1;  // the received descriptors stay with this spawn
-      wanted.inherit_fds.clear();
-      templates_wanted_.push_back(std::move(wanted));
-    }
-  }
+  if (auto reply = spawn_forked(spec, uid, gid)) return std::move(*reply);
   while (ns && !private_network && !shells_.empty()) {
     if (auto reply = spawn_in_shell(spec, uid, gid, leased_uid)) {
       if (leased_uid && !reply->value("ok", false)) uid_leases_.release(uid);
@@ -843,12 +769,7 @@ void LauncherProcess::shutdown(int code) {
   const auto running = [&] { return !instances_.empty() || !shells_.empty(); };
   while (running() && std::chrono::steady_clock::now() < deadline) {
     reap();
-    std::vector<int> ended;
-    for (const auto& [pid, instance] : instances_) {
-      pollfd p{instance.pidfd, POLLIN, 0};
-      if (instance.pidfd >= 0 && ::poll(&p, 1, 0) == 1) ended.push_back(pid);
-    }
-    for (const int pid : ended) finish_forked(pid);
+    finish_ended_forked();
     if (running()) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   for (int i = 0; i < 200 && !pending_removals_.empty(); ++i) {

@@ -91,21 +91,6 @@ std::optional<std::size_t> LauncherProcess::primed_short() const {
   return std::nullopt;
 }
 
-base::Result<unsigned> LauncherProcess::lease_uid() {
-  if (!report_.uid_switch) return ::geteuid();
-  // uid_leases_ is host-wide; used_uids_ also holds uids given in specs.
-  std::vector<unsigned> skipped;
-  base::Result<unsigned> leased = base::make_error(base::ErrorCode::kTooManyRequests, "no uid");
-  for (int i = 0; i < 64; ++i) {
-    leased = uid_leases_.acquire();
-    if (!leased.ok() || used_uids_.count(*leased) == 0) break;
-    skipped.push_back(*leased);
-  }
-  for (const unsigned uid : skipped) uid_leases_.release(uid);
-  if (leased.ok()) used_uids_.insert(*leased);
-  return leased;
-}
-
 void LauncherProcess::start_primed(std::size_t runtime) {
   const RuntimeTemplate& t = runtimes_[runtime];
   Primed primed;

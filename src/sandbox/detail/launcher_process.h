@@ -4,6 +4,7 @@
 // instances, detects OOM kills, removes cgroups, recycles uids and sends
 // exit events — one thread, one poll loop, until the daemon goes away.
 
+#include <poll.h>
 #include <sched.h>
 
 #include <chrono>
@@ -178,7 +179,9 @@ class LauncherProcess {
   // Its "u" (or EOF) came; a failed spare's sync_fd is closed.
   void on_spare_ready(ForkTemplate& t, Spare& spare);
   // Forks `spec`'s instance from the ready template of its key; nullopt
-  // when there is none or the fork failed (the spawn goes on without).
+  // when it has no fork key, forking is not possible, there is no ready
+  // template (one is started after the reply if there is none) or the fork
+  // failed: the spawn goes on without.
   std::optional<nlohmann::json> spawn_forked(const InstanceSpec& spec, unsigned uid, unsigned gid);
   // Starts the template of spec.fork_key if it has none and there is room
   // (after the reply to the spawn that asked, from the serve loop).
@@ -190,6 +193,19 @@ class LauncherProcess {
   nlohmann::json drop_template(const std::string& key);
   // A forked instance's pidfd is readable: it ended.
   void finish_forked(int pid);
+  // Every forked instance whose pidfd is readable now ended (shutdown).
+  void finish_ended_forked();
+  // What the serve loop polls for fork templates: fds[first...] in this order.
+  struct ForkPollSet {
+    std::size_t first = 0;
+    std::vector<std::string> initialising;                // templates running init, by key
+    std::vector<std::pair<std::string, int>> unsharing;   // spares on their way: key, sync fd
+    std::vector<int> forked;                              // forked instances, by pid
+  };
+  [[nodiscard]] ForkPollSet add_fork_fds(std::vector<pollfd>& fds) const;
+  void on_fork_fds(const ForkPollSet& set, const std::vector<pollfd>& fds);
+  // Starts the templates that spawns answered in this round asked for.
+  void start_wanted_templates();
   nlohmann::json kill_instance(int pid);
   void reap();
   void finish_instance(int pid, int status);
