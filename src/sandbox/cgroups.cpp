@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -437,23 +438,42 @@ bool remove_cgroup(const InstanceCgroup& group) {
   return all;
 }
 
-std::uint64_t read_peak_memory(const fs::path& instance_dir, CgroupVersion version) {
-  const auto read_number = [](const fs::path& path) -> std::optional<std::uint64_t> {
-    const auto text = read_small(path);
-    if (!text) return std::nullopt;
-    try {
-      return std::stoull(*text);
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-  };
-  std::optional<std::uint64_t> value;
-  if (version == CgroupVersion::kV1) {
-    value = read_number(instance_dir / "memory.max_usage_in_bytes");
-  } else if (version == CgroupVersion::kV2) {
-    value = read_number(instance_dir / "memory.peak");
-    if (!value) value = read_number(instance_dir / "memory.current");
+namespace {
+// The files that hold a memory group's peak, in the order they are tried.
+std::vector<fs::path> peak_memory_files(const fs::path& instance_dir, CgroupVersion version) {
+  if (version == CgroupVersion::kV1) return {instance_dir / "memory.max_usage_in_bytes"};
+  // memory.peak is new in Linux 5.19; before that, the current usage is the best there is.
+  if (version == CgroupVersion::kV2) return {instance_dir / "memory.peak", instance_dir / "memory.current"};
+  return {};
+}
+}  // namespace
+
+int open_peak_memory(const fs::path& instance_dir, CgroupVersion version) {
+  for (const fs::path& file : peak_memory_files(instance_dir, version)) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) return fd;
   }
+  return -1;
+}
+
+std::optional<std::uint64_t> read_peak_memory_fd(int fd) {
+  char buf[32];
+  ssize_t n;
+  do {
+    n = ::pread(fd, buf, sizeof buf - 1, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return std::nullopt;
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(buf, buf + n, value);
+  if (ec != std::errc{} || end == buf) return std::nullopt;
+  return value;
+}
+
+std::uint64_t read_peak_memory(const fs::path& instance_dir, CgroupVersion version) {
+  const int fd = open_peak_memory(instance_dir, version);
+  if (fd < 0) return 0;
+  const auto value = read_peak_memory_fd(fd);
+  ::close(fd);
   return value.value_or(0);
 }
 

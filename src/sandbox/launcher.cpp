@@ -145,6 +145,13 @@ base::Status Launcher::receive_hello(std::chrono::milliseconds timeout) {
 }
 
 Launcher::~Launcher() {
+  {
+    std::lock_guard groups(groups_mutex_);
+    for (auto& [id, group] : group_of_) {
+      if (group.peak_fd >= 0) ::close(group.peak_fd);
+    }
+    group_of_.clear();
+  }
   // EOF on its socket makes the launcher kill every instance, remove the
   // cgroups and exit.
   ::close(request_fd_);
@@ -198,7 +205,10 @@ base::Result<SpawnedInstance> Launcher::spawn(const InstanceSpec& spec) {
     if (const auto group = reply->find("cgroup"); group != reply->end() && group->is_string()) {
       std::lock_guard groups(groups_mutex_);
       // Its exit event may have been read already (it died at once).
-      if (exited_early_.erase(spec.instance_id) == 0) group_of_[spec.instance_id] = group->get<std::string>();
+      if (exited_early_.erase(spec.instance_id) == 0) {
+        forget_group(spec.instance_id);  // an id is never reused, but never leak its file either
+        group_of_[spec.instance_id].dir = group->get<std::string>();
+      }
     }
     spawned.primed = reply->value("primed", false);
     spawned.forked = reply->value("forked", false);
@@ -308,12 +318,21 @@ base::Result<json> Launcher::round_trip(json request, const std::vector<int>& fd
 
 std::uint64_t Launcher::peak_memory(const std::string& instance_id) const {
   if (memory_dir_.empty() || detail::validate_instance_id(instance_id).ok() == false) return 0;
-  std::string group = instance_id;
-  {
-    std::lock_guard lock(groups_mutex_);
-    if (const auto it = group_of_.find(instance_id); it != group_of_.end()) group = it->second;
-  }
-  return detail::read_peak_memory(memory_dir_ / group, cgroup_version_);
+  std::lock_guard lock(groups_mutex_);
+  const auto it = group_of_.find(instance_id);
+  // An instance whose spawn reply named no group is in one named after it.
+  if (it == group_of_.end()) return detail::read_peak_memory(memory_dir_ / instance_id, cgroup_version_);
+  MemoryGroup& group = it->second;
+  if (group.peak_fd < 0) group.peak_fd = detail::open_peak_memory(memory_dir_ / group.dir, cgroup_version_);
+  if (group.peak_fd < 0) return 0;
+  return detail::read_peak_memory_fd(group.peak_fd).value_or(0);
+}
+
+void Launcher::forget_group(const std::string& instance_id) {
+  const auto it = group_of_.find(instance_id);
+  if (it == group_of_.end()) return;
+  if (it->second.peak_fd >= 0) ::close(it->second.peak_fd);
+  group_of_.erase(it);
 }
 
 std::optional<ExitEvent> Launcher::read_exit_event() {
@@ -328,7 +347,8 @@ std::optional<ExitEvent> Launcher::read_exit_event() {
   auto event = detail::event_from_json(received.message);
   if (event) {
     std::lock_guard groups(groups_mutex_);
-    if (group_of_.erase(event->instance_id) == 0 && !memory_dir_.empty()) exited_early_.insert(event->instance_id);
+    if (!group_of_.contains(event->instance_id) && !memory_dir_.empty()) exited_early_.insert(event->instance_id);
+    forget_group(event->instance_id);
   }
   return event;
 }

@@ -279,12 +279,18 @@ class Launcher {
   std::mutex request_mutex_;          // one round trip on request_fd_ at a time
   std::uint64_t seq_ = 0;             // last request number; guarded by request_mutex_
   std::mutex event_mutex_;            // one reader of event_fd_ at a time
-  // The memory cgroup directory name of each live instance (a pooled
-  // sandbox's group is not named after its instance), from the spawn
-  // reply; ids whose exit event came before that reply. Guarded by
-  // groups_mutex_.
+  // The memory cgroup of each live instance, from the spawn reply: its
+  // directory name (a pooled sandbox's group is not named after its
+  // instance) and its peak-memory file, opened at the first read and kept
+  // open, since it is read after every invocation. Also the ids whose exit
+  // event came before that reply. Guarded by groups_mutex_.
+  struct MemoryGroup {
+    std::string dir;
+    int peak_fd = -1;
+  };
+  void forget_group(const std::string& instance_id);  // needs groups_mutex_
   mutable std::mutex groups_mutex_;
-  std::unordered_map<std::string, std::string> group_of_;
+  mutable std::unordered_map<std::string, MemoryGroup> group_of_;
   std::unordered_set<std::string> exited_early_;
   std::atomic<bool> alive_{true};
 };

@@ -8,6 +8,7 @@ test_execution_ric.py."""
 
 import json
 import os
+import re
 import subprocess
 import time
 import unittest
@@ -276,6 +277,28 @@ class LogsTest(ExecutionTestCase):
 
         rc, out, err = self.daemon.cli("logs", "no-such-function")
         self.assertNotEqual(rc, 0, out)
+
+    def test_report_max_memory_used_follows_a_warm_instance(self):
+        # Max Memory Used is the instance's peak so far, read after each invocation.
+        self.create_function("logs-peak", {"app.py": (
+            "import os\n"
+            "BOOT_ID = os.urandom(8).hex()\n"
+            "def handler(event, context):\n"
+            "    hog = bytearray(event['mb'] << 20)\n"
+            "    for i in range(0, len(hog), 4096):\n"
+            "        hog[i] = 1\n"
+            "    return BOOT_ID\n")}, MemorySize=256)
+        used = []
+        boots = set()
+        for mb in (1, 80, 1):
+            r, boot = self.invoke_ok("logs-peak", {"mb": mb}, headers={"X-Amz-Log-Type": "Tail"})
+            boots.add(boot)
+            report = report_line(decode_log_result(r.header("X-Amz-Log-Result")), r.header("x-amzn-RequestId"))
+            used.append(int(re.search(r"\tMax Memory Used: (\d+) MB", report).group(1)))
+        self.assertEqual(len(boots), 1, "one warm instance served all three")
+        self.assertGreater(used[0], 0, used)
+        self.assertGreaterEqual(used[1], used[0] + 70, used)  # the 80 MB touched, less what the runtime gave back
+        self.assertEqual(used[2], used[1], used)  # a peak does not go down
 
     def test_logs_follow_shows_later_invocations(self):
         self.create_function("logs-follow", {"app.py": self.PRINTER_PY})

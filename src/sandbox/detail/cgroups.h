@@ -4,7 +4,7 @@
 // instances' parent group and one group per instance with its limits, moving
 // a process in, reading OOM kills and peak memory, killing what is left, and
 // removing the groups. Used by the launcher process only (single thread),
-// except read_peak_memory(), which the daemon calls from any thread.
+// except the peak-memory readers, which the daemon calls from any thread.
 
 #include <cstdint>
 #include <filesystem>
@@ -96,5 +96,11 @@ void kill_cgroup(const InstanceCgroup& group);
 
 // Peak memory in bytes of the group `instance_dir` (a memory group), 0 if unknown.
 [[nodiscard]] std::uint64_t read_peak_memory(const std::filesystem::path& instance_dir, CgroupVersion version);
+// The file read_peak_memory() reads, opened read-only (close-on-exec) for
+// repeated reads with read_peak_memory_fd(); -1 if there is none.
+[[nodiscard]] int open_peak_memory(const std::filesystem::path& instance_dir, CgroupVersion version);
+// Reads a file from open_peak_memory() again from its start (cgroup files
+// are generated anew on each read at offset 0); nullopt if that fails.
+[[nodiscard]] std::optional<std::uint64_t> read_peak_memory_fd(int fd);
 
 }  // namespace nimbus::sandbox::detail
