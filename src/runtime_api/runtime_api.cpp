@@ -106,7 +106,7 @@ void RuntimeApi::stop() {
 }
 
 base::Result<OpenedSession> RuntimeApi::open(std::optional<unsigned> expected_uid) {
-  auto session = std::make_shared<RuntimeSession>(executor_);
+  auto session = std::make_shared<RuntimeSession>();
   std::uint64_t id;
   {
     std::lock_guard lock(mu_);
@@ -123,7 +123,7 @@ base::Result<OpenedSession> RuntimeApi::open(std::optional<unsigned> expected_ui
 }
 
 base::Result<OpenedSession> RuntimeApi::adopt(int listen_fd) {
-  auto session = std::make_shared<RuntimeSession>(executor_);
+  auto session = std::make_shared<RuntimeSession>();
   std::uint64_t id;
   {
     std::lock_guard lock(mu_);
@@ -185,7 +185,7 @@ asio::awaitable<http::Response> RuntimeApi::handle(http::Request request, http::
   const auto method = request.method();
   if (method == http::Verb::get && rest == "invocation/next") co_return co_await session->next(version);
   if (method == http::Verb::post && rest == "init/error") {
-    co_return co_await session->post_init_error(std::move(request));
+    co_return session->post_init_error(std::move(request));
   }
   constexpr std::string_view kInvocation = "invocation/";
   if (method == http::Verb::post && rest.starts_with(kInvocation)) {
@@ -194,8 +194,8 @@ asio::awaitable<http::Response> RuntimeApi::handle(http::Request request, http::
     if (slash != std::string_view::npos) {
       std::string id(tail.substr(0, slash));
       const std::string_view what = tail.substr(slash + 1);
-      if (what == "response") co_return co_await session->post_response(std::move(id), std::move(request));
-      if (what == "error") co_return co_await session->post_error(std::move(id), std::move(request));
+      if (what == "response") co_return session->post_response(id, std::move(request));
+      if (what == "error") co_return session->post_error(id, std::move(request));
     }
   }
   co_return not_found(version, path);

@@ -1,9 +1,11 @@
 #include "runtime_api/session.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -14,7 +16,7 @@ using http::Response;
 using http::Status;
 
 namespace {
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+using Handler = asio::any_completion_handler<void()>;
 
 Response runtime_error(Status status, std::string_view type, std::string_view message, unsigned version) {
   Response res{status, version};
@@ -44,127 +46,166 @@ std::string error_type_of(const http::Request& request, std::string_view fallbac
 }
 }  // namespace
 
-RuntimeSession::RuntimeSession(asio::any_io_executor executor)
-    : strand_(asio::make_strand(executor)),
-      next_signal_(strand_, std::chrono::steady_clock::time_point::max()),
-      invoker_signal_(strand_, std::chrono::steady_clock::time_point::max()) {}
+RuntimeSession::Waiter RuntimeSession::take(Waiter& slot) { return std::exchange(slot, Waiter{}); }
 
-void RuntimeSession::wake_invoker() { invoker_signal_.cancel(); }
+void RuntimeSession::wake(Waiter waiter) {
+  if (!waiter.resume) return;
+  asio::post(waiter.executor, [resume = std::move(waiter.resume)] { std::move(*resume)(); });
+}
 
-// Each public coroutine runs its body as a child coroutine on the strand (a
-// coroutine's executor is fixed when it is spawned, so hopping with dispatch
-// would not keep it there); `self` keeps the session alive meanwhile.
+template <typename Ready>
+asio::awaitable<void> RuntimeSession::park(Waiter& slot, Ready ready, Deadline deadline) {
+  // The deadline is a timer on the waiter's executor. It wakes the waiter if
+  // it is still parked under the same ticket; one woken first (and perhaps
+  // parked again) is left alone.
+  auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer timer(executor);
+  auto initiate = [this, &slot, &ready, &timer, &executor, deadline](auto resume) {
+    Waiter waiter{executor, std::make_unique<Handler>(std::move(resume)), 0};
+    std::unique_lock lock(mu_);
+    if (ready()) {
+      lock.unlock();
+      wake(std::move(waiter));
+      return;
+    }
+    waiter.ticket = ++tickets_;
+    if (deadline != Deadline::max()) {
+      timer.expires_at(deadline);
+      timer.async_wait([self = shared_from_this(), &slot, ticket = waiter.ticket](const boost::system::error_code& ec) {
+        if (ec) return;
+        Waiter late;
+        {
+          std::lock_guard guard(self->mu_);
+          if (slot.ticket == ticket) late = take(slot);
+        }
+        wake(std::move(late));
+      });
+    }
+    // Last: once parked, another thread may resume this coroutine, which
+    // ends this frame (and the timer) while this function still runs.
+    slot = std::move(waiter);
+  };
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(std::move(initiate), asio::use_awaitable);
+  timer.cancel();
+}
+
+void RuntimeSession::fail() {
+  Waiter invoker;
+  Waiter runtime;
+  {
+    std::lock_guard lock(mu_);
+    dead_ = true;
+    invoker = take(invoker_);
+    runtime = take(next_);
+  }
+  wake(std::move(invoker));
+  wake(std::move(runtime));
+}
+
 asio::awaitable<InitOutcome> RuntimeSession::wait_ready(Deadline deadline) {
   auto self = shared_from_this();
-  co_return co_await asio::co_spawn(strand_, wait_ready_on_strand(deadline), asio::use_awaitable);
+  for (;;) {
+    if (auto outcome = init_outcome(deadline)) co_return std::move(*outcome);
+    co_await park(invoker_, [this] { return init_ || phase_ != Phase::kInit || dead_; }, deadline);
+  }
+}
+
+std::optional<InitOutcome> RuntimeSession::init_outcome(Deadline deadline) {
+  std::lock_guard lock(mu_);
+  if (init_) return *init_;
+  if (phase_ != Phase::kInit) return InitOutcome{InitStatus::kReady, {}, {}};
+  if (dead_) return InitOutcome{InitStatus::kExited, {}, {}};
+  if (std::chrono::steady_clock::now() >= deadline) return InitOutcome{InitStatus::kTimeout, {}, {}};
+  return std::nullopt;
 }
 
 asio::awaitable<InvokeOutcome> RuntimeSession::invoke(Event event, Deadline deadline) {
   auto self = shared_from_this();
-  co_return co_await asio::co_spawn(strand_, invoke_on_strand(std::move(event), deadline), asio::use_awaitable);
+  Waiter runtime;
+  {
+    std::lock_guard lock(mu_);
+    if (!dead_) {
+      outcome_.reset();
+      current_id_ = event.request_id;
+      queued_ = std::move(event);
+      phase_ = Phase::kQueued;
+      runtime = take(next_);
+    }
+  }
+  wake(std::move(runtime));
+  for (;;) {
+    if (auto outcome = invoke_outcome(deadline)) co_return std::move(*outcome);
+    co_await park(invoker_, [this] { return outcome_.has_value() || dead_; }, deadline);
+  }
+}
+
+std::optional<InvokeOutcome> RuntimeSession::invoke_outcome(Deadline deadline) {
+  std::lock_guard lock(mu_);
+  if (outcome_) return std::exchange(outcome_, std::nullopt);
+  if (dead_) return InvokeOutcome{InvokeStatus::kExited, {}, {}, {}};
+  if (std::chrono::steady_clock::now() >= deadline) {
+    // The instance will be killed; make sure a late answer is refused.
+    phase_ = Phase::kIdle;
+    current_id_.clear();
+    queued_.reset();
+    return InvokeOutcome{InvokeStatus::kTimeout, {}, {}, {}};
+  }
+  return std::nullopt;
 }
 
 asio::awaitable<Response> RuntimeSession::next(unsigned version) {
   auto self = shared_from_this();
-  co_return co_await asio::co_spawn(strand_, next_on_strand(version), asio::use_awaitable);
-}
-
-asio::awaitable<Response> RuntimeSession::post_response(std::string request_id, http::Request request) {
-  auto self = shared_from_this();
-  co_return co_await asio::co_spawn(
-      strand_, post_answer_on_strand(std::move(request_id), std::move(request), Answer::kResponse), asio::use_awaitable);
-}
-
-asio::awaitable<Response> RuntimeSession::post_error(std::string request_id, http::Request request) {
-  auto self = shared_from_this();
-  co_return co_await asio::co_spawn(
-      strand_, post_answer_on_strand(std::move(request_id), std::move(request), Answer::kError), asio::use_awaitable);
-}
-
-asio::awaitable<Response> RuntimeSession::post_init_error(http::Request request) {
-  auto self = shared_from_this();
-  co_return co_await asio::co_spawn(strand_, post_init_error_on_strand(std::move(request)), asio::use_awaitable);
-}
-
-void RuntimeSession::fail() {
-  asio::post(strand_, [self = shared_from_this()] {
-    self->dead_ = true;
-    self->next_signal_.cancel();
-    self->wake_invoker();
-  });
-}
-
-asio::awaitable<InitOutcome> RuntimeSession::wait_ready_on_strand(Deadline deadline) {
+  if (auto refused = begin_next(version)) co_return std::move(*refused);
   for (;;) {
-    if (init_) co_return *init_;
-    if (phase_ != Phase::kInit) co_return InitOutcome{InitStatus::kReady, {}, {}};
-    if (dead_) co_return InitOutcome{InitStatus::kExited, {}, {}};
-    if (std::chrono::steady_clock::now() >= deadline) co_return InitOutcome{InitStatus::kTimeout, {}, {}};
-    invoker_signal_.expires_at(deadline);
-    co_await invoker_signal_.async_wait(kUseTuple);
+    if (auto res = next_event(version)) co_return std::move(*res);
+    co_await park(next_, [this] { return dead_ || queued_.has_value(); }, Deadline::max());
   }
 }
 
-asio::awaitable<InvokeOutcome> RuntimeSession::invoke_on_strand(Event event, Deadline deadline) {
-  if (dead_) co_return InvokeOutcome{InvokeStatus::kExited, {}, {}, {}};
-  outcome_.reset();
-  current_id_ = event.request_id;
-  queued_ = std::move(event);
-  phase_ = Phase::kQueued;
-  next_signal_.cancel();
-  for (;;) {
-    if (outcome_) {
-      InvokeOutcome out = std::move(*outcome_);
-      outcome_.reset();
-      co_return out;
+std::optional<Response> RuntimeSession::begin_next(unsigned version) {
+  Waiter invoker;
+  {
+    std::lock_guard lock(mu_);
+    if (next_parked_) {
+      return runtime_error(Status::forbidden, "InvalidStateTransition",
+                           "another /next is already waiting for this runtime", version);
     }
-    if (dead_) co_return InvokeOutcome{InvokeStatus::kExited, {}, {}, {}};
-    if (std::chrono::steady_clock::now() >= deadline) {
-      // The instance will be killed; make sure a late answer is refused.
+    if (phase_ == Phase::kRunning) {
+      // Asked for the next event without answering the current one.
+      outcome_ = InvokeOutcome{InvokeStatus::kFunctionError,
+                               nlohmann::json{{"errorType", "Runtime.InvalidStateTransition"},
+                                              {"errorMessage", "the runtime asked for the next event without "
+                                                               "answering request " + current_id_}}
+                                   .dump(),
+                               {},
+                               "Runtime.InvalidStateTransition"};
       phase_ = Phase::kIdle;
       current_id_.clear();
-      queued_.reset();
-      co_return InvokeOutcome{InvokeStatus::kTimeout, {}, {}, {}};
+      invoker = take(invoker_);
     }
-    invoker_signal_.expires_at(deadline);
-    co_await invoker_signal_.async_wait(kUseTuple);
+    if (phase_ == Phase::kInit) {
+      phase_ = Phase::kIdle;  // init is done when the runtime first asks for work
+      invoker = take(invoker_);
+    }
+    next_parked_ = true;
   }
+  wake(std::move(invoker));
+  return std::nullopt;
 }
 
-asio::awaitable<Response> RuntimeSession::next_on_strand(unsigned version) {
-  if (next_parked_) {
-    co_return runtime_error(Status::forbidden, "InvalidStateTransition",
-                            "another /next is already waiting for this runtime", version);
+std::optional<Response> RuntimeSession::next_event(unsigned version) {
+  Event event;
+  {
+    std::lock_guard lock(mu_);
+    if (!dead_ && !queued_) return std::nullopt;
+    next_parked_ = false;
+    if (dead_) {
+      return runtime_error(Status::internal_server_error, "InternalServerError", "the instance is stopping", version);
+    }
+    event = std::move(*queued_);
+    queued_.reset();
+    phase_ = Phase::kRunning;
   }
-  if (phase_ == Phase::kRunning) {
-    // Asked for the next event without answering the current one.
-    outcome_ = InvokeOutcome{InvokeStatus::kFunctionError,
-                             nlohmann::json{{"errorType", "Runtime.InvalidStateTransition"},
-                                            {"errorMessage", "the runtime asked for the next event without "
-                                                             "answering request " + current_id_}}
-                                 .dump(),
-                             {},
-                             "Runtime.InvalidStateTransition"};
-    phase_ = Phase::kIdle;
-    current_id_.clear();
-    wake_invoker();
-  }
-  if (phase_ == Phase::kInit) {
-    phase_ = Phase::kIdle;  // init is done when the runtime first asks for work
-    wake_invoker();
-  }
-  next_parked_ = true;
-  while (!dead_ && !queued_) {
-    next_signal_.expires_at(std::chrono::steady_clock::time_point::max());
-    co_await next_signal_.async_wait(kUseTuple);
-  }
-  next_parked_ = false;
-  if (dead_) {
-    co_return runtime_error(Status::internal_server_error, "InternalServerError", "the instance is stopping", version);
-  }
-  Event event = std::move(*queued_);
-  queued_.reset();
-  phase_ = Phase::kRunning;
   Response res{Status::ok, version};
   res.set("Lambda-Runtime-Aws-Request-Id", event.request_id);
   res.set("Lambda-Runtime-Deadline-Ms", std::to_string(event.deadline_ms));
@@ -174,54 +215,72 @@ asio::awaitable<Response> RuntimeSession::next_on_strand(unsigned version) {
   if (!event.cognito_identity.empty()) res.set("Lambda-Runtime-Cognito-Identity", event.cognito_identity);
   res.set(http::Field::content_type, "application/json");
   res.body() = event.payload.empty() ? std::string("{}") : std::move(event.payload);
-  co_return res;
+  return res;
 }
 
-asio::awaitable<Response> RuntimeSession::post_answer_on_strand(std::string request_id, http::Request request,
-                                                                Answer answer) {
+Response RuntimeSession::post_response(const std::string& request_id, http::Request request) {
+  return post_answer(request_id, std::move(request), Answer::kResponse);
+}
+
+Response RuntimeSession::post_error(const std::string& request_id, http::Request request) {
+  return post_answer(request_id, std::move(request), Answer::kError);
+}
+
+Response RuntimeSession::post_answer(const std::string& request_id, http::Request request, Answer answer) {
   const unsigned version = request.version();
-  if (phase_ != Phase::kRunning || request_id != current_id_) {
-    co_return runtime_error(Status::bad_request, "InvalidRequestID",
-                            "request " + request_id + " is not the invocation in progress", version);
-  }
-  phase_ = Phase::kIdle;
-  current_id_.clear();
-  if (answer == Answer::kResponse) {
-    if (request.body().size() > kMaxResponseBytes) {
-      outcome_ = InvokeOutcome{InvokeStatus::kResponseTooLarge, {}, {}, {}};
-      wake_invoker();
-      co_return runtime_error(Status::payload_too_large, "RequestEntityTooLarge",
-                              "response payload exceeds " + std::to_string(kMaxResponseBytes) + " bytes", version);
+  // The outcome is built before the lock is taken; it is dropped if the id is wrong.
+  InvokeOutcome outcome;
+  Response reply = accepted(version);
+  if (answer == Answer::kResponse && request.body().size() > kMaxResponseBytes) {
+    outcome = InvokeOutcome{InvokeStatus::kResponseTooLarge, {}, {}, {}};
+    reply = runtime_error(Status::payload_too_large, "RequestEntityTooLarge",
+                          "response payload exceeds " + std::to_string(kMaxResponseBytes) + " bytes", version);
+  } else if (answer == Answer::kResponse) {
+    outcome = InvokeOutcome{InvokeStatus::kResponse, std::move(request.body()),
+                            std::string(request[http::Field::content_type]), {}};
+  } else {
+    std::string type = error_type_of(request, "Unhandled");
+    std::string body = std::move(request.body());
+    if (body.size() > kMaxResponseBytes || nlohmann::json::parse(body, nullptr, false).is_discarded()) {
+      body = nlohmann::json{{"errorType", type}, {"errorMessage", "the runtime reported an unreadable error"}}.dump();
     }
-    outcome_ = InvokeOutcome{InvokeStatus::kResponse, std::move(request.body()),
-                             std::string(request[http::Field::content_type]), {}};
-    wake_invoker();
-    co_return accepted(version);
+    outcome = InvokeOutcome{InvokeStatus::kFunctionError, std::move(body), {}, std::move(type)};
   }
-  std::string type = error_type_of(request, "Unhandled");
-  std::string body = std::move(request.body());
-  if (body.size() > kMaxResponseBytes || nlohmann::json::parse(body, nullptr, false).is_discarded()) {
-    body = nlohmann::json{{"errorType", type}, {"errorMessage", "the runtime reported an unreadable error"}}.dump();
+  Waiter invoker;
+  {
+    std::lock_guard lock(mu_);
+    if (phase_ != Phase::kRunning || request_id != current_id_) {
+      return runtime_error(Status::bad_request, "InvalidRequestID",
+                           "request " + request_id + " is not the invocation in progress", version);
+    }
+    phase_ = Phase::kIdle;
+    current_id_.clear();
+    outcome_ = std::move(outcome);
+    invoker = take(invoker_);
   }
-  outcome_ = InvokeOutcome{InvokeStatus::kFunctionError, std::move(body), {}, std::move(type)};
-  wake_invoker();
-  co_return accepted(version);
+  wake(std::move(invoker));
+  return reply;
 }
 
-asio::awaitable<Response> RuntimeSession::post_init_error_on_strand(http::Request request) {
+Response RuntimeSession::post_init_error(http::Request request) {
   const unsigned version = request.version();
-  if (phase_ != Phase::kInit || init_) {
-    co_return runtime_error(Status::forbidden, "InvalidStateTransition",
-                            "/runtime/init/error is only allowed during init", version);
-  }
   std::string type = error_type_of(request, "Runtime.Unknown");
   std::string body = std::move(request.body());
   if (body.size() > kMaxResponseBytes || nlohmann::json::parse(body, nullptr, false).is_discarded()) {
     body = nlohmann::json{{"errorType", type}, {"errorMessage", "the runtime failed to initialise"}}.dump();
   }
-  init_ = InitOutcome{InitStatus::kInitError, std::move(type), std::move(body)};
-  wake_invoker();
-  co_return accepted(version);
+  Waiter invoker;
+  {
+    std::lock_guard lock(mu_);
+    if (phase_ != Phase::kInit || init_) {
+      return runtime_error(Status::forbidden, "InvalidStateTransition",
+                           "/runtime/init/error is only allowed during init", version);
+    }
+    init_ = InitOutcome{InitStatus::kInitError, std::move(type), std::move(body)};
+    invoker = take(invoker_);
+  }
+  wake(std::move(invoker));
+  return accepted(version);
 }
 
 }  // namespace nimbus::runtime_api

@@ -4,15 +4,18 @@
 // event; the runtime's Runtime API calls (next, response, error, init error)
 // arrive through RuntimeApi and meet the invoker here.
 //
-// Threads: all state lives on the session's strand; every public coroutine
-// runs its body there, so callers may come from any io thread. fail() may be
-// called from any thread. Lifetime: shared by RuntimeApi (while its listener
-// is open) and the invoker's instance record.
+// Threads: every member may be called from any thread; the state is guarded
+// by one mutex that is never held across a suspension. Each side runs on its
+// own executor (the invoker's caller, the runtime's connection) and is woken
+// there, so an invocation costs two hand-offs between them: the event in, the
+// outcome out. Lifetime: shared by RuntimeApi (while its listener is open)
+// and the invoker's instance record.
 
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/any_completion_handler.hpp>
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -53,41 +56,61 @@ inline constexpr std::size_t kMaxResponseBytes = 6291556;
 
 class RuntimeSession : public std::enable_shared_from_this<RuntimeSession> {
  public:
-  explicit RuntimeSession(http::asio::any_io_executor executor);
-
   // Invoker side.
   [[nodiscard]] http::asio::awaitable<InitOutcome> wait_ready(Deadline deadline);
   [[nodiscard]] http::asio::awaitable<InvokeOutcome> invoke(Event event, Deadline deadline);
   // The instance is gone: wakes every waiter. Idempotent, any thread.
   void fail();
 
-  // Runtime side (called by RuntimeApi's handlers).
+  // Runtime side (called by RuntimeApi's handlers). Only /next waits; the
+  // answers are taken at once.
   [[nodiscard]] http::asio::awaitable<http::Response> next(unsigned version);
-  [[nodiscard]] http::asio::awaitable<http::Response> post_response(std::string request_id, http::Request request);
-  [[nodiscard]] http::asio::awaitable<http::Response> post_error(std::string request_id, http::Request request);
-  [[nodiscard]] http::asio::awaitable<http::Response> post_init_error(http::Request request);
+  [[nodiscard]] http::Response post_response(const std::string& request_id, http::Request request);
+  [[nodiscard]] http::Response post_error(const std::string& request_id, http::Request request);
+  [[nodiscard]] http::Response post_init_error(http::Request request);
 
  private:
   enum class Phase { kInit, kIdle, kQueued, kRunning };
-  void wake_invoker();
-  http::asio::awaitable<InitOutcome> wait_ready_on_strand(Deadline deadline);
-  http::asio::awaitable<InvokeOutcome> invoke_on_strand(Event event, Deadline deadline);
-  http::asio::awaitable<http::Response> next_on_strand(unsigned version);
   enum class Answer { kResponse, kError };
-  http::asio::awaitable<http::Response> post_answer_on_strand(std::string request_id, http::Request request,
-                                                              Answer answer);
-  http::asio::awaitable<http::Response> post_init_error_on_strand(http::Request request);
 
-  http::asio::strand<http::asio::any_io_executor> strand_;
-  http::asio::steady_timer next_signal_;    // wakes the parked /next
-  http::asio::steady_timer invoker_signal_; // wakes wait_ready()/invoke()
-  Phase phase_ = Phase::kInit;
-  bool dead_ = false;
-  bool next_parked_ = false;
-  std::optional<Event> queued_;
-  std::string current_id_;
-  std::optional<InitOutcome> init_;
-  std::optional<InvokeOutcome> outcome_;
+  // A coroutine suspended on this session: the invoker waiting for init or an
+  // outcome, or the runtime's /next waiting for an event. Waking it posts its
+  // completion to its own executor, so a hand-off costs one post.
+  struct Waiter {
+    http::asio::any_io_executor executor;
+    // Boxed: Boost 1.81's any_completion_handler cannot be move-assigned.
+    std::unique_ptr<http::asio::any_completion_handler<void()>> resume;
+    std::uint64_t ticket = 0;  // tells a stale deadline timer from the current waiter
+  };
+  // Suspends the calling coroutine in `slot` until it is woken or `deadline`
+  // passes. `ready` is checked under mu_ as the coroutine parks, so a wake
+  // that comes between the caller's own check and the park is not lost.
+  // Wakes may be spurious: callers re-check their condition in a loop.
+  template <typename Ready>
+  http::asio::awaitable<void> park(Waiter& slot, Ready ready, Deadline deadline);
+  // Takes the waiter out of `slot` (under mu_); wake() it after unlocking.
+  [[nodiscard]] static Waiter take(Waiter& slot);
+  static void wake(Waiter waiter);
+
+  // The parts of the coroutines above that run under mu_: each returns what
+  // to answer, or nullopt to go on waiting.
+  std::optional<InitOutcome> init_outcome(Deadline deadline);
+  std::optional<InvokeOutcome> invoke_outcome(Deadline deadline);
+  std::optional<http::Response> begin_next(unsigned version);
+  std::optional<http::Response> next_event(unsigned version);
+  http::Response post_answer(const std::string& request_id, http::Request request, Answer answer);
+
+  std::mutex mu_;
+  Waiter invoker_;                 // GUARDED_BY(mu_)
+  Waiter next_;                    // GUARDED_BY(mu_)
+  std::uint64_t tickets_ = 0;      // GUARDED_BY(mu_)
+  Phase phase_ = Phase::kInit;     // GUARDED_BY(mu_)
+  bool dead_ = false;              // GUARDED_BY(mu_)
+  bool next_parked_ = false;       // GUARDED_BY(mu_)
+  std::optional<Event> queued_;    // GUARDED_BY(mu_)
+  std::string current_id_;         // GUARDED_BY(mu_)
+  std::optional<InitOutcome> init_;        // GUARDED_BY(mu_)
+  std::optional<InvokeOutcome> outcome_;   // GUARDED_BY(mu_)
 };
 
 }  // namespace nimbus::runtime_api

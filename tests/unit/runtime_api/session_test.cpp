@@ -9,7 +9,10 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <atomic>
 #include <future>
+#include <utility>
+#include <vector>
 #include <thread>
 
 #include "http/client.h"
@@ -23,10 +26,14 @@ class SessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     api_ = std::make_unique<RuntimeApi>(io_.get_executor(), RuntimeApiConfig{});
-    thread_ = std::thread([this] {
-      auto guard = boost::asio::make_work_guard(io_);
-      io_.run();
-    });
+    // Several threads: the invoker's and the runtime's sides of a session
+    // then run on different threads, as in the daemon.
+    for (int i = 0; i < kThreads; ++i) {
+      threads_.emplace_back([this] {
+        auto guard = boost::asio::make_work_guard(io_);
+        io_.run();
+      });
+    }
     auto opened = api_->open(std::nullopt);
     ASSERT_TRUE(opened.ok());
     opened_ = *opened;
@@ -35,7 +42,7 @@ class SessionTest : public ::testing::Test {
     api_->close(opened_.id);
     api_->stop();
     io_.stop();
-    thread_.join();
+    for (auto& t : threads_) t.join();
   }
 
   http::Response call(http::Verb verb, const std::string& target, std::string body = {},
@@ -56,9 +63,10 @@ class SessionTest : public ::testing::Test {
                                  boost::asio::use_future);
   }
 
-  boost::asio::io_context io_;
+  static constexpr int kThreads = 4;
+  boost::asio::io_context io_{kThreads};
   std::unique_ptr<RuntimeApi> api_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
   OpenedSession opened_{};
 };
 
@@ -164,6 +172,85 @@ TEST_F(SessionTest, ListenersAreSeparatePerInstance) {
   EXPECT_EQ(call(http::Verb::post, "/2018-06-01/runtime/invocation/mine/response", R"("ok")").result_int(), 202u);
   EXPECT_EQ(outcome.get().body, R"("ok")");
   api_->close(other->id);
+}
+
+// Many invocations in a row, each handed over between threads: every event
+// reaches the runtime once and every answer the invoke it belongs to.
+TEST_F(SessionTest, ManyHandOffsAcrossThreadsLoseNothing) {
+  constexpr int kInvokes = 300;
+  auto ready = wait_ready(5s);
+  auto runtime = std::async(std::launch::async, [this] {
+    int answered = 0;
+    for (int i = 0; i < kInvokes; ++i) {
+      const auto ev = call(http::Verb::get, "/2018-06-01/runtime/invocation/next");
+      const std::string id(ev["Lambda-Runtime-Aws-Request-Id"]);
+      const auto res = call(http::Verb::post, "/2018-06-01/runtime/invocation/" + id + "/response",
+                            "\"" + id + ":" + ev.body() + "\"");
+      if (res.result_int() == 202u) ++answered;
+    }
+    return answered;
+  });
+  ASSERT_EQ(ready.get().status, InitStatus::kReady);
+  auto session = opened_.session;
+  auto invoker = [](std::shared_ptr<RuntimeSession> s) -> boost::asio::awaitable<int> {
+    int matched = 0;
+    for (int i = 0; i < kInvokes; ++i) {
+      const std::string id = "r" + std::to_string(i);
+      const auto out = co_await s->invoke(event(id, std::to_string(i)), std::chrono::steady_clock::now() + 10s);
+      if (out.status == InvokeStatus::kResponse && out.body == "\"" + id + ":" + std::to_string(i) + "\"") ++matched;
+    }
+    co_return matched;
+  };
+  auto matched = boost::asio::co_spawn(io_, invoker(session), boost::asio::use_future);
+  EXPECT_EQ(matched.get(), kInvokes);
+  EXPECT_EQ(runtime.get(), kInvokes);
+}
+
+// Deadlines that race the runtime's answers: an answer the runtime was told
+// was accepted (202) always reaches its invoke, and a timed-out invoke's
+// answer is refused (400). Nothing is lost or reaches the wrong invoke.
+TEST_F(SessionTest, DeadlinesRacingAnswersKeepTheCount) {
+  constexpr int kInvokes = 150;
+  auto ready = wait_ready(5s);
+  std::atomic<bool> done{false};
+  auto runtime = std::async(std::launch::async, [this, &done] {
+    int accepted = 0;
+    int refused = 0;
+    for (int i = 0; !done.load(); ++i) {
+      const auto ev = call(http::Verb::get, "/2018-06-01/runtime/invocation/next");
+      if (ev.result_int() != 200u) break;  // the session failed: the test is over
+      std::this_thread::sleep_for(std::chrono::microseconds(i % 4 * 700));
+      const std::string id(ev["Lambda-Runtime-Aws-Request-Id"]);
+      const auto res = call(http::Verb::post, "/2018-06-01/runtime/invocation/" + id + "/response", "\"" + id + "\"");
+      if (res.result_int() == 202u) ++accepted;
+      else if (res.result_int() == 400u) ++refused;
+    }
+    return std::pair{accepted, refused};
+  });
+  ASSERT_EQ(ready.get().status, InitStatus::kReady);
+  auto invoker = [](std::shared_ptr<RuntimeSession> s) -> boost::asio::awaitable<std::pair<int, int>> {
+    int responses = 0;
+    int timeouts = 0;
+    for (int i = 0; i < kInvokes; ++i) {
+      const std::string id = "d" + std::to_string(i);
+      const auto out = co_await s->invoke(event(id), std::chrono::steady_clock::now() + 1500us);
+      if (out.status == InvokeStatus::kResponse && out.body == "\"" + id + "\"") ++responses;
+      if (out.status == InvokeStatus::kTimeout) ++timeouts;
+    }
+    co_return std::pair{responses, timeouts};
+  };
+  const auto [responses, timeouts] = boost::asio::co_spawn(io_, invoker(opened_.session), boost::asio::use_future).get();
+  done = true;
+  opened_.session->fail();  // ends the runtime's last /next
+  const auto [accepted, refused] = runtime.get();
+  EXPECT_EQ(responses + timeouts, kInvokes);
+  EXPECT_EQ(accepted, responses);
+  // A timed-out event was either refused when answered late, or taken back
+  // before the runtime asked for it.
+  EXPECT_LE(refused, timeouts);
+  // Both outcomes happened, or the test did not race anything.
+  EXPECT_GT(responses, 0);
+  EXPECT_GT(timeouts, 0);
 }
 
 TEST(PeerUid, KernelReportsTheConnectingSocketsOwner) {
