@@ -1,15 +1,21 @@
 #pragma once
 // AccessLog: one JSON line per gateway request appended to a file
 // (<data-dir>/logs/gateway-access.log), with the fields of API Gateway's
-// $context access-log variables. Cheap: one formatted line and one write
-// under a mutex; no flush thread.
+// $context access-log variables. A request only formats its line and adds
+// it to a buffer; a flusher thread appends the buffer to the file every
+// kFlushInterval (sooner when it grows past kFlushBytes) and at close, so
+// lines reach the file whole, in order, and at most kFlushInterval late.
 //
-// Threads: write() from any thread. Owned by the Gateway.
+// Threads: write() from any thread; open() once before, the destructor
+// after. Owned by the Gateway.
 
-#include <cstdio>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
 #include <filesystem>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "base/result.h"
 
@@ -35,18 +41,28 @@ struct AccessRecord {
 
 class AccessLog {
  public:
+  static constexpr std::chrono::milliseconds kFlushInterval{100};
+  static constexpr std::size_t kFlushBytes = 256 * 1024;
+
   AccessLog() = default;
-  ~AccessLog();
+  ~AccessLog();  // writes what is buffered
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
 
-  // Opens (creating directories) for appending; without open() write() is a no-op.
+  // Opens (creating directories) for appending and starts the flusher;
+  // without open() write() is a no-op. Once only.
   [[nodiscard]] base::Status open(const std::filesystem::path& path);
   void write(const AccessRecord& record);
 
  private:
+  void flush_loop();
+
   std::mutex mu_;
-  std::FILE* file_ = nullptr;  // GUARDED_BY(mu_)
+  std::condition_variable wake_;
+  int fd_ = -1;             // set by open(), before the flusher starts
+  std::string pending_;     // GUARDED_BY(mu_): lines not yet in the file
+  bool stopping_ = false;   // GUARDED_BY(mu_)
+  std::thread flusher_;
 };
 
 // The JSON line for one record (without the newline).

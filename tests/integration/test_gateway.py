@@ -10,7 +10,7 @@ import subprocess
 import time
 import urllib.parse
 
-from harness import HOST_CURL, DaemonTestCase, ExecutionTestCase
+from harness import HOST_CURL, DaemonTestCase, ExecutionTestCase, wait_until
 
 # A function whose behaviour the request chooses (?mode=...): by default it
 # echoes the event it got as a JSON body.
@@ -382,8 +382,13 @@ class GatewayControlTest(GatewayTestBase):
         self.assertEqual(self.daemon.metric("nimbus_gateway_request_duration_ms_count"), before_count + 2)
         self.assertEqual(self.daemon.metric("nimbus_gateway_integration_duration_ms_count"), before_integration + 1)
         path = os.path.join(self.daemon.data_dir, "logs", "gateway-access.log")
-        with open(path) as f:
-            lines = [json.loads(line) for line in f]
+        lines = []
+
+        def logged():  # the log is written in the background, within 0.1 s
+            with open(path) as f:
+                lines[:] = [json.loads(line) for line in f]
+            return any(l["path"] == "/not-logged-route" for l in lines)
+        self.assertTrue(wait_until(logged, 5), lines[-5:])
         mine = [l for l in lines if l["requestId"] == r.header("apigw-requestid")]
         self.assertEqual(len(mine), 1, lines[-5:])
         line = mine[0]
