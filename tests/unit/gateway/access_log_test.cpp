@@ -77,6 +77,49 @@ TEST_F(AccessLogTest, ClosingWritesWhatIsBufferedAndAppends) {
   for (int i = 0; i < 2000; ++i) ASSERT_EQ(got[i]["path"], "/p/" + std::to_string(i));
 }
 
+TEST(AccessRecordFormat, EveryFieldAsJsonEvenFromHostileText) {
+  AccessRecord r;
+  r.request_id = "abc=";
+  r.source_ip = "127.0.0.1";
+  r.time_ms = 1795430774925;
+  r.method = "GET";
+  r.path = "/a\"b\\c";
+  r.protocol = "HTTP/1.1";
+  r.status = 502;
+  r.response_length = 35;
+  r.latency_ms = 1.25;
+  r.integration_latency_ms = 0.5;
+  r.function = "fn";
+  r.user_agent = std::string("ua\x01\n\xff\xfe", 6);  // control bytes and invalid UTF-8
+  r.error = "function error: \u00e9";
+  r.api_key_id = "k1";
+  const auto j = nlohmann::json::parse(format_access_record(r));
+  EXPECT_EQ(j["requestId"], "abc=");
+  EXPECT_EQ(j["ip"], "127.0.0.1");
+  EXPECT_EQ(j["requestTime"], "23/Nov/2026:10:46:14 +0000");
+  EXPECT_EQ(j["requestTimeEpoch"], 1795430774925);
+  EXPECT_EQ(j["path"], "/a\"b\\c");
+  EXPECT_EQ(j["routeKey"], "-");
+  EXPECT_EQ(j["status"], 502);
+  EXPECT_EQ(j["responseLength"], 35);
+  EXPECT_DOUBLE_EQ(j["responseLatency"].get<double>(), 1.25);
+  EXPECT_DOUBLE_EQ(j["integrationLatency"].get<double>(), 0.5);
+  EXPECT_EQ(j["functionName"], "fn");
+  EXPECT_EQ(j["userAgent"], "ua\x01\n\xef\xbf\xbd\xef\xbf\xbd");  // each bad byte becomes U+FFFD
+  EXPECT_EQ(j["error"], "function error: \u00e9");
+  EXPECT_EQ(j["apiKeyId"], "k1");
+  EXPECT_EQ(j.size(), 16u);
+
+  AccessRecord bare;  // not invoked, no key, no error
+  bare.status = 404;
+  const auto b = nlohmann::json::parse(format_access_record(bare));
+  EXPECT_FALSE(b.contains("integrationLatency"));
+  EXPECT_FALSE(b.contains("functionName"));
+  EXPECT_FALSE(b.contains("error"));
+  EXPECT_FALSE(b.contains("apiKeyId"));
+  EXPECT_EQ(b["status"], 404);
+}
+
 TEST_F(AccessLogTest, WithoutOpenWritingDoesNothing) {
   AccessLog log;
   log.write(record(0));
