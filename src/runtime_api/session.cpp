@@ -59,7 +59,7 @@ asio::awaitable<void> RuntimeSession::park(Waiter& slot, Ready ready, Deadline d
   // it is still parked under the same ticket; one woken first (and perhaps
   // parked again) is left alone.
   auto executor = co_await asio::this_coro::executor;
-  asio::steady_timer timer(executor);
+  std::optional<asio::steady_timer> timer;  // none for a wait without a deadline (/next)
   auto initiate = [this, &slot, &ready, &timer, &executor, deadline](auto resume) {
     Waiter waiter{executor, std::make_unique<Handler>(std::move(resume)), 0};
     std::unique_lock lock(mu_);
@@ -70,8 +70,8 @@ asio::awaitable<void> RuntimeSession::park(Waiter& slot, Ready ready, Deadline d
     }
     waiter.ticket = ++tickets_;
     if (deadline != Deadline::max()) {
-      timer.expires_at(deadline);
-      timer.async_wait([self = shared_from_this(), &slot, ticket = waiter.ticket](const boost::system::error_code& ec) {
+      timer.emplace(executor, deadline);
+      timer->async_wait([self = shared_from_this(), &slot, ticket = waiter.ticket](const boost::system::error_code& ec) {
         if (ec) return;
         Waiter late;
         {
@@ -86,7 +86,7 @@ asio::awaitable<void> RuntimeSession::park(Waiter& slot, Ready ready, Deadline d
     slot = std::move(waiter);
   };
   co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(std::move(initiate), asio::use_awaitable);
-  timer.cancel();
+  if (timer) timer->cancel();
 }
 
 void RuntimeSession::fail() {
@@ -124,13 +124,12 @@ asio::awaitable<InvokeOutcome> RuntimeSession::invoke(Event event, Deadline dead
   Waiter runtime;
   {
     std::lock_guard lock(mu_);
-    if (!dead_) {
-      outcome_.reset();
-      current_id_ = event.request_id;
-      queued_ = std::move(event);
-      phase_ = Phase::kQueued;
-      runtime = take(next_);
-    }
+    if (dead_) co_return InvokeOutcome{InvokeStatus::kExited, {}, {}, {}};
+    outcome_.reset();
+    current_id_ = event.request_id;
+    queued_ = std::move(event);
+    phase_ = Phase::kQueued;
+    runtime = take(next_);
   }
   wake(std::move(runtime));
   for (;;) {
