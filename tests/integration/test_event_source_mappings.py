@@ -152,6 +152,10 @@ class EventShapeTest(MappingTestCase):
         self.assertTrue(all(b["keys"] == ["Records"] for b in batches), batches)
         # Success deletes the batch.
         self.assertTrue(wait_until(lambda: self.queue_counts(url) == (0, 0), 10), self.queue_counts(url))
+        # The result is recorded once the delete is committed, a moment after
+        # the queue's counts show it (a race the slower ASan build lost).
+        self.assertTrue(wait_until(
+            lambda: self.client.get_event_source_mapping(UUID=m["UUID"])["LastProcessingResult"] == "OK", 10))
         got = self.client.get_event_source_mapping(UUID=m["UUID"])
         self.assertEqual(got["State"], "Enabled")
         self.assertEqual(got["LastProcessingResult"], "OK")
