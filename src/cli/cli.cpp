@@ -346,7 +346,7 @@ int run(int argc, char** argv) {
   auto* serve = app.add_subcommand("serve", "Run the nimbus daemon (Lambda API on --listen)");
   serve->add_option("--listen", listen, "address:port of the Lambda API (port 0 picks a free one)")
       ->capture_default_str();
-  serve->add_option("--threads", serve_config.threads, "io threads")->capture_default_str()->check(CLI::Range(1, 64));
+  serve->add_option("--threads", serve_config.threads, "io threads, each with its own connections")->capture_default_str()->check(CLI::Range(1, 64));
   serve->add_flag("--insecure-no-auth", no_auth,
                   "accept unsigned requests (throw-away local setups only: anyone who can reach the "
                   "port can manage functions)");

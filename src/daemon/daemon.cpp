@@ -88,6 +88,7 @@ base::Result<LoadedCredentials> load_or_create_credentials(const std::filesystem
 Daemon::Daemon(DaemonConfig config) : config_(std::move(config)) {
   if (config_.data_dir.empty()) config_.data_dir = default_data_dir();
   if (config_.threads == 0) config_.threads = 1;
+  io_threads_ = std::make_unique<http::IoThreads>(io_, config_.threads);
 }
 
 Daemon::~Daemon() { shutdown(); }
@@ -132,7 +133,9 @@ base::Status Daemon::start() {
   log_config.dir = config_.data_dir / "logs";
   logs_ = std::make_unique<telemetry::LogStore>(log_config);
   logs_->start();
-  runtime_api_ = std::make_unique<runtime_api::RuntimeApi>(io_.get_executor(), runtime_api::RuntimeApiConfig{});
+  runtime_api::RuntimeApiConfig runtime_api_config;
+  runtime_api_config.connection_executor = io_threads_->placer();
+  runtime_api_ = std::make_unique<runtime_api::RuntimeApi>(io_.get_executor(), std::move(runtime_api_config));
   invoker::InvokerConfig invoker_config;
   invoker_config.runtimes_dir = *runtimes;
   invoker_config.keep_alive = config_.keep_alive;
@@ -253,6 +256,7 @@ base::Status Daemon::start() {
   gateway_server_config.idle_timeout = gateway_config.idle_timeout;
   gateway_server_config.body_timeout = std::chrono::seconds(60);
   gateway_server_config.name = "gateway";
+  gateway_server_config.connection_executor = io_threads_->placer();
   gateway_server_config.tls = gateway_config.tls;
   gateway_server_config.on_tls_handshake_failure = [gw = gateway_.get()] {
     gw->count_tls_handshake_failure();
@@ -272,6 +276,7 @@ base::Status Daemon::start() {
   server_config.port = config_.api_port;
   server_config.body_limit = api::ApiConfig::kMaxRequestBytes;
   server_config.name = "api";
+  server_config.connection_executor = io_threads_->placer();
   api_server_ = std::make_unique<http::Server>(
       io_.get_executor(), server_config,
       [api = api_.get()](http::Request r, http::RequestContext) { return api->handle(std::move(r)); },
@@ -312,31 +317,16 @@ base::Status Daemon::start() {
   return base::Ok{};
 }
 
-namespace {
-// Runs the io_context until it is stopped; a handler that throws is logged
-// and the loop goes on (nothing a request does may end the daemon).
-void run_io(boost::asio::io_context& io) {
-  for (;;) {
-    try {
-      io.run();
-      return;
-    } catch (const std::exception& e) {
-      spdlog::error("nimbus: unhandled exception in an io handler: {}", e.what());
-    }
-  }
-}
-}  // namespace
-
 void Daemon::run() {
   auto guard = boost::asio::make_work_guard(io_);
-  std::vector<std::thread> threads;
-  for (unsigned i = 1; i < config_.threads; ++i) threads.emplace_back([this] { run_io(io_); });
-  run_io(io_);
-  for (auto& t : threads) t.join();
+  io_threads_->start();
+  http::run_io(io_);
   if (stopper_.joinable()) stopper_.join();
-  // Let the connections that stop() cancelled unwind while the server lives.
+  // Let the connections that stop() cancelled unwind while the servers live
+  // (the further io threads run theirs meanwhile).
   io_.restart();
   io_.run_for(std::chrono::milliseconds(200));
+  io_threads_->stop();
   shutdown();
 }
 

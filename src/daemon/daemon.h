@@ -37,6 +37,7 @@
 #include "runtime_api/runtime_api.h"
 #include "sandbox/launcher.h"
 #include "telemetry/logs.h"
+#include "http/io_threads.h"
 #include "telemetry/metrics.h"
 #include "store/blob_store.h"
 #include "store/sqlite_store.h"
@@ -104,7 +105,8 @@ class Daemon {
   DaemonConfig config_;
   base::SystemClock clock_;
   std::unique_ptr<base::ScaledClock> events_clock_;  // schedules' time (--events-time-scale)
-  boost::asio::io_context io_;
+  boost::asio::io_context io_{1};  // run by one thread: Daemon::run's
+  std::unique_ptr<http::IoThreads> io_threads_;  // io_ and the further io threads (--threads)
   std::unique_ptr<sandbox::Launcher> launcher_;
   std::unique_ptr<store::SqliteStore> store_;
   std::unique_ptr<store::BlobStore> blobs_;

@@ -295,7 +295,9 @@ void Server::Core::start_accepting(std::shared_ptr<Listener> listener) {
 
 asio::awaitable<void> Server::Core::accept_loop(std::shared_ptr<Core> self, std::shared_ptr<Listener> listener) {
   while (!stopping_) {
-    auto [ec, socket] = co_await listener->acceptor.async_accept(asio::make_strand(executor_), kUseTuple);
+    const asio::any_io_executor home =
+        config_.connection_executor ? config_.connection_executor() : asio::make_strand(executor_);
+    auto [ec, socket] = co_await listener->acceptor.async_accept(home, kUseTuple);
     if (ec) {
       if (stopping_ || ec == asio::error::operation_aborted || !listener->acceptor.is_open()) break;
       spdlog::warn("{}: accept: {}", config_.name, ec.message());

@@ -3,10 +3,11 @@
 // each complete request to a Handler coroutine and writes its response.
 // Shared by the control API, the gateway and the runtime API.
 //
-// Threads: the accept loop and every connection run as coroutines on the
-// executor given to the constructor (typically an io_context run by several
-// threads); each connection is sequential, so a handler is never entered twice
-// for one connection at a time. start()/stop() may be called from any thread.
+// Threads: the accept loop runs as a coroutine on the executor given to the
+// constructor, and each connection on config.connection_executor's pick (or a
+// strand of that executor); each connection is sequential, so a handler is
+// never entered twice for one connection at a time. start()/stop() may be
+// called from any thread.
 // Lifetime: owned by the daemon; stop() and drain() before destruction.
 
 #include <boost/asio/any_io_executor.hpp>
@@ -56,6 +57,10 @@ struct ServerConfig {
   // the handshake must finish within idle_timeout. listen() loads the files.
   std::optional<TlsFiles> tls;
   std::function<void()> on_tls_handshake_failure;  // optional: counts them (any io thread)
+  // Optional: the executor each accepted connection runs on, e.g. the next
+  // of IoThreads' single-threaded io_contexts. Unset: a strand of the
+  // server's executor.
+  std::function<asio::any_io_executor()> connection_executor;
 };
 
 class Server {

@@ -10,6 +10,7 @@
 // Threads: open()/close() from any thread; requests are served on the
 // executor's threads. Owned by the daemon; outlives every session it opened.
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +26,8 @@ struct RuntimeApiConfig {
   // Responses above kMaxResponseBytes are refused by the session (413); this
   // bounds what the listener reads at all.
   std::uint64_t body_limit = 32ull << 20;
+  // Optional: where each instance's connection runs (http::ServerConfig's).
+  std::function<http::asio::any_io_executor()> connection_executor;
 };
 
 struct OpenedSession {
