@@ -375,9 +375,14 @@ class SandboxPoolTest(ExecutionTestCase):
         self.assertTrue(all(line.endswith(":/") for line in body["cgroup"].split()), body["cgroup"])
         # Outside: the instance's memory group carries the function's limit,
         # not the pool's placeholder (128 MB).
-        instances = [pid for pid, comm in _launcher_children(self.daemon)
+        # Waited for: the primed runtime that replaces the one the instance
+        # took may be between its start and its own group for a moment.
+        def instances():
+            found = [pid for pid, comm in _launcher_children(self.daemon)
                      if comm.startswith("python") and pid not in _waiting_primed(self.daemon)]
-        self.assertEqual(len(instances), 1, _launcher_children(self.daemon))
+            return found if len(found) == 1 else None
+        instances = wait_until(instances, 10)
+        self.assertIsNotNone(instances, _launcher_children(self.daemon))
         limit = _memory_limit_of(instances[0])
         if limit is not None:  # cgroup v1 (this machine); v2 keeps memory.max in the one group
             self.assertEqual(limit, 256 << 20)
