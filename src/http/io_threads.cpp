@@ -1,5 +1,6 @@
 #include "http/io_threads.h"
 
+#include <atomic>
 #include <exception>
 
 #include <spdlog/spdlog.h>
@@ -27,10 +28,13 @@ IoThreads::IoThreads(boost::asio::io_context& main, unsigned threads) : main_(ma
 
 IoThreads::~IoThreads() { stop(); }
 
-boost::asio::any_io_executor IoThreads::next() {
-  const unsigned i = next_.fetch_add(1, std::memory_order_relaxed) % size();
-  return i == 0 ? boost::asio::any_io_executor(main_.get_executor())
-                : boost::asio::any_io_executor(workers_[i - 1]->io.get_executor());
+std::function<boost::asio::any_io_executor()> IoThreads::placer() {
+  auto count = std::make_shared<std::atomic<unsigned>>(0);
+  return [this, count] {
+    const unsigned i = count->fetch_add(1, std::memory_order_relaxed) % size();
+    return i == 0 ? boost::asio::any_io_executor(main_.get_executor())
+                  : boost::asio::any_io_executor(workers_[i - 1]->io.get_executor());
+  };
 }
 
 void IoThreads::start() {

@@ -13,9 +13,8 @@
 // Context 0 is the caller's `main` io_context (timers, dispatchers and every
 // part built on its executor live there); it is run by whoever runs it
 // (Daemon::run). start() runs each further context on a thread of its own.
-// Threads: next() may be called from any thread; start()/stop() from the
+// Threads: a placer may be called from any thread; start()/stop() from the
 // owner's thread only.
-#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -34,12 +33,10 @@ class IoThreads {
   IoThreads(const IoThreads&) = delete;
   IoThreads& operator=(const IoThreads&) = delete;
 
-  // The executor of the context the next connection goes to.
-  [[nodiscard]] boost::asio::any_io_executor next();
-  // next() as ServerConfig::connection_executor wants it (borrows this).
-  [[nodiscard]] std::function<boost::asio::any_io_executor()> placer() {
-    return [this] { return next(); };
-  }
+  // A picker for ServerConfig::connection_executor: each call gives the next
+  // context, round robin, with a count of its own, so every server spreads
+  // its connections evenly (borrows this).
+  [[nodiscard]] std::function<boost::asio::any_io_executor()> placer();
   [[nodiscard]] unsigned size() const { return static_cast<unsigned>(workers_.size()) + 1; }
 
   // Runs every context but main on a thread of its own until stop().
@@ -59,7 +56,6 @@ class IoThreads {
 
   boost::asio::io_context& main_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::atomic<unsigned> next_{0};
 };
 
 // Runs `io` until it is stopped; a handler that throws is logged and the loop

@@ -6,6 +6,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cctype>
 #include <random>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "base/check.h"
 #include "base/crypto.h"
 #include "invoker/detail/instance.h"
 #include "invoker/metrics.h"
@@ -567,6 +569,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
   result.executed_version = config.version;
   const std::string& fn = config.name;
   const bool reserved = config.reserved_concurrency.has_value();
+  const asio::execution_context* here = &asio::query(co_await asio::this_coro::executor, asio::execution::context);
 
   // Place the invocation.
   FunctionMetrics* m = nullptr;
@@ -619,13 +622,12 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
       ++function.in_flight;
       if (!reserved) ++unreserved_in_flight_;
       if (placement == Placement::kUseIdle) {
-        // The most recently used instance: its caches are warmest.
-        for (auto it = pool.instances.rbegin(); it != pool.instances.rend(); ++it) {
-          if ((*it)->state == InstanceState::kIdle && (*it)->revision == config.revision_id) {
-            inst = *it;
-            break;
-          }
-        }
+        const auto picked = pick_idle(
+            pool.instances.rbegin(), pool.instances.rend(),
+            [&config](const auto& i) { return i->state == InstanceState::kIdle && i->revision == config.revision_id; },
+            [](const auto& i) { return i->session->home(); }, here);
+        NIMBUS_CHECK(picked != pool.instances.rend());  // place() saw an idle one under the same lock
+        inst = *picked;
         inst->state = InstanceState::kBusy;
       } else {
         cold = true;

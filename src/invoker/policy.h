@@ -30,6 +30,22 @@ struct ConcurrencySnapshot {
 
 [[nodiscard]] Placement place(const ConcurrencySnapshot& s);
 
+// Which free instance takes an invocation placed kUseIdle, from `first` to
+// `last` in order of preference (most recently used first: its caches are
+// warmest): the first free one whose runtime connection is on the caller's
+// io thread (`home(i) == here`), so the event and its answer wake no other
+// thread; else the first free one. `last` if none is free.
+template <typename It, typename Free, typename Home, typename Here>
+[[nodiscard]] It pick_idle(It first, It last, Free free, Home home, const Here* here) {
+  It fallback = last;
+  for (It it = first; it != last; ++it) {
+    if (!free(*it)) continue;
+    if (home(*it) == here) return it;
+    if (fallback == last) fallback = it;
+  }
+  return fallback;
+}
+
 // Whether an instance idle since `idle_since` has outlived the keep-alive.
 [[nodiscard]] bool should_evict(std::chrono::steady_clock::time_point idle_since,
                                 std::chrono::steady_clock::time_point now,

@@ -154,6 +154,8 @@ std::optional<InvokeOutcome> RuntimeSession::invoke_outcome(Deadline deadline) {
 
 asio::awaitable<Response> RuntimeSession::next(unsigned version) {
   auto self = shared_from_this();
+  home_.store(&asio::query(co_await asio::this_coro::executor, asio::execution::context),
+              std::memory_order_relaxed);
   if (auto refused = begin_next(version)) co_return std::move(*refused);
   for (;;) {
     if (auto res = next_event(version)) co_return std::move(*res);

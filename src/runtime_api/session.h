@@ -12,6 +12,7 @@
 // and the invoker's instance record.
 
 #include <boost/asio/any_completion_handler.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -69,6 +70,11 @@ class RuntimeSession : public std::enable_shared_from_this<RuntimeSession> {
   [[nodiscard]] http::Response post_error(const std::string& request_id, http::Request request);
   [[nodiscard]] http::Response post_init_error(http::Request request);
 
+  // The execution context (io thread) the runtime's last /next came in on,
+  // nullptr before the first: the invoker prefers an instance on its own
+  // thread, whose hand-offs then wake no other thread. Any thread.
+  [[nodiscard]] const http::asio::execution_context* home() const { return home_.load(std::memory_order_relaxed); }
+
  private:
   enum class Phase { kInit, kIdle, kQueued, kRunning };
   enum class Answer { kResponse, kError };
@@ -111,6 +117,7 @@ class RuntimeSession : public std::enable_shared_from_this<RuntimeSession> {
   std::string current_id_;         // GUARDED_BY(mu_)
   std::optional<InitOutcome> init_;        // GUARDED_BY(mu_)
   std::optional<InvokeOutcome> outcome_;   // GUARDED_BY(mu_)
+  std::atomic<const http::asio::execution_context*> home_{nullptr};
 };
 
 }  // namespace nimbus::runtime_api

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <vector>
+
 namespace nimbus::invoker {
 namespace {
 
@@ -12,6 +14,32 @@ TEST(Placement, UsesIdleThenStartsNew) {
   EXPECT_EQ(place(s), Placement::kUseIdle);
   s.idle = 0;
   EXPECT_EQ(place(s), Placement::kStartNew);
+}
+
+// An instance as pick_idle sees it: free or not, and the io thread (0 or 1)
+// its runtime connection lives on.
+struct FakeInstance {
+  bool idle;
+  int thread;
+};
+
+// The first idle instance in preference order that lives on the caller's io
+// thread, else the first idle one, else none.
+TEST(Placement, PicksAnIdleInstanceOnTheCallersThreadFirst) {
+  const int threads[2] = {0, 1};  // only their addresses matter
+  std::vector<FakeInstance> v{{false, 0}, {true, 1}, {true, 0}, {true, 0}};
+  const auto pick = [&](int here) {
+    return pick_idle(
+               v.begin(), v.end(), [](const FakeInstance& i) { return i.idle; },
+               [&](const FakeInstance& i) { return &threads[i.thread]; }, &threads[here]) -
+           v.begin();
+  };
+  EXPECT_EQ(pick(0), 2);  // not 0: it is busy
+  EXPECT_EQ(pick(1), 1);
+  v[1].idle = false;
+  EXPECT_EQ(pick(1), 2);  // nothing free on thread 1: the first free one
+  v[2].idle = v[3].idle = false;
+  EXPECT_EQ(pick(0), 4);  // none free: end
 }
 
 TEST(Placement, ReservedConcurrencyCaps) {

@@ -101,6 +101,20 @@ TEST_F(SessionTest, NextDeliversEventWithLambdaHeadersAndResponseReturns) {
   EXPECT_EQ(call(http::Verb::post, "/2018-06-01/runtime/invocation/req-1/response", "{}").result_int(), 400u);
 }
 
+// home() is the io_context the runtime's /next came in on (the invoker
+// prefers instances on its own thread); nothing before the first /next.
+TEST_F(SessionTest, HomeIsWhereTheRuntimesNextRuns) {
+  EXPECT_EQ(opened_.session->home(), nullptr);
+  auto ready = wait_ready(5s);
+  auto next = std::async(std::launch::async, [this] { return call(http::Verb::get, "/2018-06-01/runtime/invocation/next"); });
+  ASSERT_EQ(ready.get().status, InitStatus::kReady);
+  EXPECT_EQ(opened_.session->home(), &static_cast<boost::asio::execution_context&>(io_));
+  auto outcome = invoke(event("req-h"), 5s);
+  EXPECT_EQ(next.get()["Lambda-Runtime-Aws-Request-Id"], "req-h");
+  EXPECT_EQ(call(http::Verb::post, "/2018-06-01/runtime/invocation/req-h/response", "{}").result_int(), 202u);
+  EXPECT_EQ(outcome.get().status, InvokeStatus::kResponse);
+}
+
 TEST_F(SessionTest, WrongRequestIdIsRefusedAndErrorsCarryTheirType) {
   auto ready = wait_ready(5s);
   auto next = std::async(std::launch::async, [this] { return call(http::Verb::get, "/2018-06-01/runtime/invocation/next"); });
