@@ -72,7 +72,7 @@ struct PendingInvoke {
   std::optional<invoker::InvokeResult> result;
 };
 
-// Runs beside the request on the same strand; whoever finishes first wins
+// Runs beside the request on its executor (the connection's); whoever finishes first wins
 // (a timed-out invocation finishes on its own and is dropped).
 asio::awaitable<void> run_invoke(invoker::Invoker* invoker, invoker::InvokeRequest request,
                                  std::shared_ptr<PendingInvoke> pending) {

@@ -380,6 +380,11 @@ void LauncherProcess::serve() {
       reap();
       if (stop) shutdown(0);
     }
+    // Before the request: a runtime whose ready byte came in the same poll
+    // must count as ready for a spawn that claims one.
+    for (std::size_t i = 0; r > 0 && i < starting.size(); ++i) {
+      if (fds[3 + i].revents != 0) on_primed_channel(starting[i]);
+    }
     if (r > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
       Received request = receive_message(request_fd_, std::chrono::milliseconds(0));
       if (request.outcome == ReceiveOutcome::kClosed ||
@@ -395,9 +400,6 @@ void LauncherProcess::serve() {
         }
       }
       if (request.outcome == ReceiveOutcome::kError) log("bad request: " + request.error);
-    }
-    for (std::size_t i = 0; r > 0 && i < starting.size(); ++i) {
-      if (fds[3 + i].revents != 0) on_primed_channel(starting[i]);
     }
     if (r > 0) on_fork_fds(fork_set, fds);
     start_wanted_templates();

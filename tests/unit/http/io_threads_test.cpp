@@ -26,7 +26,7 @@ namespace nimbus::http {
 namespace {
 
 // Answers "<execution context address> <thread id>" of where it ran.
-asio::awaitable<Response> where(Request request, RequestContext) {
+asio::awaitable<Response> where_it_ran(Request request, RequestContext) {
   const auto& context = asio::query(co_await asio::this_coro::executor, asio::execution::context);
   std::ostringstream out;
   out << static_cast<const void*>(&context) << ' ' << std::this_thread::get_id();
@@ -35,16 +35,16 @@ asio::awaitable<Response> where(Request request, RequestContext) {
   co_return response;
 }
 
-Response render(const base::Error& error, unsigned version) {
+Response render_as_text(const base::Error& error, unsigned version) {
   Response response{Status::bad_request, version};
   response.body() = error.message;
   return response;
 }
 
 // One keep-alive client connection, blocking.
-class Client {
+class KeepAliveClient {
  public:
-  explicit Client(std::uint16_t port) : socket_(io_) {
+  explicit KeepAliveClient(std::uint16_t port) : socket_(io_) {
     asio::ip::tcp::resolver resolver(io_);
     asio::connect(socket_, resolver.resolve("127.0.0.1", std::to_string(port)));
   }
@@ -69,7 +69,7 @@ TEST(IoThreads, EachConnectionStaysOnOneContextAndConnectionsAreSpread) {
   ASSERT_EQ(threads.size(), 2u);
   ServerConfig config;
   config.connection_executor = threads.placer();
-  Server server(main.get_executor(), config, where, render);
+  Server server(main.get_executor(), config, where_it_ran, render_as_text);
   auto endpoint = server.listen();
   ASSERT_TRUE(endpoint.ok()) << endpoint.error().message;
   server.start();
@@ -79,7 +79,7 @@ TEST(IoThreads, EachConnectionStaysOnOneContextAndConnectionsAreSpread) {
 
   std::vector<std::string> homes;  // one per connection
   for (int c = 0; c < 4; ++c) {
-    Client client(endpoint->port());
+    KeepAliveClient client(endpoint->port());
     const std::string first = client.get();
     for (int r = 0; r < 5; ++r) EXPECT_EQ(client.get(), first) << "connection " << c << " moved";
     homes.push_back(first);
