@@ -410,7 +410,8 @@ def scenario_density(h, daemon, control, n, ss, log):
 def run_scale(h, ss, nimbus_bin, cpp_bin, keep_data, log):
     """The scale phase on its own daemon. Returns (rows, details)."""
     rows, details = [], {"settings": ss.as_dict()}
-    daemon = h.Daemon(nimbus_bin, 3600, keep_data, extra_args=["--concurrency", str(ss.concurrency), *h.daemon_args(ss.daemon_threads)])
+    daemon = h.Daemon(nimbus_bin, 3600, keep_data,
+                      extra_args=["--concurrency", str(ss.concurrency), *h.daemon_args(ss.daemon_threads)])
     log(f"bench: scale: starting a daemon with --concurrency {ss.concurrency} (data dir {daemon.data_dir})")
     failed = True
     try:
