@@ -7,6 +7,7 @@
 
 #include "base/clock.h"
 #include "base/crypto.h"
+#include "base/json.h"
 
 namespace nimbus::api {
 
@@ -146,7 +147,7 @@ std::string json_error_detail(std::string_view text) {
 
 base::Result<json> parse_body(std::string_view body) {
   if (body.empty()) return json::object();
-  json parsed = json::parse(body, nullptr, false);
+  json parsed = base::parse_json(body);  // a CreateFunction body can carry a zip of 50 MB
   if (parsed.is_discarded()) {
     return make_error(ErrorCode::kInvalidRequestContent,
                       "Could not parse request body into json: " + json_error_detail(body));
@@ -228,12 +229,12 @@ base::Result<registry::FunctionSpec> parse_create_function(const json& body) {
     return unsupported("Code.S3Bucket/S3Key (upload the package as Code.ZipFile)");
   }
   if (code->contains("ImageUri")) return unsupported("Code.ImageUri (container images)");
-  std::optional<std::string> zip_b64;
-  NIMBUS_TRY(read_string(*code, "ZipFile", zip_b64));
-  if (!zip_b64) {
+  const auto zip_b64 = code->find("ZipFile");
+  if (zip_b64 == code->end() || zip_b64->is_null()) {
     return make_error(ErrorCode::kInvalidParameterValue, "Please provide a source for function code: Code.ZipFile");
   }
-  auto zip = base::base64_decode(*zip_b64);
+  if (!zip_b64->is_string()) return wrong_type("ZipFile", "a string", *zip_b64);
+  auto zip = base::base64_decode(zip_b64->get_ref<const std::string&>());  // tens of MB: no copy
   if (!zip) {
     return make_error(ErrorCode::kInvalidParameterValue,
                       "Code.ZipFile is not valid base64 (standard alphabet with padding)");

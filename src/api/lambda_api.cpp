@@ -6,6 +6,7 @@
 #include "api/codec.h"
 #include "api/detail/responses.h"
 #include "base/crypto.h"
+#include "base/json.h"
 #include "registry/validation.h"
 
 namespace nimbus::api {
@@ -292,7 +293,7 @@ http::Response LambdaApi::update_code(const http::Request& req, const http::Para
                                    "Please provide a source for function code: ZipFile"),
                         req.version());
   }
-  auto zip = base::base64_decode(zip_it->get<std::string>());
+  auto zip = base::base64_decode(zip_it->get_ref<const std::string&>());
   if (!zip) {
     return render_error(make_error(ErrorCode::kInvalidParameterValue,
                                    "ZipFile is not valid base64 (standard alphabet with padding)"),
@@ -497,8 +498,7 @@ http::asio::awaitable<http::Response> LambdaApi::invoke(const http::Request& req
   }
   std::string payload = req.body();
   if (!payload.empty()) {
-    const auto parsed = json::parse(payload, nullptr, false);
-    if (parsed.is_discarded()) {
+    if (!base::is_json(payload)) {
       co_return render_error(make_error(ErrorCode::kInvalidRequestContent,
                                         "Could not parse request body into json: Could not parse payload into json: " +
                                             json_error_detail(payload)),

@@ -6,7 +6,10 @@
 #include <openssl/rand.h>
 #include <pthread.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 
 #include "base/check.h"
@@ -86,72 +89,76 @@ std::optional<Sha256Digest> digest_from_hex(std::string_view hex) {
 namespace {
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-int decode_char(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
+// Symbol values; 0xFF for bytes that are not in the alphabet ('=' included).
+constexpr std::array<std::uint8_t, 256> kSymbol = [] {
+  std::array<std::uint8_t, 256> t{};
+  t.fill(0xFF);
+  for (std::uint8_t v = 0; v < 64; ++v) t[static_cast<unsigned char>(kAlphabet[v])] = v;
+  return t;
+}();
+
+// Decodes whole groups of four symbols, no padding; false on a byte outside the alphabet.
+bool decode_groups(std::string_view text, char* out) {
+  for (std::size_t i = 0; i < text.size(); i += 4, out += 3) {
+    const std::uint32_t a = kSymbol[static_cast<unsigned char>(text[i])];
+    const std::uint32_t b = kSymbol[static_cast<unsigned char>(text[i + 1])];
+    const std::uint32_t c = kSymbol[static_cast<unsigned char>(text[i + 2])];
+    const std::uint32_t d = kSymbol[static_cast<unsigned char>(text[i + 3])];
+    if ((a | b | c | d) & 0xC0) return false;
+    const std::uint32_t n = (a << 18) | (b << 12) | (c << 6) | d;
+    out[0] = static_cast<char>(n >> 16);
+    out[1] = static_cast<char>((n >> 8) & 0xFF);
+    out[2] = static_cast<char>(n & 0xFF);
+  }
+  return true;
 }
 }  // namespace
 
 std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::string out((bytes.size() + 2) / 3 * 4, '=');
+  char* o = out.data();
+  const auto byte = [&bytes](std::size_t i) -> std::uint32_t { return static_cast<unsigned char>(bytes[i]); };
   std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    auto n = (static_cast<unsigned char>(bytes[i]) << 16) |
-             (static_cast<unsigned char>(bytes[i + 1]) << 8) | static_cast<unsigned char>(bytes[i + 2]);
-    out.push_back(kAlphabet[(n >> 18) & 63]);
-    out.push_back(kAlphabet[(n >> 12) & 63]);
-    out.push_back(kAlphabet[(n >> 6) & 63]);
-    out.push_back(kAlphabet[n & 63]);
+  for (; i + 3 <= bytes.size(); i += 3, o += 4) {
+    const std::uint32_t n = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+    o[0] = kAlphabet[(n >> 18) & 63];
+    o[1] = kAlphabet[(n >> 12) & 63];
+    o[2] = kAlphabet[(n >> 6) & 63];
+    o[3] = kAlphabet[n & 63];
   }
   const std::size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    auto n = static_cast<unsigned char>(bytes[i]) << 16;
-    out.push_back(kAlphabet[(n >> 18) & 63]);
-    out.push_back(kAlphabet[(n >> 12) & 63]);
-    out += "==";
-  } else if (rest == 2) {
-    auto n = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8);
-    out.push_back(kAlphabet[(n >> 18) & 63]);
-    out.push_back(kAlphabet[(n >> 12) & 63]);
-    out.push_back(kAlphabet[(n >> 6) & 63]);
-    out.push_back('=');
+  if (rest > 0) {  // one or two bytes left: two or three symbols, then the padding already there
+    const std::uint32_t n = (byte(i) << 16) | (rest == 2 ? byte(i + 1) << 8 : 0);
+    o[0] = kAlphabet[(n >> 18) & 63];
+    o[1] = kAlphabet[(n >> 12) & 63];
+    if (rest == 2) o[2] = kAlphabet[(n >> 6) & 63];
   }
   return out;
 }
 
 std::optional<std::string> base64_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  unsigned acc = 0;
-  int bits = 0;
-  std::size_t symbols = 0;
-  std::size_t padding = 0;
-  for (char c : text) {
-    if (c == '\r' || c == '\n') continue;
-    if (c == '=') {
-      ++padding;
-      ++symbols;
-      continue;
+  if (text.find_first_of("\r\n") != std::string_view::npos) {  // line-wrapped: decode without the breaks
+    std::string joined;
+    joined.reserve(text.size());
+    for (char c : text) {
+      if (c != '\r' && c != '\n') joined.push_back(c);
     }
-    if (padding > 0) return std::nullopt;  // data after padding
-    const int v = decode_char(c);
-    if (v < 0) return std::nullopt;
-    ++symbols;
-    acc = (acc << 6) | static_cast<unsigned>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
+    return base64_decode(joined);
   }
-  if (symbols % 4 != 0 || padding > 2) return std::nullopt;
-  // Leftover bits must be zero for canonical input.
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  if (text.size() % 4 != 0) return std::nullopt;
+  if (text.empty()) return std::string();
+  // The last group carries the padding: "xxxx", "xxx=" or "xx==".
+  const std::size_t padding = text.ends_with("==") ? 2 : text.ends_with('=') ? 1 : 0;
+  const std::size_t body = text.size() - 4;
+  std::string out(body / 4 * 3 + 3 - padding, '\0');
+  if (!decode_groups(text.substr(0, body), out.data())) return std::nullopt;
+  std::string last(text.substr(body, 4 - padding));
+  last.append(padding, 'A');  // zero bits in place of the padding
+  char tail[3];
+  if (!decode_groups(last, tail)) return std::nullopt;
+  // Canonical input only: the bits the padding drops must be zero.
+  if ((padding == 2 && tail[1] != 0) || (padding >= 1 && tail[2] != 0)) return std::nullopt;
+  std::copy(tail, tail + 3 - padding, out.data() + body / 4 * 3);
   return out;
 }
 

@@ -71,13 +71,13 @@ int deploy(ControlClient& client, const DeployOptions& o) {
   if (o.timeout != 0) config["Timeout"] = o.timeout;
   if (!o.env.empty()) config["Environment"] = {{"Variables", *vars}};
 
-  const std::string zip_b64 = base::base64_encode(*zip);
+  std::string zip_b64 = base::base64_encode(*zip);
   json result;
   std::string verb;
   auto existing = client.call(http::Verb::get, function_path(o.name) + "/configuration");
   if (existing.ok()) {
     // Exists: new code, then the configuration that was given.
-    auto code = client.call(http::Verb::put, function_path(o.name) + "/code", json{{"ZipFile", zip_b64}});
+    auto code = client.call(http::Verb::put, function_path(o.name) + "/code", json{{"ZipFile", std::move(zip_b64)}});
     if (!code.ok()) return fail(code.error().message);
     result = code->body;
     if (!config.empty()) {
@@ -90,7 +90,7 @@ int deploy(ControlClient& client, const DeployOptions& o) {
     json create = config;
     create["FunctionName"] = o.name;
     create["Role"] = o.role;
-    create["Code"] = {{"ZipFile", zip_b64}};
+    create["Code"] = {{"ZipFile", std::move(zip_b64)}};
     auto created = client.call(http::Verb::post, "/2015-03-31/functions", create);
     if (!created.ok()) return fail(created.error().message);
     result = created->body;

@@ -6,6 +6,7 @@
 
 #include "base/clock.h"
 #include "base/files.h"
+#include "base/json.h"
 #include "daemon/daemon.h"
 
 namespace nimbus::cli {
@@ -51,7 +52,7 @@ base::Result<ControlClient> ControlClient::connect(const ClientOptions& options)
 base::Result<ApiReply> ControlClient::call(http::Verb method, const std::string& target,
                                            const std::optional<nlohmann::json>& body) {
   if (!body) return call_raw(method, target, {}, {});
-  return call_raw(method, target, body->dump(), {{"Content-Type", "application/json"}});
+  return call_raw(method, target, base::dump_json(*body), {{"Content-Type", "application/json"}});
 }
 
 base::Result<ApiReply> ControlClient::call_raw(http::Verb method, const std::string& target, std::string body,

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json.h"
+
 namespace nimbus::runtime_api {
 
 namespace asio = http::asio;
@@ -242,7 +244,7 @@ Response RuntimeSession::post_answer(const std::string& request_id, http::Reques
   } else {
     std::string type = error_type_of(request, "Unhandled");
     std::string body = std::move(request.body());
-    if (body.size() > kMaxResponseBytes || nlohmann::json::parse(body, nullptr, false).is_discarded()) {
+    if (body.size() > kMaxResponseBytes || !base::is_json(body)) {
       body = nlohmann::json{{"errorType", type}, {"errorMessage", "the runtime reported an unreadable error"}}.dump();
     }
     outcome = InvokeOutcome{InvokeStatus::kFunctionError, std::move(body), {}, std::move(type)};
@@ -267,7 +269,7 @@ Response RuntimeSession::post_init_error(http::Request request) {
   const unsigned version = request.version();
   std::string type = error_type_of(request, "Runtime.Unknown");
   std::string body = std::move(request.body());
-  if (body.size() > kMaxResponseBytes || nlohmann::json::parse(body, nullptr, false).is_discarded()) {
+  if (body.size() > kMaxResponseBytes || !base::is_json(body)) {
     body = nlohmann::json{{"errorType", type}, {"errorMessage", "the runtime failed to initialise"}}.dump();
   }
   Waiter invoker;

@@ -106,6 +106,26 @@ class NimbusCliTest(DaemonTestCase):
         self.assertEqual(config["CodeSize"], len(zip_bytes))
         self.assertEqual(config["Runtime"], "nodejs20.x")
 
+    def test_deploy_of_a_large_zip_then_update_through_boto3(self):
+        # Megabytes of base64 in the JSON body: the CLI writes it and the
+        # daemon reads it past the JSON lexer (base::parse_json); the code
+        # must arrive byte for byte either way.
+        app = "import os\ndef handler(event, context):\n    return os.path.getsize('blob.bin')\n"
+        first = make_zip({"app.py": app, "blob.bin": os.urandom(3 << 20)})
+        path = self.write_file("large.zip", first)
+        self.deploy(path, "cli-large", "--runtime", "python3.12", "--handler", "app.handler")
+        config = self.client.get_function_configuration(FunctionName="cli-large")
+        self.assertEqual((config["CodeSha256"], config["CodeSize"]), (sha256_b64(first), len(first)))
+        self.assertEqual(self.daemon.invoke("cli-large").json(), 3 << 20)
+
+        second = make_zip({"app.py": app, "blob.bin": os.urandom(2 << 20)})
+        out = self.client.update_function_code(FunctionName="cli-large", ZipFile=second)
+        self.assertEqual((out["CodeSha256"], out["CodeSize"]), (sha256_b64(second), len(second)))
+        self.assertEqual(self.daemon.invoke("cli-large").json(), 2 << 20)
+        location = self.client.get_function(FunctionName="cli-large")["Code"]["Location"]
+        with urllib.request.urlopen(location) as r:
+            self.assertEqual(r.read(), second)
+
     def test_ls_shows_functions(self):
         src = self.make_dir("ls-src")
         self.deploy(src, "cli-ls-one", "--runtime", "python3.12", "--handler", "app.handler")

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -40,7 +41,24 @@ TEST(Crypto, Base64RejectsMalformedInput) {
   EXPECT_FALSE(base64_decode("Z!==").has_value());    // bad character
   EXPECT_FALSE(base64_decode("Zg==Zg==").has_value()); // data after padding
   EXPECT_FALSE(base64_decode("Zh==").has_value());    // non-zero leftover bits
-  EXPECT_TRUE(base64_decode("Zm9v\nYmFy").has_value());
+  EXPECT_FALSE(base64_decode("Zm9=").has_value());    // non-zero bits under one '='
+  EXPECT_FALSE(base64_decode("Z===").has_value());    // three padding symbols
+  EXPECT_FALSE(base64_decode("====").has_value());
+  EXPECT_FALSE(base64_decode("Zm=v").has_value());    // padding inside a group
+  EXPECT_FALSE(base64_decode("Zm9v Zm9v").has_value()); // whitespace other than line breaks
+  EXPECT_EQ(base64_decode("Zm9v\r\nYmFy"), std::optional<std::string>("foobar"));  // MIME line breaks
+  EXPECT_EQ(base64_decode(""), std::optional<std::string>(""));
+}
+
+TEST(Crypto, Base64RoundTripsEveryByteAndLength) {
+  std::string bytes;
+  for (int i = 0; i < 770; ++i) bytes.push_back(static_cast<char>((i * 7 + i / 256) & 0xFF));
+  for (std::size_t n = 0; n <= bytes.size(); n += (n < 16 ? 1 : 37)) {
+    const std::string s = bytes.substr(0, n);
+    const std::string text = base64_encode(s);
+    EXPECT_EQ(text.size() % 4, 0u);
+    EXPECT_EQ(base64_decode(text), std::optional<std::string>(s)) << "length " << n;
+  }
 }
 
 TEST(Crypto, DigestFromHex) {
