@@ -159,9 +159,10 @@ std::string dump_json(const json& doc) {
   for (std::size_t mark; (mark = text.find(kMark, at)) != std::string::npos;) {
     const std::size_t digits = mark + kMark.size();
     const std::size_t close = text.find('"', digits);
+    NIMBUS_CHECK(close != std::string::npos);
     std::size_t k = lifted.size();
     std::from_chars(text.data() + digits, text.data() + close, k);
-    NIMBUS_CHECK(close != std::string::npos && k < lifted.size());
+    NIMBUS_CHECK(k < lifted.size());
     out.append(text, at, mark + 1 - at);
     out += *lifted[k];
     at = close;
