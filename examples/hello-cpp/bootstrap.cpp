@@ -257,12 +257,19 @@ class Connection {
 
   // Sends one request and reads its response. Reuses the open connection if
   // there is one; on a stale reused connection retries once on a new one.
+  //
+  // `then_get`, when given, is a GET sent right behind the request in the
+  // same write (HTTP/1.1 pipelining); its response is left on the connection
+  // for the next request() of that GET, which then only reads. A runtime
+  // posts a result and asks for the next event at once that way: one write,
+  // and the Runtime API reads both requests in one go.
   std::optional<HttpResponse> request(std::string_view method, const std::string& target, std::string_view body,
-                                      std::string_view extra_headers, std::string* error) {
+                                      std::string_view extra_headers, std::string* error,
+                                      const std::string& then_get = {}) {
     for (int attempt = 0; attempt < 2; ++attempt) {
       const bool reused = fd_ >= 0;
       HttpResponse res;
-      const Failure f = exchange(method, target, body, extra_headers, res, error);
+      const Failure f = exchange(method, target, body, extra_headers, res, error, then_get);
       if (f == Failure::kNone) return res;
       close();
       if (!(f == Failure::kStale && reused)) return std::nullopt;
@@ -274,15 +281,33 @@ class Connection {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     buf_.clear();
+    sent_get_.clear();
   }
 
  private:
   Failure exchange(std::string_view method, const std::string& target, std::string_view body,
-                   std::string_view extra_headers, HttpResponse& res, std::string* error) {
+                   std::string_view extra_headers, HttpResponse& res, std::string* error,
+                   const std::string& then_get) {
+    if (fd_ >= 0 && method == "GET" && !sent_get_.empty() && target == sent_get_) {
+      sent_get_.clear();  // already on its way, behind the previous request
+      return read_response(res, error);
+    }
     if (fd_ < 0 && !connect(error)) return Failure::kConnect;
 
     std::string req;
-    req.reserve(256 + body.size());
+    req.reserve(512 + body.size());
+    append_request(req, method, target, body, extra_headers);
+    if (!then_get.empty()) append_request(req, "GET", then_get, {}, {});
+    if (!send_all(req)) {
+      *error = std::string("send: ") + std::strerror(errno);
+      return Failure::kStale;  // nothing was answered: safe to retry once
+    }
+    sent_get_ = then_get;
+    return read_response(res, error);
+  }
+
+  void append_request(std::string& req, std::string_view method, std::string_view target, std::string_view body,
+                      std::string_view extra_headers) const {
     req.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
     req.append("Host: ").append(host_).append(":").append(port_).append("\r\n");
     req.append("User-Agent: hello-cpp-bootstrap/1.0\r\n");
@@ -290,11 +315,6 @@ class Connection {
     if (method != "GET") req.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
     req.append("\r\n");
     req.append(body);
-    if (!send_all(req)) {
-      *error = std::string("send: ") + std::strerror(errno);
-      return Failure::kStale;  // nothing was answered: safe to retry once
-    }
-    return read_response(res, error);
   }
 
   // The Runtime API is always at a numeric address (Lambda: 127.0.0.1:9001),
@@ -523,6 +543,7 @@ class Connection {
   std::string port_;
   int fd_ = -1;
   std::string buf_;  // bytes read but not yet consumed
+  std::string sent_get_;  // a pipelined GET whose response is still to be read
 };
 
 // ---------------------------------------------------------------------------
@@ -560,10 +581,12 @@ std::string error_body(std::string_view type, std::string_view message) {
 }
 
 // Posts to /runtime/invocation/{id}/{kind}; false when the runtime should exit.
-bool post_result(Connection& conn, const std::string& id, std::string_view kind, const std::string& body) {
+// The GET /next for the following event goes out in the same write.
+bool post_result(Connection& conn, const std::string& id, std::string_view kind, const std::string& body,
+                 const std::string& next_target) {
   std::string error;
   const std::string target = std::string(kApiVersion) + "/runtime/invocation/" + id + "/" + std::string(kind);
-  const auto res = conn.request("POST", target, body, "Content-Type: application/json\r\n", &error);
+  const auto res = conn.request("POST", target, body, "Content-Type: application/json\r\n", &error, next_target);
   if (!res) {
     log_error("POST " + std::string(kind) + " for " + id + " failed: " + error);
     return true;  // the next /next call decides whether the server is still there
@@ -629,13 +652,14 @@ int run() {
 
     bool keep_going;
     if (trim(next->body).find_first_not_of("\r\n") == std::string_view::npos) {
-      keep_going = post_result(conn, *id, "response", handle("null"));  // no payload at all
+      keep_going = post_result(conn, *id, "response", handle("null"), next_target);  // no payload at all
     } else if (JsonValidator(next->body).valid()) {
-      keep_going = post_result(conn, *id, "response", handle(next->body));
+      keep_going = post_result(conn, *id, "response", handle(next->body), next_target);
     } else {
       keep_going = post_result(conn, *id, "error",
                                error_body("Runtime.UnmarshalError", "the event is not valid JSON (" +
-                                                                        std::to_string(next->body.size()) + " bytes)"));
+                                                                        std::to_string(next->body.size()) + " bytes)"),
+                               next_target);
     }
     if (!keep_going) return 1;
   }

@@ -143,6 +143,7 @@ class RuntimeClient:
         self.host, self.port = _split_address(address)
         self.sock = None
         self.buf = bytearray()
+        self.sent_get = None  # a pipelined GET whose answer is still on the connection
 
     def close(self):
         if self.sock is not None:
@@ -152,6 +153,7 @@ class RuntimeClient:
                 pass
         self.sock = None
         self.buf = bytearray()
+        self.sent_get = None
 
     def _connect(self):
         # bytes host: a str would make getaddrinfo import encodings.idna (~3 ms)
@@ -180,8 +182,12 @@ class RuntimeClient:
             return
         raise RuntimeAPIError("cannot connect to the Runtime API at %s: %s" % (self.address, error))
 
-    def request(self, method, path, body=None, headers=None):
-        """Returns (status, headers with lower-case names, body bytes)."""
+    def request(self, method, path, body=None, headers=None, then_get=None):
+        """Returns (status, headers with lower-case names, body bytes).
+
+        then_get: a GET sent right behind this request in the same write
+        (HTTP/1.1 pipelining); its answer stays on the connection for
+        read_pipelined(). A result and the next /next go out together that way."""
         head = ["%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n" % (method, path, self.address, USER_AGENT)]
         if headers:
             for name, value in headers.items():
@@ -192,6 +198,11 @@ class RuntimeClient:
         data = "".join(head).encode("latin-1")
         if body is not None and len(body) < 65536:
             data, body = data + body, None
+        tail = b""
+        if then_get is not None:
+            tail = ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n\r\n" % (then_get, self.address, USER_AGENT)).encode("latin-1")
+            if body is None:
+                data, tail = data + tail, b""
         for _ in range(2):
             reused = self.sock is not None
             if not reused:
@@ -200,6 +211,9 @@ class RuntimeClient:
                 self.sock.sendall(data)
                 if body is not None:
                     self.sock.sendall(body)
+                if tail:
+                    self.sock.sendall(tail)
+                self.sent_get = then_get
                 return self._read_response(method)
             except _StaleConnection:
                 self.close()
@@ -294,8 +308,26 @@ class RuntimeClient:
 
     # -- Runtime API calls --
 
+    def read_pipelined(self, path):
+        """The answer to `path` when it was sent behind the previous request;
+        None when it was not (or the connection went away meanwhile: the
+        caller then asks again)."""
+        if self.sent_get != path or self.sock is None:
+            return None
+        self.sent_get = None
+        try:
+            return self._read_response("GET")
+        except (_StaleConnection, BrokenPipeError, ConnectionResetError):
+            self.close()
+            return None
+        except OSError as e:
+            self.close()
+            raise RuntimeAPIError("GET %s failed: %s" % (path, e))
+
     def wait_next_invocation(self):
-        status, headers, body = self.request("GET", API_PREFIX + "/invocation/next")
+        path = API_PREFIX + "/invocation/next"
+        answer = self.read_pipelined(path)
+        status, headers, body = answer if answer is not None else self.request("GET", path)
         if status != 200:
             raise RuntimeAPIError(
                 "Request to Lambda Runtime 'next' endpoint failed. Reason: '%d'. Response body: '%s'"
@@ -304,7 +336,7 @@ class RuntimeClient:
         return headers, body
 
     def _post(self, what, path, body, headers):
-        status, _, resp = self.request("POST", path, body, headers)
+        status, _, resp = self.request("POST", path, body, headers, then_get=API_PREFIX + "/invocation/next")
         if not (200 <= status < 300):
             raise RuntimeAPIError(
                 "Request to Lambda Runtime '%s' endpoint failed. Reason: '%d'. Response body: '%s'"

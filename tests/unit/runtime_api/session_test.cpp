@@ -4,9 +4,15 @@
 #include "runtime_api/runtime_api.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <atomic>
@@ -113,6 +119,41 @@ TEST_F(SessionTest, HomeIsWhereTheRuntimesNextRuns) {
   EXPECT_EQ(next.get()["Lambda-Runtime-Aws-Request-Id"], "req-h");
   EXPECT_EQ(call(http::Verb::post, "/2018-06-01/runtime/invocation/req-h/response", "{}").result_int(), 202u);
   EXPECT_EQ(outcome.get().status, InvokeStatus::kResponse);
+}
+
+// A runtime may send its result and its next /next in one write (HTTP/1.1
+// pipelining; examples/hello-cpp does): both are served, in order, on the
+// one connection.
+TEST_F(SessionTest, PipelinedResponseAndNextAreServedInOrder) {
+  namespace beast = boost::beast;
+  auto ready = wait_ready(5s);
+  boost::asio::io_context client_io;
+  boost::asio::ip::tcp::socket sock(client_io);
+  sock.connect({boost::asio::ip::make_address("127.0.0.1"), opened_.port});
+  const timeval ten_seconds{10, 0};  // a request the server dropped fails the read instead of hanging it
+  ::setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &ten_seconds, sizeof ten_seconds);
+  const std::string next = "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n";
+  boost::asio::write(sock, boost::asio::buffer(next));
+  ASSERT_EQ(ready.get().status, InitStatus::kReady);
+  beast::flat_buffer buffer;
+  const auto read = [&] {
+    http::Response res;
+    beast::http::read(sock, buffer, res);
+    return res;
+  };
+  for (const std::string id : {"req-p1", "req-p2"}) {
+    auto outcome = invoke(event(id), 5s);
+    const http::Response ev = read();
+    ASSERT_EQ(ev["Lambda-Runtime-Aws-Request-Id"], id);
+    const std::string body = R"({"id":")" + id + R"("})";
+    const std::string both = "POST /2018-06-01/runtime/invocation/" + id + "/response HTTP/1.1\r\nHost: x\r\n" +
+                             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body + next;
+    boost::asio::write(sock, boost::asio::buffer(both));
+    EXPECT_EQ(read().result_int(), 202u);  // the POST's answer comes first
+    const auto out = outcome.get();
+    EXPECT_EQ(out.status, InvokeStatus::kResponse);
+    EXPECT_EQ(out.body, body);
+  }
 }
 
 TEST_F(SessionTest, WrongRequestIdIsRefusedAndErrorsCarryTheirType) {
