@@ -55,6 +55,7 @@ def handler(event, context):
         f.write("x")
     time.sleep(event.get("hold", 0))
     return {"token": TOKEN, "uid": os.getuid(), "pid": os.getpid(), "counter": COUNTER,
+            "sched": os.sched_getscheduler(0),
             "tmp": sorted(os.listdir("/tmp")), "mark": os.path.basename(mark),
             "random": random.random(), "initialised_as": INITIALISED_AS,
             "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
@@ -154,6 +155,7 @@ class ForkTest(ForkTestCase):
             self.assertEqual(b["counter"], 1, b)  # a fresh copy of the initialised state
             self.assertEqual(b["init_type"], "snap-start", b)  # as in an environment SnapStart restored
             self.assertEqual(b["caps"], 0, b)
+            self.assertEqual(b["sched"], os.SCHED_BATCH, b)  # the template's policy, inherited
             self.assertEqual(b["unshare"], "Operation not permitted", b)
             self.assertEqual(b["tmp"], [b["mark"]], b)  # its own /tmp
             self.assertEqual(b["cwd"], "/var/task", b)

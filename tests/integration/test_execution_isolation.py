@@ -64,6 +64,7 @@ def try_open(path):
 
 def inspect(event):
     out = {"uid": os.getuid(), "gid": os.getgid(), "euid": os.geteuid(), "pid": os.getpid(),
+           "sched": os.sched_getscheduler(0),
            "groups": os.getgroups(), "root": sorted(os.listdir("/")), "var": sorted(os.listdir("/var")),
            "task": sorted(os.listdir("/var/task")), "tmp": sorted(os.listdir("/tmp"))}
     procs = {}
@@ -239,6 +240,8 @@ class IsolationTest(ExecutionTestCase):
         self.assertNotEqual(a["gid"], b["gid"])
         self.assertNotIn(0, a["groups"])
         self.assertNotEqual(a["uid"], os.getuid())
+        # Batch scheduling: an instance the daemon wakes does not preempt it.
+        self.assertEqual(a["sched"], os.SCHED_BATCH)
 
     def test_cannot_take_another_functions_invocations(self):
         before = self.daemon.metric("nimbus_invocations_total", function="iso-b")
@@ -351,7 +354,7 @@ import os
 def handler(event, context):
     with open('/proc/self/cgroup') as f:
         cgroup = f.read()
-    return {'hostname': os.uname().nodename, 'uid': os.getuid(), 'cgroup': cgroup,
+    return {'hostname': os.uname().nodename, 'uid': os.getuid(), 'cgroup': cgroup, 'sched': os.sched_getscheduler(0),
             'task': sorted(os.listdir('/var/task')), 'tmp_writable': os.access('/tmp', os.W_OK)}
 """
 
@@ -372,6 +375,7 @@ class SandboxPoolTest(ExecutionTestCase):
         self.assertNotEqual(body["uid"], 0)
         self.assertEqual(body["task"], ["app.py"])
         self.assertTrue(body["tmp_writable"])
+        self.assertEqual(body["sched"], os.SCHED_BATCH)
         self.assertTrue(all(line.endswith(":/") for line in body["cgroup"].split()), body["cgroup"])
         # Outside: the instance's memory group carries the function's limit,
         # not the pool's placeholder (128 MB).
@@ -412,6 +416,7 @@ def handler(event, context):
     return {'name': os.environ['AWS_LAMBDA_FUNCTION_NAME'], 'mine': os.environ.get('MINE'),
             'primed_fd': os.environ.get('NIMBUS_PRIMED_FD'), 'cwd': os.getcwd(), 'uid': os.getuid(),
             'pid': os.getpid(), 'task': sorted(os.listdir('/var/task')), 'tmp_mb': st.f_blocks * st.f_frsize >> 20,
+            'sched': os.sched_getscheduler(0),
             'handler_file': sys.modules[__name__].__file__, 'memory': context.memory_limit_in_mb}
 """
 
@@ -450,6 +455,8 @@ class PrimedRuntimeTest(ExecutionTestCase):
         self.assertEqual(b["task"], sorted(files))
         self.assertNotIn(b["uid"], (0, a["uid"]))
         self.assertEqual(b["tmp_mb"], 600)
+        if memory_key == "python":
+            self.assertEqual(b["sched"], os.SCHED_BATCH)
         # Its output is the instance's: the init log line is in the tail.
         self.assertIn(f"log line from {second}", decode_log_result(r.header("X-Amz-Log-Result")))
         # From outside: the waiting process became the instance, with the function's memory limit.
