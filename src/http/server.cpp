@@ -6,6 +6,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -15,6 +17,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 #include <unordered_map>
 #include <unordered_set>
@@ -40,6 +43,29 @@ using detail::kUseTuple;
 // typical request whole (a runtime's result with its pipelined /next, an API
 // call), at 4 kB per open connection.
 constexpr std::size_t kReadBufferBytes = 4096;
+
+// Appends `response` as it goes on the wire, head and body.
+void append_wire(std::string& out, Response& response) {
+  beast::http::serializer<false, beast::http::string_body> serializer{response};
+  boost::system::error_code ec;
+  while (!ec && !serializer.is_done()) {
+    serializer.next(ec, [&](boost::system::error_code&, const auto& buffers) {
+      for (const auto piece : beast::buffers_range_ref(buffers)) {
+        out.append(static_cast<const char*>(piece.data()), piece.size());
+      }
+      serializer.consume(beast::buffer_bytes(buffers));
+    });
+  }
+}
+
+// Writes the answers a connection held back (hold_answers_to_pipelined), if any.
+template <class Stream>
+asio::awaitable<boost::system::error_code> write_held(Stream& stream, std::string& held) {
+  if (held.empty()) co_return boost::system::error_code{};
+  auto [ec, n] = co_await asio::async_write(stream, asio::buffer(held), kUseTuple);
+  held.clear();
+  co_return ec;
+}
 
 // Never asks for a passphrase (OpenSSL's default would prompt on the terminal).
 int no_passphrase(char*, int, int, void*) { return 0; }
@@ -375,6 +401,7 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
                                              Stream& stream) {
   beast::flat_buffer buffer;
   buffer.reserve(kReadBufferBytes);
+  std::string held;  // answers held back behind a pipelined request, on the wire already
   for (;;) {
     beast::http::request_parser<beast::http::string_body> parser;
     // No limit while reading the header, so an oversize Content-Length is
@@ -388,6 +415,7 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
       const bool header_too_large = ec == beast::http::error::header_limit;
       if (ec.category() != beast::http::make_error_code(beast::http::error::bad_method).category() ||
           ec == beast::http::error::end_of_stream || ec == beast::http::error::partial_message) {
+        co_await write_held(stream, held);
         co_return;
       }
       Response answer = render_error_(
@@ -398,7 +426,8 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
       answer.keep_alive(false);
       answer.prepare_payload();
       conn->tcp().expires_after(std::chrono::seconds(10));
-      co_await beast::http::async_write(stream, answer, kUseTuple);
+      append_wire(held, answer);
+      co_await write_held(stream, held);
       co_await close_on(*conn, stream);
       co_return;
     }
@@ -429,6 +458,7 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
     } else {
       parser.body_limit(config_.body_limit);
       if (parser.get()[Field::expect] == "100-continue") {
+        if (co_await write_held(stream, held)) co_return;  // the interim answer must not overtake them
         beast::http::response<beast::http::empty_body> cont{Status::continue_, version};
         auto [wec, wn] = co_await beast::http::async_write(stream, cont, kUseTuple);
         if (wec) co_return;
@@ -442,6 +472,7 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
                                  version);
         keep_alive = false;
       } else if (ec) {
+        co_await write_held(stream, held);
         co_return;
       } else {
         conn->tcp().expires_never();
@@ -457,9 +488,19 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
     response.version(version);
     response.keep_alive(keep_alive);
     response.prepare_payload();
-    conn->tcp().expires_after(config_.body_timeout);
-    auto [wec, wn] = co_await beast::http::async_write(stream, response, kUseTuple);
     served_.fetch_add(1);
+    if (config_.hold_answers_to_pipelined && keep_alive && buffer.size() > 0) {
+      append_wire(held, response);  // goes out with the answer to the request behind it
+      continue;
+    }
+    conn->tcp().expires_after(config_.body_timeout);
+    boost::system::error_code wec;
+    if (held.empty()) {
+      std::tie(wec, std::ignore) = co_await beast::http::async_write(stream, response, kUseTuple);
+    } else {
+      append_wire(held, response);
+      wec = co_await write_held(stream, held);
+    }
     if (wec || !keep_alive) {
       done.finish();  // answered: a drain need not wait for the goodbye
       co_await close_on(*conn, stream);
