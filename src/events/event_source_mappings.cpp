@@ -422,6 +422,7 @@ asio::awaitable<base::Result<EventSourceMappings::Batch>> EventSourceMappings::g
     request.visibility_s = visibility;
     request.wait_s = kPollWaitSeconds;
     request.await_commit = false;  // the delete after the batch is what must be durable
+    request.take_uncommitted = true;  // a send reaches the function without waiting for its fsync
     if (!batch.messages.empty()) {
       const std::int64_t remaining = deadline - clock_.now_ms();
       if (remaining <= 0) break;

@@ -139,7 +139,7 @@ base::Result<QueueService::PreparedSend> QueueService::prepare_send(const std::s
     out.ops.emplace_back(op::InsertMessage{m.row});
     out.seqs.push_back(m.row.seq);
     q->by_id.emplace(m.row.id, m.row.seq);
-    q->messages.emplace(m.row.seq, std::move(m));
+    q->messages.emplace(m.row.seq, std::move(m));  // indexed once its write is queued
     out.results.emplace_back(std::move(result));
   }
   if (expired_dedup) out.ops.emplace_back(op::ExpireDedup{now});
@@ -154,6 +154,7 @@ void QueueService::finish_send(const std::string& name, const PreparedSend& prep
   for (std::uint64_t seq : prepared.seqs) {
     const auto it = q->messages.find(seq);
     if (it == q->messages.end()) continue;
+    unindex(*q, it->second);
     if (committed.ok()) {
       it->second.pending = false;
       index(*q, it->second);
@@ -171,7 +172,8 @@ asio::awaitable<base::Result<std::vector<base::Result<SendResult>>>> QueueServic
     std::string name, std::vector<SendRequest> requests) {
   auto prepared = prepare_send(name, requests);
   if (!prepared.ok()) co_return std::move(prepared).error();
-  const base::Status committed = co_await commit(std::move(prepared->ops));
+  std::function<void()> offer = [&] { offer_uncommitted(name, prepared->seqs); };  // named: GCC 12 and co_await
+  const base::Status committed = co_await commit(std::move(prepared->ops), std::move(offer));
   finish_send(name, *prepared, committed);
   if (!committed.ok() && !prepared->seqs.empty()) co_return committed.error();
   co_return std::move(prepared->results);
@@ -193,6 +195,7 @@ base::Result<SendResult> QueueService::send_to_arn_blocking(std::string_view arn
   std::promise<base::Status> promise;
   auto future = promise.get_future();
   commit_.submit(std::move(prepared->ops), [&promise](const base::Status& s) { promise.set_value(s); });
+  offer_uncommitted(*name, prepared->seqs);
   const base::Status committed = future.get();
   finish_send(*name, *prepared, committed);
   if (!committed.ok()) return committed.error();
@@ -219,9 +222,16 @@ base::Result<QueueService::Claim> QueueService::claim(const std::string& name, c
   // sequence with a group blocked while one of its messages is in flight.
   std::vector<std::uint64_t> candidates;
   if (!s.fifo) {
+    const std::size_t enough = static_cast<std::size_t>(request.max_messages) * 4 + 16;
     for (auto it = q->schedule.begin(); it != q->schedule.end() && it->first <= now; ++it) {
       candidates.push_back(it->second);
-      if (candidates.size() >= static_cast<std::size_t>(request.max_messages) * 4 + 16) break;
+      if (candidates.size() >= enough) break;
+    }
+    if (request.take_uncommitted) {
+      for (auto it = q->uncommitted.begin(); it != q->uncommitted.end() && it->first <= now; ++it) {
+        if (candidates.size() >= enough) break;
+        candidates.push_back(it->second);
+      }
     }
   } else {
     std::set<std::string_view> blocked;
@@ -328,7 +338,7 @@ asio::awaitable<base::Result<std::vector<ReceivedMessage>>> QueueService::receiv
     if (!claimed->messages.empty() || clock_.now_ms() >= deadline || releasing) {
       co_return std::move(claimed->messages);
     }
-    co_await wait_for_messages(name, deadline);
+    co_await wait_for_messages(name, deadline, request.take_uncommitted);
   }
 }
 

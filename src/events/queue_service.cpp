@@ -136,10 +136,12 @@ QueueService::Queue* QueueService::find(std::string_view name) const {
 }
 
 void QueueService::index(Queue& q, Message& m) {
-  if (!m.pending) q.schedule.emplace(m.row.visible_at_ms, m.row.seq);
+  (m.pending ? q.uncommitted : q.schedule).emplace(m.row.visible_at_ms, m.row.seq);
 }
 
-void QueueService::unindex(Queue& q, const Message& m) { q.schedule.erase({m.row.visible_at_ms, m.row.seq}); }
+void QueueService::unindex(Queue& q, const Message& m) {
+  (m.pending ? q.uncommitted : q.schedule).erase({m.row.visible_at_ms, m.row.seq});
+}
 
 std::string QueueService::receipt_handle(const std::string& queue, const Message& m) const {
   const std::string payload = fmt::format("{}\n{}\n{}", queue, m.row.id, m.row.receive_count);
@@ -164,17 +166,18 @@ base::Result<QueueService::HandleParts> QueueService::parse_handle(std::string_v
 
 // --- commits and waiting -------------------------------------------------
 
-asio::awaitable<base::Status> QueueService::commit(std::vector<QueueOp> ops) {
+asio::awaitable<base::Status> QueueService::commit(std::vector<QueueOp> ops, std::function<void()> queued) {
   if (ops.empty()) co_return base::Ok{};
   // State goes through the lambda's captures, not async_initiate's arguments
   // (GCC 12 mishandles temporaries in co_await expressions).
   auto batch = std::make_shared<std::vector<QueueOp>>(std::move(ops));
-  auto init = [this, batch](auto handler) {
+  auto init = [this, batch, queued = std::move(queued)](auto handler) {
     auto shared = std::make_shared<decltype(handler)>(std::move(handler));
     commit_.submit(std::move(*batch), [shared](const base::Status& status) {
       auto ex = asio::get_associated_executor(*shared);
       asio::post(ex, asio::append(std::move(*shared), status));
     });
+    if (queued) queued();
   };
   base::Status status =
       co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(base::Status)>(init, asio::use_awaitable);
@@ -184,6 +187,23 @@ asio::awaitable<base::Status> QueueService::commit(std::vector<QueueOp> ops) {
 void QueueService::wake(Queue& q, std::vector<std::shared_ptr<Waiter>>& out) {
   for (auto& w : q.waiters) out.push_back(std::move(w));
   q.waiters.clear();
+}
+
+void QueueService::offer_uncommitted(const std::string& name, const std::vector<std::uint64_t>& seqs) {
+  std::vector<std::shared_ptr<Waiter>> woken;
+  std::lock_guard lock(mu_);
+  Queue* q = find(name);
+  if (q == nullptr || q->settings.fifo) return;
+  for (std::uint64_t seq : seqs) {
+    const auto it = q->messages.find(seq);
+    if (it != q->messages.end() && it->second.pending) index(*q, it->second);
+  }
+  std::erase_if(q->waiters, [&woken](std::shared_ptr<Waiter>& w) {
+    if (!w->takes_uncommitted) return false;
+    woken.push_back(std::move(w));
+    return true;
+  });
+  fire(woken);
 }
 
 void QueueService::fire(std::vector<std::shared_ptr<Waiter>>& waiters) {
@@ -199,12 +219,14 @@ void QueueService::fire(std::vector<std::shared_ptr<Waiter>>& waiters) {
 
 // Completes when a message may have become available in `name` (a send, a
 // delete or visibility change, the next visibility deadline) or at until_ms.
-asio::awaitable<void> QueueService::wait_for_messages(std::string name, std::int64_t until_ms) {
-  auto init = [this, queue = std::move(name), until = until_ms](auto handler) {
+asio::awaitable<void> QueueService::wait_for_messages(std::string name, std::int64_t until_ms,
+                                                     bool takes_uncommitted) {
+  auto init = [this, queue = std::move(name), until = until_ms, takes_uncommitted](auto handler) {
     auto shared = std::make_shared<decltype(handler)>(std::move(handler));
     auto ex = asio::get_associated_executor(*shared);
     auto waiter = std::make_shared<Waiter>(asio::any_io_executor(ex));
     waiter->queue = queue;
+    waiter->takes_uncommitted = takes_uncommitted;
     waiter->wake = [shared]() {
       auto hex = asio::get_associated_executor(*shared);
       asio::post(hex, std::move(*shared));
@@ -219,7 +241,9 @@ asio::awaitable<void> QueueService::wait_for_messages(std::string name, std::int
       } else {
         const std::int64_t now = clock_.now_ms();
         const auto next = q->schedule.upper_bound({now, UINT64_MAX});
-        if (q->schedule.begin() != next) {
+        const bool uncommitted_visible =
+            takes_uncommitted && !q->settings.fifo && !q->uncommitted.empty() && q->uncommitted.begin()->first <= now;
+        if (q->schedule.begin() != next || uncommitted_visible) {
           now_ready.push_back(waiter);  // something is visible already
         } else if (next != q->schedule.end()) {
           due = std::min(due, next->first);

@@ -15,6 +15,7 @@
 // the daemon; the store and the clock outlive it.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,6 +74,15 @@ struct ReceiveRequest {
   // least once still holds — after a crash the messages are visible again —
   // and it saves an fsync on the way to the function (event source mappings).
   bool await_commit = true;
+  // true: standard queues also hand out messages whose send is still being
+  // committed, and a send wakes this receive as soon as its write is queued,
+  // before the fsync. Nothing acknowledged can be lost that way (the sender's
+  // answer still waits for the commit), but a message whose commit then fails,
+  // or that a crash takes before its commit, may have been delivered once
+  // although its sender was told it was not sent: a duplicate if the sender
+  // retries, as at-least-once allows. Event source mappings take them: it
+  // saves the send's fsync on the way to the function.
+  bool take_uncommitted = false;
 };
 
 struct ReceivedMessage {
@@ -159,9 +169,13 @@ class QueueService {
   struct PreparedSend;
   struct Claim;
 
-  asio::awaitable<base::Status> commit(std::vector<QueueOp> ops);
-  asio::awaitable<void> wait_for_messages(std::string name, std::int64_t until_ms);
+  // `queued` runs once the writer has the operations, before they are committed.
+  asio::awaitable<base::Status> commit(std::vector<QueueOp> ops, std::function<void()> queued = {});
+  asio::awaitable<void> wait_for_messages(std::string name, std::int64_t until_ms, bool takes_uncommitted);
   void wake(Queue& q, std::vector<std::shared_ptr<Waiter>>& out);
+  // Once a send's write is queued: its messages become visible to the
+  // receivers that take uncommitted ones, and those waiting are woken.
+  void offer_uncommitted(const std::string& name, const std::vector<std::uint64_t>& seqs);
   static void fire(std::vector<std::shared_ptr<Waiter>>& waiters);
 
   // The synchronous halves (under mu_), shared by the coroutines and the blocking path.

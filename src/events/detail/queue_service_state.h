@@ -26,7 +26,7 @@ struct QueueService::Message {
   MessageRow row;
   MessageAttributeMap attributes;
   std::string md5_of_body;
-  bool pending = false;  // written, not yet committed: invisible to receivers
+  bool pending = false;  // written, not yet committed: only receivers that take uncommitted ones see it
 };
 
 struct QueueService::Waiter {
@@ -34,6 +34,7 @@ struct QueueService::Waiter {
   std::string queue;
   std::function<void()> wake;  // set until fired (guarded by QueueService::mu_)
   asio::steady_timer timer;
+  bool takes_uncommitted = false;  // ReceiveRequest::take_uncommitted: woken by a send before its commit
 };
 
 struct QueueService::Queue {
@@ -41,7 +42,8 @@ struct QueueService::Queue {
   QueueSettings settings;
   std::map<std::uint64_t, Message> messages;             // by seq
   std::unordered_map<std::string, std::uint64_t> by_id;  // id -> seq
-  std::set<std::pair<std::int64_t, std::uint64_t>> schedule;  // (visible_at, seq), committed only
+  std::set<std::pair<std::int64_t, std::uint64_t>> schedule;     // (visible_at, seq), committed only
+  std::set<std::pair<std::int64_t, std::uint64_t>> uncommitted;  // (visible_at, seq), pending ones
   std::unordered_map<std::string, DedupRow> dedup;       // FIFO
   std::vector<std::shared_ptr<Waiter>> waiters;
 };

@@ -5,7 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -289,6 +294,150 @@ TEST_F(QueueServiceTest, FullDiskFailsTheSendAndKeepsNothing) {
   ASSERT_TRUE(got.ok());
   EXPECT_TRUE(got->empty());
   EXPECT_EQ(service.get_attributes("full", {"ApproximateNumberOfMessages"})->at("ApproximateNumberOfMessages"), "0");
+}
+
+// A store whose commits wait until the test opens the gate, then succeed or fail.
+class GatedStore final : public QueueStore {
+ public:
+  explicit GatedStore(QueueStore& inner) : inner_(inner) {}
+  base::Result<QueueSnapshot> load() override { return inner_.load(); }
+  base::Status apply(std::span<const QueueOp> ops) override {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return open_; });
+    if (fail_) return base::make_error(base::ErrorCode::kService, "queue store: database or disk is full");
+    return inner_.apply(ops);
+  }
+  void open(bool fail) {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    fail_ = fail;
+    cv_.notify_all();
+  }
+
+ private:
+  QueueStore& inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  bool fail_ = false;
+};
+
+// A send and a receive that takes uncommitted messages, each on a thread of
+// its own, over a store whose commits wait for the test.
+class UncommittedTest : public QueueServiceTest {
+ protected:
+  void start_gated() {
+    create("q");
+    create("q.fifo", {{"FifoQueue", "true"}, {"ContentBasedDeduplication", "true"}});
+    close();
+    sqlite_ = std::make_unique<SqliteQueueStore>(dir_ / "queues.db");
+    ASSERT_TRUE(sqlite_->open().ok());
+    gated_ = std::make_unique<GatedStore>(*sqlite_);
+    service_ = std::make_unique<QueueService>(*gated_, clock_, QueueServiceConfig{});
+    ASSERT_TRUE(service_->start().ok());
+  }
+  void TearDown() override {
+    if (service_) service_->release_waiters();  // a taker the test gave up on ends too
+    if (gated_) gated_->open(false);
+    for (const auto& join : joins_) join();
+    service_.reset();
+    gated_.reset();
+    sqlite_.reset();
+    QueueServiceTest::TearDown();
+  }
+  // Each call's thread is joined in TearDown, after the waiters are released
+  // and the gate opened, so a test that gives up on one does not hang.
+  std::shared_future<base::Result<std::vector<ReceivedMessage>>> receive_async(bool take_uncommitted,
+                                                                              std::int64_t wait_s,
+                                                                              std::string queue = "q") {
+    ReceiveRequest req;
+    req.wait_s = wait_s;
+    req.await_commit = false;
+    req.take_uncommitted = take_uncommitted;
+    auto f = std::async(std::launch::async, [this, req, queue] { return run(service_->receive(queue, req)); }).share();
+    joins_.emplace_back([f] { f.wait(); });
+    return f;
+  }
+  std::shared_future<base::Result<std::vector<base::Result<SendResult>>>> send_async(std::string body,
+                                                                                     std::string queue = "q") {
+    auto f = std::async(std::launch::async, [this, body = std::move(body), queue] {
+               std::vector<SendRequest> requests(1);
+               requests[0].body = body;
+               if (queue.ends_with(".fifo")) requests[0].group_id = "g";
+               return run(service_->send(queue, std::move(requests)));
+             }).share();
+    joins_.emplace_back([f] { f.wait(); });
+    return f;
+  }
+
+  std::unique_ptr<SqliteQueueStore> sqlite_;
+  std::unique_ptr<GatedStore> gated_;
+  std::vector<std::function<void()>> joins_;  // each holds a call's future until TearDown
+};
+
+TEST_F(UncommittedTest, ASendWakesItsTakerBeforeTheCommitAndNoOneElse) {
+  start_gated();
+  auto taker = receive_async(true, 2);  // waiting when the send comes
+  auto sent = send_async("early");
+  ASSERT_EQ(taker.wait_for(std::chrono::seconds(5)), std::future_status::ready) << "the send did not reach the taker";
+  const auto got = taker.get();  // the commit is still held at the gate
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_EQ(bodies(*got), std::vector<std::string>{"early"});
+  EXPECT_EQ(sent.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout) << "answered before the commit";
+  // A plain receiver does not see it, and the next taker does not get it twice.
+  EXPECT_TRUE(receive_async(false, 0).get()->empty());
+  EXPECT_TRUE(receive_async(true, 0).get()->empty());
+  gated_->open(false);
+  const auto answer = sent.get();
+  ASSERT_TRUE(answer.ok());
+  ASSERT_TRUE(answer->front().ok());
+  EXPECT_EQ(answer->front()->message_id, got->front().message_id);
+  // Committed and in flight with the taker's visibility timeout: deleted by its handle.
+  EXPECT_TRUE(receive("q").empty());
+  auto deleted = run(service_->delete_messages("q", {got->front().receipt_handle}));
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_TRUE(deleted->front().ok());
+  clock_.advance_ms(3600 * 1000);
+  EXPECT_TRUE(receive("q").empty());
+  // And after a reopen nothing of it is left.
+  service_.reset();
+  gated_.reset();
+  sqlite_.reset();
+  open();
+  EXPECT_TRUE(receive("q").empty());
+}
+
+TEST_F(UncommittedTest, AFailedCommitTakesTheMessageBackAndTheSendFails) {
+  start_gated();
+  auto sent = send_async("doomed");
+  auto taker = receive_async(true, 2);
+  ASSERT_EQ(taker.wait_for(std::chrono::seconds(5)), std::future_status::ready) << "the send did not reach the taker";
+  const auto got = taker.get();
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_EQ(bodies(*got), std::vector<std::string>{"doomed"});
+  gated_->open(true);  // the disk is full
+  const auto answer = sent.get();
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.error().code, base::ErrorCode::kService);
+  // Gone: not visible again later, and its handle deletes nothing.
+  clock_.advance_ms(3600 * 1000);
+  EXPECT_TRUE(receive_async(true, 0).get()->empty());
+  auto deleted = run(service_->delete_messages("q", {got->front().receipt_handle}));
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_TRUE(deleted->front().ok());  // already deleted, as SQS answers
+  EXPECT_EQ(service_->get_attributes("q", {"ApproximateNumberOfMessages"})->at("ApproximateNumberOfMessages"), "0");
+}
+
+TEST_F(UncommittedTest, FifoQueuesHandOutOnlyCommittedMessages) {
+  start_gated();
+  auto sent = send_async("in order", "q.fifo");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the send's write is queued by then
+  const auto got = receive_async(true, 0, "q.fifo").get();
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_TRUE(got->empty()) << "a FIFO message before its commit";
+  gated_->open(false);
+  ASSERT_TRUE(sent.get().ok());
+  EXPECT_EQ(bodies(receive_async(true, 0, "q.fifo").get().value()), std::vector<std::string>{"in order"});
 }
 
 }  // namespace
