@@ -401,7 +401,7 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
                                              Stream& stream) {
   beast::flat_buffer buffer;
   buffer.reserve(kReadBufferBytes);
-  std::string held;  // answers held back behind a pipelined request, on the wire already
+  std::string held;  // answers held back behind a pipelined request, serialized (append_wire)
   for (;;) {
     beast::http::request_parser<beast::http::string_body> parser;
     // No limit while reading the header, so an oversize Content-Length is
