@@ -440,7 +440,9 @@ class DurabilityTest(unittest.TestCase):
                                    Role="arn:aws:iam::000000000000:role/x", Handler="app.handler",
                                    Code={"ZipFile": make_zip({"app.py": self.CODE})},
                                    Environment={"Variables": {"SEEN_FILE": seen_file}})
-            url = sqs.create_queue(QueueName="durable-q")["QueueUrl"]
+            # Messages a killed daemon had handed to the function come back after
+            # the visibility timeout: a short one keeps the test short.
+            url = sqs.create_queue(QueueName="durable-q", Attributes={"VisibilityTimeout": "3"})["QueueUrl"]
             client.create_event_source_mapping(EventSourceArn=queue_arn("durable-q"), FunctionName="durable",
                                                BatchSize=5)
             client.close()
