@@ -382,9 +382,11 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
     return make_error(ErrorCode::kService,
                       error_body(type, fmt::format("RequestId: {} Error: {}", request_id, message)));
   };
-  auto code_dir = registry_.code_directory(config);
-  if (!code_dir.ok()) co_return fail_with("Runtime.Unknown", code_dir.error().message);
-  auto command = command_for(config, *code_dir);
+  auto code = registry_.lease_code(config);
+  if (!code.ok()) co_return fail_with("Runtime.Unknown", code.error().message);
+  inst->code = std::move(*code);
+  const std::filesystem::path& code_dir = inst->code.path();
+  auto command = command_for(config, code_dir);
   if (!command.ok()) {
     const bool entrypoint = command.error().code == ErrorCode::kInvalidParameterValue;
     co_return fail_with(entrypoint ? "Runtime.InvalidEntrypoint" : "Runtime.Unknown", command.error().message);
@@ -449,10 +451,10 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
     std::lock_guard lock(mu_);
     provisioned = inst->provisioned;
   }
-  spec.env = environment(config, runtime_api_address, paths_for(*code_dir),
+  spec.env = environment(config, runtime_api_address, paths_for(code_dir),
                          provisioned ? InitType::kProvisioned : InitType::kOnDemand);
   if (private_network) spec.network = sandbox::NetworkMode::kNone;
-  spec.code_dir = *code_dir;
+  spec.code_dir = code_dir;
   spec.runtime_dir = config_.runtimes_dir;
   spec.memory_bytes = static_cast<std::uint64_t>(config.memory_size) << 20;
   spec.tmp_bytes = static_cast<std::uint64_t>(config.ephemeral_storage) << 20;

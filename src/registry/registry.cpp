@@ -319,6 +319,12 @@ base::Result<std::filesystem::path> Registry::code_directory(const FunctionConfi
   return blobs_.unpacked(*digest);
 }
 
+base::Result<store::CodeLease> Registry::lease_code(const FunctionConfig& config) {
+  auto digest = base::digest_from_hex(config.code_sha256_hex);
+  if (!digest) return make_error(ErrorCode::kService, "function " + config.name + " has no code");
+  return blobs_.lease(*digest);
+}
+
 base::Result<std::string> Registry::code_zip(std::string_view name) {
   auto c = load(name);
   if (!c.ok()) return std::move(c).error();

@@ -78,6 +78,10 @@ class Registry {
   [[nodiscard]] base::Result<std::filesystem::path> code_directory(std::string_view name);
   // The read-only directory holding the code `config` ($LATEST or a version) runs.
   [[nodiscard]] base::Result<std::filesystem::path> code_directory(const FunctionConfig& config);
+  // The same directory, kept on disk until the lease ends even if the
+  // function is deleted or its code replaced meanwhile: what an instance
+  // that mounts it holds while it lives.
+  [[nodiscard]] base::Result<store::CodeLease> lease_code(const FunctionConfig& config);
   // The zip of a function's current code.
   [[nodiscard]] base::Result<std::string> code_zip(std::string_view name);
 

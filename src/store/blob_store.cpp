@@ -17,6 +17,7 @@
 #include <utility>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "base/files.h"
 
@@ -469,6 +470,10 @@ bool BlobStore::contains(const base::Sha256Digest& digest) const {
 base::Result<base::Sha256Digest> BlobStore::put(std::string_view zip_bytes) {
   std::shared_lock lock(lifecycle_mu_);
   const base::Sha256Digest digest = base::sha256(zip_bytes);
+  {
+    std::lock_guard leases(leases_mu_);
+    doomed_.erase(base::to_hex(digest));  // wanted again
+  }
   if (contains(digest)) return digest;
   const fs::path path = zip_path(digest);
   // write_file_atomic's own temporary name is fixed, so each writer first
@@ -495,6 +500,59 @@ base::Result<std::string> BlobStore::read(const base::Sha256Digest& digest) cons
 
 base::Result<fs::path> BlobStore::unpacked(const base::Sha256Digest& digest) {
   std::shared_lock lock(lifecycle_mu_);
+  return unpacked_locked(digest);
+}
+
+base::Result<CodeLease> BlobStore::lease(const base::Sha256Digest& digest) {
+  std::shared_lock lock(lifecycle_mu_);
+  auto dir = unpacked_locked(digest);
+  if (!dir.ok()) return std::move(dir).error();
+  std::lock_guard leases(leases_mu_);
+  ++leases_[base::to_hex(digest)];
+  return CodeLease(this, digest, std::move(*dir));
+}
+
+std::size_t BlobStore::pending_removals() const {
+  std::lock_guard leases(leases_mu_);
+  return doomed_.size();
+}
+
+void BlobStore::end_lease(const base::Sha256Digest& digest) {
+  const std::string hex = base::to_hex(digest);
+  {
+    std::lock_guard leases(leases_mu_);
+    const auto it = leases_.find(hex);
+    if (it == leases_.end() || --it->second > 0) return;
+    leases_.erase(it);
+    if (doomed_.erase(hex) == 0) return;
+  }
+  // remove() looks again under its own lock: a lease taken meanwhile leaves
+  // the removal to that one.
+  if (auto removed = remove(digest); !removed.ok()) {
+    spdlog::warn("blob store: removing {} after its last lease: {}", hex, removed.error().message);
+  }
+}
+
+CodeLease::CodeLease(CodeLease&& other) noexcept
+    : store_(std::exchange(other.store_, nullptr)), digest_(other.digest_), path_(std::move(other.path_)) {}
+
+CodeLease& CodeLease::operator=(CodeLease&& other) noexcept {
+  if (this != &other) {
+    release();
+    store_ = std::exchange(other.store_, nullptr);
+    digest_ = other.digest_;
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+CodeLease::~CodeLease() { release(); }
+
+void CodeLease::release() {
+  if (store_ != nullptr) std::exchange(store_, nullptr)->end_lease(digest_);
+}
+
+base::Result<fs::path> BlobStore::unpacked_locked(const base::Sha256Digest& digest) {
   const std::string hex = base::to_hex(digest);
   const fs::path dir = code_dir_ / hex;
   if (is_directory_entry(dir)) return dir;
@@ -533,6 +591,13 @@ base::Result<fs::path> BlobStore::unpacked(const base::Sha256Digest& digest) {
 base::Status BlobStore::remove(const base::Sha256Digest& digest) {
   std::unique_lock lock(lifecycle_mu_);
   const std::string hex = base::to_hex(digest);
+  {
+    std::lock_guard leases(leases_mu_);
+    if (leases_.count(hex) != 0) {
+      doomed_.insert(hex);  // a sandbox still mounts it
+      return base::Ok{};
+    }
+  }
   const fs::path dir = code_dir_ / hex;
   if (is_directory_entry(dir)) {
     // Move the tree aside first so that nobody sees it half deleted.

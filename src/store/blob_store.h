@@ -5,9 +5,12 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/crypto.h"
@@ -36,6 +39,34 @@ struct ZipInfo {
 // Pure function of its input, callable from any thread.
 [[nodiscard]] base::Result<ZipInfo> inspect_zip(std::string_view zip_bytes,
                                                 std::uint64_t max_unzipped = kMaxUnzippedSize);
+
+class BlobStore;
+
+// Keeps a package's unpacked directory on disk while held (BlobStore::lease):
+// a remove() of the package waits for its last lease to end. Movable; any
+// thread. The BlobStore must outlive its leases.
+class CodeLease {
+ public:
+  CodeLease() = default;
+  CodeLease(CodeLease&& other) noexcept;
+  CodeLease& operator=(CodeLease&& other) noexcept;
+  CodeLease(const CodeLease&) = delete;
+  CodeLease& operator=(const CodeLease&) = delete;
+  ~CodeLease();
+
+  // The read-only unpacked directory; empty for a default-constructed lease.
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+ private:
+  friend class BlobStore;
+  CodeLease(BlobStore* store, base::Sha256Digest digest, std::filesystem::path path)
+      : store_(store), digest_(digest), path_(std::move(path)) {}
+  void release();
+
+  BlobStore* store_ = nullptr;
+  base::Sha256Digest digest_{};
+  std::filesystem::path path_;
+};
 
 // Code packages stored once by SHA-256 under a root directory:
 //   <root>/blobs/<hex sha256>.zip   the zip, written atomically, mode 0444
@@ -76,17 +107,34 @@ class BlobStore {
   // kInvalidParameterValue (unsafe zip), kService (disk, tampered blob).
   [[nodiscard]] base::Result<std::filesystem::path> unpacked(const base::Sha256Digest& digest);
 
+  // unpacked(), and the directory stays until the lease ends: what a sandbox
+  // that mounts it holds for its lifetime.
+  [[nodiscard]] base::Result<CodeLease> lease(const base::Sha256Digest& digest);
+
   // Removes the zip and its unpacked directory; removing an absent digest
-  // succeeds. Callers make sure no sandbox still uses the directory.
+  // succeeds. While the package is leased, the removal is left to the end of
+  // its last lease, and a put() of the same package before then cancels it.
   [[nodiscard]] base::Status remove(const base::Sha256Digest& digest);
 
+  // Packages whose removal waits for their leases to end.
+  [[nodiscard]] std::size_t pending_removals() const;
+
  private:
+  friend class CodeLease;
+  base::Result<std::filesystem::path> unpacked_locked(const base::Sha256Digest& digest);
+  // A lease ended: the removal left to it happens now.
+  void end_lease(const base::Sha256Digest& digest);
+
   std::filesystem::path root_;
   std::filesystem::path blobs_dir_;
   std::filesystem::path code_dir_;
   // Shared by put()/unpacked(), exclusive in remove(), so that a removal never
   // interleaves with a write of this object.
   mutable std::shared_mutex lifecycle_mu_;
+  // Leases per package (hex digest), and the removals waiting for them.
+  mutable std::mutex leases_mu_;
+  std::unordered_map<std::string, int> leases_;  // GUARDED_BY(leases_mu_)
+  std::unordered_set<std::string> doomed_;       // GUARDED_BY(leases_mu_)
 };
 
 }  // namespace nimbus::store

@@ -6,15 +6,17 @@ test_execution_scaling.py, isolation in test_execution_isolation.py, runtime
 faults in test_execution_faults.py, AWS's own Node.js runtime client in
 test_execution_ric.py."""
 
+import base64
 import json
 import os
 import re
 import subprocess
 import time
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
 from harness import (HOST_CURL, NIMBUS_BIN, UUID_RE, ExecutionTestCase, LineReader, _clean_env,
-                     decode_log_result, function_arn, make_zip, provided_zip, report_line)
+                     decode_log_result, function_arn, make_zip, provided_zip, report_line, wait_until)
 
 CONTEXT_PY = """
 import os
@@ -195,6 +197,30 @@ class ExecutionBasicsTest(ExecutionTestCase):
         self.client.update_function_code(FunctionName="py-update", ZipFile=make_zip(
             {"other.py": "import os\ndef handler(event, context):\n    return os.environ['_HANDLER']\n"}))
         self.assertEqual(self.invoke_ok("py-update")[1], "other.handler")
+
+    def test_delete_during_an_invocation_keeps_the_code_until_the_instance_ends(self):
+        # The instance mounts the function's unpacked code: deleting the
+        # function must not take the files from under a running (or starting)
+        # instance. They go when the instance does.
+        code = ("import time\n"
+                "def handler(event, context):\n"
+                "    time.sleep(2)\n"
+                "    with open('/var/task/data.txt') as f:\n"
+                "        return f.read()\n")
+        created = self.create_function("py-deleted", {"app.py": code, "data.txt": "still here"})
+        code_dir = os.path.join(self.daemon.data_dir, "code", base64.b64decode(created["CodeSha256"]).hex())
+        self.assertTrue(os.path.isdir(code_dir), code_dir)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(self.invoke, "py-deleted")
+            self.assertTrue(wait_until(lambda: self.daemon.metric("nimbus_instances", function="py-deleted") >= 1, 20))
+            time.sleep(0.3)
+            self.client.delete_function(FunctionName="py-deleted")
+            self.assertTrue(os.path.isdir(code_dir), "the code went while its instance ran")
+            r = pending.result(60)
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("X-Amz-Function-Error"), r)
+        self.assertEqual(r.json(), "still here")
+        self.assertTrue(wait_until(lambda: not os.path.exists(code_dir), 15), f"{code_dir} outlived its instance")
 
     def test_aws_cli_invoke_with_tail(self):
         self.create_function("cli-invoke", {"app.py": CONTEXT_PY})

@@ -50,6 +50,7 @@ struct Invoker::Instance {
   std::optional<double> init_ms;                    // shown once, in the first REPORT
   std::optional<sandbox::ExitEvent> exit;           // GUARDED_BY(Invoker::mu_)
   std::unique_ptr<asio::posix::stream_descriptor> output;  // read end of stdout+stderr
+  store::CodeLease code;  // its /var/task stays on disk while it lives (a deleted function's too)
   std::mutex output_mu;
   std::string output_buffer;  // GUARDED_BY(output_mu)
 };

@@ -681,5 +681,59 @@ TEST_F(BlobStoreTest, RemoveOfZipNeverUnpacked) {
   EXPECT_FALSE(store_->contains(*digest));
 }
 
+// A leased package outlives its removal until the last lease ends; what a
+// running sandbox mounts never disappears under it.
+TEST_F(BlobStoreTest, RemoveOfALeasedPackageWaitsForItsLastLease) {
+  auto digest = store_->put(ZipBuilder().file("app.py", "code").build());
+  ASSERT_TRUE(digest.ok());
+  auto first = store_->lease(*digest);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto second = store_->lease(*digest);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(first->path(), second->path());
+  const fs::path file = first->path() / "app.py";
+
+  ASSERT_TRUE(store_->remove(*digest).ok());
+  EXPECT_EQ(store_->pending_removals(), 1u);
+  EXPECT_TRUE(fs::exists(file));
+  EXPECT_TRUE(store_->contains(*digest));
+
+  CodeLease moved = std::move(*first);  // a move hands the lease on, it does not end it
+  *first = CodeLease();
+  EXPECT_TRUE(fs::exists(file));
+  *second = CodeLease();
+  EXPECT_TRUE(fs::exists(file));
+  moved = CodeLease();  // the last one
+  EXPECT_FALSE(fs::exists(file));
+  EXPECT_FALSE(store_->contains(*digest));
+  EXPECT_EQ(store_->pending_removals(), 0u);
+  EXPECT_TRUE(fs::is_empty(dir_ / "store" / "code"));
+}
+
+// Stored again before the last lease ended: the package is wanted after all.
+TEST_F(BlobStoreTest, PutCancelsARemovalWaitingForLeases) {
+  const std::string zip = ZipBuilder().file("app.py", "code").build();
+  auto digest = store_->put(zip);
+  ASSERT_TRUE(digest.ok());
+  auto lease = store_->lease(*digest);
+  ASSERT_TRUE(lease.ok());
+  const fs::path file = lease->path() / "app.py";
+  ASSERT_TRUE(store_->remove(*digest).ok());
+  ASSERT_TRUE(store_->put(zip).ok());
+  EXPECT_EQ(store_->pending_removals(), 0u);
+  *lease = CodeLease();
+  EXPECT_TRUE(fs::exists(file));
+  EXPECT_TRUE(store_->contains(*digest));
+  // Without leases a removal is immediate.
+  ASSERT_TRUE(store_->remove(*digest).ok());
+  EXPECT_FALSE(fs::exists(file));
+}
+
+TEST_F(BlobStoreTest, LeaseOfAnUnknownPackageIsNotFound) {
+  const auto lease = store_->lease(base::sha256("no such zip"));
+  ASSERT_FALSE(lease.ok());
+  EXPECT_EQ(lease.error().code, ErrorCode::kResourceNotFound);
+}
+
 }  // namespace
 }  // namespace nimbus::store
