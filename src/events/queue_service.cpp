@@ -211,6 +211,9 @@ void QueueService::fire(std::vector<std::shared_ptr<Waiter>>& waiters) {
     if (w->wake) {
       auto f = std::move(w->wake);
       w->wake = nullptr;
+      // Its deadline is moot: the timer's handler (which holds the waiter)
+      // runs now instead of at the deadline, up to 20 s on.
+      w->timer.cancel();
       f();
     }
   }
@@ -250,16 +253,20 @@ asio::awaitable<void> QueueService::wait_for_messages(std::string name, std::int
         }
         if (now_ready.empty()) q->waiters.push_back(waiter);
       }
-      if (!now_ready.empty()) fire(now_ready);
+      if (!now_ready.empty()) {
+        fire(now_ready);
+        return;
+      }
+      // Set up under mu_, as fire() cancels it under mu_: the timer's calls
+      // never overlap.
+      waiter->timer.expires_after(std::chrono::milliseconds(std::max<std::int64_t>(0, due - clock_.now_ms()) + 1));
+      waiter->timer.async_wait([this, waiter](const boost::system::error_code&) {
+        std::lock_guard lock(mu_);
+        if (Queue* q = find(waiter->queue)) std::erase(q->waiters, waiter);
+        std::vector<std::shared_ptr<Waiter>> one{waiter};
+        fire(one);
+      });
     }
-    if (!waiter->wake) return;  // already fired
-    waiter->timer.expires_after(std::chrono::milliseconds(std::max<std::int64_t>(0, due - clock_.now_ms()) + 1));
-    waiter->timer.async_wait([this, waiter](const boost::system::error_code&) {
-      std::lock_guard lock(mu_);
-      if (Queue* q = find(waiter->queue)) std::erase(q->waiters, waiter);
-      std::vector<std::shared_ptr<Waiter>> one{waiter};
-      fire(one);
-    });
   };
   co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(init, asio::use_awaitable);
 }

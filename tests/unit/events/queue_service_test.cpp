@@ -207,6 +207,24 @@ TEST_F(QueueServiceTest, FifoOrderPerGroupAndDedup) {
   EXPECT_EQ(r->front().error().code, base::ErrorCode::kInvalidParameterValue);
 }
 
+// A long poll that a send wakes ends there: its deadline timer goes with it,
+// so the io_context runs out of work at once, not 20 s later (an event
+// source mapping's poller waits again and again; the timers piled up).
+TEST_F(QueueServiceTest, ALongPollWokenByASendLeavesNoTimerBehind) {
+  create("q");
+  ReceiveRequest req;
+  req.max_messages = 1;
+  req.wait_s = 20;
+  auto polled = std::async(std::launch::async, [&] { return run(service_->receive("q", req)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the poll waits by now
+  send("q", "wake");
+  ASSERT_EQ(polled.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "the poll's io_context still holds work after the message was handed out";
+  auto got = polled.get();
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  EXPECT_EQ(bodies(*got), std::vector<std::string>{"wake"});
+}
+
 TEST_F(QueueServiceTest, CreateIsIdempotentAndValidates) {
   create("c", {{"VisibilityTimeout", "10"}});
   EXPECT_TRUE(run(service_->create_queue("c", {{"VisibilityTimeout", "10"}})).ok());
