@@ -88,8 +88,9 @@ class PipeCapture:
 
 
 class Posted:
-    def __init__(self, kind, request_id, body, headers, stdout):
+    def __init__(self, kind, request_id, body, headers, stdout, pipelined=False):
         self.kind = kind  # "response" | "error" | "init_error"
+        self.pipelined = pipelined  # the client's next request was already on the connection
         self.request_id = request_id
         self.body = body
         self.headers = headers  # lower-case names
@@ -101,8 +102,9 @@ class Posted:
 
 
 class FakeRuntimeAPI:
-    def __init__(self, close_after_post=False):
+    def __init__(self, close_after_post=False, next_framing="length"):
         self.events = queue.Queue()
+        self.next_framing = next_framing  # how /next bodies are framed: "length", "chunked" or "close"
         self.posts = []
         self.next_times = []
         self.cond = threading.Condition()
@@ -161,7 +163,22 @@ class FakeRuntimeAPI:
                     headers["Lambda-Runtime-Client-Context"] = ev["client_context"].encode().decode("latin-1")
                 if ev.get("cognito_identity") is not None:
                     headers["Lambda-Runtime-Cognito-Identity"] = ev["cognito_identity"]
-                self._reply(200, ev["body"], headers)
+                if api.next_framing == "length":
+                    return self._reply(200, ev["body"], headers)
+                self.send_response(200)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if api.next_framing == "chunked":
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    half = len(ev["body"]) // 2
+                    for part in (ev["body"][:half], ev["body"][half:], b""):
+                        self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(part), part))
+                else:  # the body ends with the connection
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                    self.end_headers()
+                    self.wfile.write(ev["body"])
 
             def _read_body(self):
                 if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -180,6 +197,19 @@ class FakeRuntimeAPI:
                 length = int(self.headers.get("Content-Length") or 0)
                 return self.rfile.read(length), {}
 
+            def _next_request_waiting(self):
+                """Whether the client sent its next request before this answer (pipelining)."""
+                def peek():
+                    self.connection.setblocking(False)
+                    try:
+                        return len(self.rfile.peek(1)) > 0
+                    except OSError:
+                        return False
+                    finally:
+                        self.connection.setblocking(True)
+                # A request sent behind the post may be one packet later.
+                return peek() or (bool(select.select([self.connection], [], [], 0.2)[0]) and peek())
+
             def do_POST(self):
                 body, trailers = self._read_body()
                 m = re.fullmatch(r"/2018-06-01/runtime/invocation/([^/]+)/(response|error)", self.path)
@@ -192,8 +222,9 @@ class FakeRuntimeAPI:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 headers.update({"trailer:" + k: v for k, v in trailers.items()})
                 stdout = api.stdout_capture.drain() if api.stdout_capture else ""
+                pipelined = kind != "init_error" and self._next_request_waiting()
                 with api.cond:
-                    api.posts.append(Posted(kind, rid, body, headers, stdout))
+                    api.posts.append(Posted(kind, rid, body, headers, stdout, pipelined))
                     api.cond.notify_all()
                 self._reply(202, close=api.close_after_post)
 
@@ -274,13 +305,14 @@ class RuntimeTestCase(unittest.TestCase):
             self.api.stop()
         shutil.rmtree(self.taskdir, ignore_errors=True)
 
-    def start(self, lang, handler, files, env=None, close_after_post=False, handler_in_argv=False, cmd=None):
+    def start(self, lang, handler, files, env=None, close_after_post=False, handler_in_argv=False, cmd=None,
+              next_framing="length"):
         for name, content in files.items():
             p = os.path.join(self.taskdir, name)
             os.makedirs(os.path.dirname(p), exist_ok=True)
             with open(p, "w") as f:
                 f.write(textwrap.dedent(content))
-        self.api = FakeRuntimeAPI(close_after_post=close_after_post)
+        self.api = FakeRuntimeAPI(close_after_post=close_after_post, next_framing=next_framing)
         full_env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -321,6 +353,24 @@ class RuntimeTestCase(unittest.TestCase):
 
     def diag(self):
         return "\nstdout:\n%s\nstderr:\n%s" % (self.stdout.text(), self.stderr.text())
+
+    def assert_posts_are_pipelined(self):
+        """Results and handled errors ({"fail": true}) arrive with the next /next right behind them."""
+        for n in range(2):
+            self.assertTrue(self.invoke_ok({"n": n}).pipelined)
+        error = self.api.result(self.api.invoke({"fail": True}))
+        self.assertEqual(error.kind, "error")
+        self.assertTrue(error.pipelined)
+
+    def assert_echoes_events_of_every_framing(self, lang, handler, files):
+        """/next bodies chunked, or ending with the connection, reach an echoing handler whole."""
+        for framing in ("chunked", "close"):
+            with self.subTest(framing=framing):
+                self.start(lang, handler, files, next_framing=framing)
+                for n in range(2):
+                    self.assertEqual(self.invoke_ok({"n": n, "s": "x" * 100_000}).json(), {"n": n, "s": "x" * 100_000})
+                self.tearDown()
+                self.setUp()
 
     def invoke_ok(self, event=None, timeout=TIMEOUT, **kw):
         rid = self.api.invoke(event, **kw)
@@ -589,10 +639,17 @@ class PythonClientTest(RuntimeTestCase):
         post = self.invoke_ok({"s": big}, timeout=60)
         self.assertEqual(post.json(), {"n": len(big), "s": big[::-1]})
 
+    def test_chunked_and_close_delimited_events(self):
+        self.assert_echoes_events_of_every_framing("python", "app.handler", {"app.py": "def handler(e, c): return e\n"})
+
     def test_reconnects_when_server_closes_connection(self):
         self.start("python", "app.handler", {"app.py": "def handler(e, c): return e\n"}, close_after_post=True)
         for n in range(3):
             self.assertEqual(self.invoke_ok({"n": n}).json(), {"n": n})
+
+    def test_result_and_next_request_go_out_together(self):
+        self.start("python", "app.handler", {"app.py": "def handler(e, c):\n    if e.get('fail'):\n        raise ValueError('x')\n    return e\n"})
+        self.assert_posts_are_pipelined()
 
 
 # ---------------------------------------------------------------------------
@@ -888,10 +945,19 @@ class NodeClientTest(RuntimeTestCase):
         post = self.invoke_ok({"s": big}, timeout=60)
         self.assertEqual(post.json(), {"n": len(big), "s": big[::-1]})
 
+    def test_chunked_and_close_delimited_events(self):
+        self.assert_echoes_events_of_every_framing("node", "index.handler", {"index.js": "exports.handler = async (e) => e;\n"})
+
     def test_reconnects_when_server_closes_connection(self):
         self.start("node", "index.handler", {"index.js": "exports.handler = async (e) => e;\n"}, close_after_post=True)
         for n in range(3):
             self.assertEqual(self.invoke_ok({"n": n}).json(), {"n": n})
+
+    def test_result_and_next_request_go_out_together(self):
+        # Node's http agent waits for each answer; the client's own connection
+        # sends the next /next right behind a result or a handled error.
+        self.start("node", "index.handler", {"index.js": "exports.handler = async (e) => { if (e.fail) throw new Error('x'); return e; };\n"})
+        self.assert_posts_are_pipelined()
 
 
 # ---------------------------------------------------------------------------
