@@ -261,8 +261,8 @@ asio::awaitable<void> QueueService::wait_for_messages(std::string name, std::int
       // never overlap.
       waiter->timer.expires_after(std::chrono::milliseconds(std::max<std::int64_t>(0, due - clock_.now_ms()) + 1));
       waiter->timer.async_wait([this, waiter](const boost::system::error_code&) {
-        std::lock_guard lock(mu_);
-        if (Queue* q = find(waiter->queue)) std::erase(q->waiters, waiter);
+        std::lock_guard held(mu_);
+        if (Queue* waited_on = find(waiter->queue)) std::erase(waited_on->waiters, waiter);
         std::vector<std::shared_ptr<Waiter>> one{waiter};
         fire(one);
       });
