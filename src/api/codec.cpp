@@ -140,7 +140,7 @@ std::string json_error_detail(std::string_view text) {
   try {
     const json reparsed = json::parse(text);
     return "unexpected " + std::string(reparsed.type_name());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e999999
     return e.what();
   }
 }

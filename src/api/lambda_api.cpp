@@ -353,6 +353,7 @@ http::Response LambdaApi::delete_function(const http::Request& req, const http::
   if (invoker_) invoker_->retire(*name);
   if (logs_) logs_->remove(*name);
   if (event_configs_) event_configs_->forget_function(*name);
+  for (const auto& hook : removal_hooks_) hook(*name, std::nullopt);
   return empty_response(http::Status::no_content, req.version());
 }
 

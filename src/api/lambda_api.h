@@ -94,6 +94,15 @@ class LambdaApi {
   // ServiceHandler). Call before the API serves requests (not synchronised).
   void add_service(ServiceHandler service);
 
+  // Told when DeleteFunction removed a function (alias: nullopt) or
+  // DeleteAlias an alias, after the registry did, so parts above the API
+  // (function URLs) drop what belonged to it. Call before serving.
+  using RemovalHook = std::function<void(std::string_view function, std::optional<std::string_view> alias)>;
+  void on_removed(RemovalHook hook) { removal_hooks_.push_back(std::move(hook)); }
+  // Verifies a request's SigV4 signature for the service "lambda" with the
+  // daemon's credentials, as every API request is (any thread).
+  [[nodiscard]] base::Status check_signature(const http::Request& request) const { return authenticate(request); }
+
   // Serves one request.
   [[nodiscard]] http::asio::awaitable<http::Response> handle(http::Request request);
   // An error in Lambda's shape (for failures found before handle() runs).
@@ -184,6 +193,7 @@ class LambdaApi {
   http::Router<Route> router_;
   std::vector<std::pair<std::string, Extension>> extensions_;
   std::vector<ServiceHandler> services_;
+  std::vector<RemovalHook> removal_hooks_;
 };
 
 }  // namespace nimbus::api

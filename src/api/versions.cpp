@@ -111,9 +111,9 @@ http::Response LambdaApi::update_alias(const http::Request& req, const http::Par
 
 http::Response LambdaApi::delete_alias(const http::Request& req, const http::Params& path, const http::Params& query) {
   NIMBUS_API_TRY(unqualified_name(*http::find_param(path, "name"), query), name);
-  if (auto s = registry_.delete_alias(*name, *http::find_param(path, "alias")); !s.ok()) {
-    return render_error(s.error(), req.version());
-  }
+  const std::string& alias = *http::find_param(path, "alias");
+  if (auto s = registry_.delete_alias(*name, alias); !s.ok()) return render_error(s.error(), req.version());
+  for (const auto& hook : removal_hooks_) hook(*name, alias);
   return empty_response(http::Status::no_content, req.version());
 }
 

@@ -380,6 +380,12 @@ int run(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(-1, 600000));
   serve->add_option("--concurrency", serve_config.registry.account_concurrency,
                     "account-wide concurrent executions")->capture_default_str()->check(CLI::Range(1, 100000));
+  std::string cpu_limit = "proportional";
+  serve->add_option("--cpu-limit", cpu_limit,
+                    "proportional: an instance may use CPU in proportion to its memory, as on Lambda (one CPU at "
+                    "1769 MB, 7.2% at 128 MB); none: no cap, only relative weights")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"proportional", "none"}));
   bool process_only = false;
   serve->add_flag("--no-isolation", process_only,
                   "run instances as plain processes (no namespaces, cgroups or uid switch); for hosts that "
@@ -414,6 +420,22 @@ int run(int argc, char** argv) {
   serve->add_option("--gateway-idle-timeout", gateway_idle_s,
                     "seconds a gateway connection may idle, or take to send its request headers")
       ->capture_default_str()->check(CLI::Range(1, 3600));
+  serve->add_option("--gateway-max-connections", serve_config.gateway.max_connections,
+                    "gateway connections open at once (0: no cap); more are answered 503 and closed")
+      ->capture_default_str();
+  serve->add_option("--gateway-max-connections-per-client", serve_config.gateway.max_connections_per_client,
+                    "gateway connections open at once from one client address (0: no cap); more get 429")
+      ->capture_default_str();
+  serve->add_option("--api-max-connections", serve_config.api_max_connections,
+                    "API connections open at once from clients other than instances (0: no cap)")
+      ->capture_default_str();
+  serve->add_option("--api-max-guest-connections", serve_config.api_max_guest_connections,
+                    "API connections open at once from function instances together, beside --api-max-connections")
+      ->capture_default_str();
+  serve->add_option("--api-max-connections-per-client", serve_config.api_max_connections_per_client,
+                    "API connections open at once from one client: an address, and on this host a uid, so "
+                    "each instance has its own share (0: no cap)")
+      ->capture_default_str();
   serve->add_option("--gateway-tls-cert", gateway_tls_cert,
                     "PEM certificate chain: the gateway speaks HTTPS only (needs --gateway-tls-key)");
   serve->add_option("--gateway-tls-key", gateway_tls_key,
@@ -691,6 +713,7 @@ int run(int argc, char** argv) {
     serve_config.events.keep_failed = std::chrono::seconds(keep_failed_s);
     serve_config.keep_alive_min = std::chrono::milliseconds(static_cast<std::int64_t>(keep_alive_min_s * 1000));
     serve_config.adaptive_keep_alive = keep_alive_policy == "adaptive";
+    serve_config.cpu_cap = cpu_limit == "none" ? invoker::CpuCap::kNone : invoker::CpuCap::kProportionalToMemory;
     if (process_only) serve_config.isolation = sandbox::LauncherMode::kProcessOnly;
     if (auto* level = serve->get_option("--log-level"); level->count() > 0) {
       spdlog::set_level(spdlog::level::from_str(level->as<std::string>()));

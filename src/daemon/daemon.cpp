@@ -1,11 +1,13 @@
 #include "daemon/daemon.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 
@@ -50,6 +52,57 @@ std::string ini_value(const std::string& text, std::string_view key) {
     if (trim(line.substr(0, eq)) == key) return std::string(trim(line.substr(eq + 1)));
   }
   return {};
+}
+// The descriptors the daemon asks for at start (as root it may raise its hard
+// limit to this): the gateway's and the API's connection caps plus
+// kDescriptorReserve for instances (pipes, Runtime API connections and
+// listeners), the store and the logs.
+constexpr rlim_t kWantedDescriptors = 65536;
+constexpr std::size_t kDescriptorReserve = 4096;
+
+// Raises the soft limit on open descriptors to the hard one (as root, the
+// hard one to kWantedDescriptors first) and returns the limit in force.
+rlim_t raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < kWantedDescriptors) {
+    rlimit wanted{kWantedDescriptors, kWantedDescriptors};
+    if (::setrlimit(RLIMIT_NOFILE, &wanted) == 0) return kWantedDescriptors;
+  }
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? kWantedDescriptors : limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return before;
+  return limit.rlim_cur;
+}
+
+// Shrinks the listeners' connection caps, in proportion, to what `limit`
+// descriptors leave after kDescriptorReserve; says so when it does.
+void fit_connection_caps(rlim_t limit, std::size_t& gateway, std::size_t& api, std::size_t& api_guests) {
+  const std::size_t room = limit > kDescriptorReserve * 2 ? static_cast<std::size_t>(limit) - kDescriptorReserve
+                                                          : static_cast<std::size_t>(limit) / 2;
+  const std::size_t wanted = gateway + api + api_guests;
+  if (wanted <= room) return;
+  for (std::size_t* cap : {&gateway, &api, &api_guests}) *cap = std::max<std::size_t>(1, *cap * room / wanted);
+  spdlog::warn("nimbus: {} file descriptors allow at most {} gateway, {} API and {} API connections from "
+               "instances (raise the hard limit, `ulimit -Hn`, for more)",
+               limit, gateway, api, api_guests);
+}
+
+// Counts a listener's refused connections by reason.
+std::function<void(http::Refusal)> count_refusals(telemetry::Registry& metrics, const std::string& listener) {
+  const std::string name = "nimbus_" + listener + "_connections_refused_total";
+  const std::string help = "Connections to the " + listener + " closed at once: over a connection limit or out of "
+                           "file descriptors";
+  auto* server_full = &metrics.labelled_counter(name, help, "reason", std::string(to_string(http::Refusal::kServerFull)));
+  auto* client_full = &metrics.labelled_counter(name, help, "reason", std::string(to_string(http::Refusal::kClientFull)));
+  auto* no_fds = &metrics.labelled_counter(name, help, "reason", std::string(to_string(http::Refusal::kNoDescriptors)));
+  return [=](http::Refusal why) {
+    switch (why) {
+      case http::Refusal::kServerFull: server_full->add(); break;
+      case http::Refusal::kClientFull: client_full->add(); break;
+      case http::Refusal::kNoDescriptors: no_fds->add(); break;
+    }
+  };
 }
 }  // namespace
 
@@ -101,6 +154,14 @@ base::Status Daemon::start() {
                       fmt::format("create data directory {}: {}", config_.data_dir.string(), ec.message()));
   }
   ::chmod(config_.data_dir.c_str(), 0700);
+  const rlim_t descriptors = raise_descriptor_limit();
+  fit_connection_caps(descriptors, config_.gateway.max_connections, config_.api_max_connections,
+                      config_.api_max_guest_connections);
+  spdlog::info("nimbus: {} file descriptors; at most {} gateway connections ({} per client), {} API connections "
+               "and {} more from instances ({} per client)",
+               descriptors, config_.gateway.max_connections, config_.gateway.max_connections_per_client,
+               config_.api_max_connections, config_.api_max_guest_connections,
+               config_.api_max_connections_per_client);
 
   // First: the launcher must be forked while this process has one thread.
   sandbox::LauncherConfig launcher_config;
@@ -110,6 +171,11 @@ base::Status Daemon::start() {
   // A parent group per daemon: one daemon stopping (and removing its empty
   // parent) must never pull the groups from under another on the same host.
   launcher_config.cgroup_name = fmt::format("nimbus-{}", ::getpid());
+  // Every uid an instance may run as: the host-wide leases and the launcher's own pool.
+  const unsigned first_uid = std::min(launcher_config.lease_uid_base, launcher_config.uid_base);
+  const http::ServerConfig::UidRange guest_uids{
+      first_uid, std::max(launcher_config.lease_uid_base + launcher_config.lease_uid_count,
+                          launcher_config.uid_base + launcher_config.uid_count) - first_uid};
   auto launcher = sandbox::Launcher::start(launcher_config);
   if (!launcher.ok()) return std::move(launcher).error();
   launcher_ = std::move(*launcher);
@@ -147,6 +213,7 @@ base::Status Daemon::start() {
   invoker_config.adaptive_keep_alive = config_.adaptive_keep_alive;
   invoker_config.account_concurrency = static_cast<int>(config_.registry.account_concurrency);
   invoker_config.region = config_.registry.region;
+  invoker_config.cpu_cap = config_.cpu_cap;
   invoker_ = std::make_unique<invoker::Invoker>(io_.get_executor(), *registry_, *launcher_, *runtime_api_, *metrics_,
                                                 *logs_, clock_, invoker_config);
   invoker_->start();
@@ -238,6 +305,7 @@ base::Status Daemon::start() {
   gateway::GatewayConfig gateway_config = config_.gateway;
   gateway_config.access_log = config_.data_dir / "logs" / "gateway-access.log";
   gateway_ = std::make_unique<gateway::Gateway>(*store_, *registry_, invoker_.get(), *metrics_, clock_, gateway_config);
+  gateway_->set_signature_check([api = api_.get()](const http::Request& r) { return api->check_signature(r); });
   NIMBUS_TRY(gateway_->start());
   const auto gateway_control = [gw = gateway_.get()](http::Verb method, std::string_view path,
                                                       const http::Params& query,
@@ -247,6 +315,19 @@ base::Status Daemon::start() {
     return api::ExtensionReply{reply->status, std::move(reply->body)};
   };
   api_->add_extension("/nimbus/v1/routes", gateway_control);
+  // Function URLs: the Lambda API's operations, served by the gateway's configs.
+  api_->add_extension("/2021-10-31/functions/",
+                      [urls = &gateway_->function_urls()](http::Verb method, std::string_view path,
+                                                         const http::Params& query,
+                                                         const std::string& body) -> base::Result<api::ExtensionReply> {
+                        auto reply = urls->control(method, path, query, body);
+                        if (!reply.ok()) return std::move(reply).error();
+                        return api::ExtensionReply{reply->status, std::move(reply->body)};
+                      });
+  api_->on_removed([urls = &gateway_->function_urls()](std::string_view function,
+                                                       std::optional<std::string_view> alias) {
+    urls->forget(function, alias);
+  });
   api_->add_extension("/nimbus/v1/gateway/", gateway_control);
   http::ServerConfig gateway_server_config;
   gateway_server_config.host = gateway_config.host;
@@ -261,6 +342,9 @@ base::Status Daemon::start() {
   gateway_server_config.on_tls_handshake_failure = [gw = gateway_.get()] {
     gw->count_tls_handshake_failure();
   };
+  gateway_server_config.max_connections = gateway_config.max_connections;
+  gateway_server_config.max_connections_per_client = gateway_config.max_connections_per_client;
+  gateway_server_config.on_connection_refused = count_refusals(*metrics_, "gateway");
   gateway_server_ = std::make_unique<http::Server>(
       io_.get_executor(), gateway_server_config,
       [gw = gateway_.get()](http::Request r, http::RequestContext c) { return gw->handle(std::move(r), c); },
@@ -276,6 +360,14 @@ base::Status Daemon::start() {
   server_config.port = config_.api_port;
   server_config.body_limit = api::ApiConfig::kMaxRequestBytes;
   server_config.name = "api";
+  // Every instance has a uid of its own: one function's connections never
+  // count against another's (or the operator's) share.
+  server_config.max_connections = config_.api_max_connections;
+  server_config.max_connections_per_client = config_.api_max_connections_per_client;
+  server_config.client_key = http::ClientKey::kAddressAndLocalUid;
+  server_config.guest_uids = guest_uids;
+  server_config.max_guest_connections = config_.api_max_guest_connections;
+  server_config.on_connection_refused = count_refusals(*metrics_, "api");
   server_config.connection_executor = io_threads_->placer();
   api_server_ = std::make_unique<http::Server>(
       io_.get_executor(), server_config,
@@ -295,6 +387,7 @@ base::Status Daemon::start() {
                                        : gateway_config.host;
   const std::string gateway_url =
       fmt::format("{}://{}:{}", gateway_config.tls ? "https" : "http", gateway_host, gateway_port_);
+  gateway_->function_urls().set_base_url(gateway_url);
   const nlohmann::json endpoints = {{"api", api_url}, {"gateway", gateway_url}, {"pid", ::getpid()}};
   NIMBUS_TRY(base::write_file_atomic(config_.data_dir / "endpoints.json", endpoints.dump() + "\n", 0644));
 

@@ -49,12 +49,19 @@ struct DaemonConfig {
   std::string api_host = "127.0.0.1";
   std::uint16_t api_port = 9000;      // 0 picks a free port
   unsigned threads = 2;
+  // Connection caps of the API listener (0: none); a client is an address,
+  // and on this host also a uid, so each instance has a share of its own,
+  // and instances together have a pool of their own beside the operator's.
+  std::size_t api_max_connections = 4096;           // from clients that are not instances
+  std::size_t api_max_guest_connections = 4096;     // from every instance together
+  std::size_t api_max_connections_per_client = 256;
   api::AuthMode auth = api::AuthMode::kSigV4;
   registry::RegistryConfig registry;
   std::chrono::milliseconds drain_timeout{10000};
   std::chrono::milliseconds keep_alive{10 * 60 * 1000};  // idle instances stop after this at the latest
   std::chrono::milliseconds keep_alive_min{60 * 1000};   // the adaptive keep-alive's shortest window
   bool adaptive_keep_alive = true;
+  invoker::CpuCap cpu_cap = invoker::CpuCap::kProportionalToMemory;  // --cpu-limit
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
   unsigned sandbox_pool = 2;         // sandboxes made ahead of time for cold starts (--sandbox-pool)
   int fork_init_ms = 100;            // --fork-init-ms: forking for slower Python inits (-1: never)

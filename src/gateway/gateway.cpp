@@ -26,7 +26,6 @@ constexpr std::size_t kMaxScopes = 10;
 
 // Lambda's synchronous Invoke payload limit: a bigger event cannot be sent.
 constexpr std::size_t kMaxEventBytes = 6 * 1024 * 1024;
-constexpr std::string_view kFunctionUrlPrefix = "/fn/";
 
 std::string header_of(const IncomingRequest& r, std::string_view lower_name) {
   for (const auto& [k, v] : r.headers) {
@@ -89,6 +88,8 @@ struct Gateway::Outcome {
   double integration_ms = -1;
   std::string error;
   std::string api_key_id;  // the key a keyed route admitted
+  const CorsConfig* cors = nullptr;  // a function URL's CORS, instead of the gateway's
+  std::shared_ptr<const FunctionUrl> url;  // keeps `cors` alive
 };
 
 json route_to_json(const Route& route) {
@@ -184,11 +185,13 @@ Gateway::Gateway(store::Store& store, registry::Registry& registry, invoker::Inv
       clock_(clock),
       config_(std::move(config)),
       global_bucket_(config_.rate, config_.burst, clock),
+      urls_(store, registry, clock),
       snapshot_(std::make_shared<Snapshot>()) {}
 
 base::Status Gateway::start() {
   if (!config_.access_log.empty()) NIMBUS_TRY(access_log_.open(config_.access_log));
   NIMBUS_TRY(reload());
+  NIMBUS_TRY(urls_.load());
   start_usage_flusher();
   return base::Ok{};
 }
@@ -289,6 +292,16 @@ http::Response Gateway::render_error(const base::Error& error, unsigned version)
   return res;
 }
 
+void Gateway::note_dropped_body(const std::string& function, unsigned status) {
+  {
+    std::lock_guard lock(mu_);
+    if (!warned_bodies_.insert(function).second) return;
+  }
+  spdlog::warn("gateway: function '{}' answered {} with a body; the body is not sent (HTTP allows none on {}); "
+               "said once per function",
+               function, status, status);
+}
+
 http::asio::awaitable<http::Response> Gateway::handle(http::Request req, http::RequestContext context) {
   const auto started = std::chrono::steady_clock::now();
   IncomingRequest in;
@@ -324,8 +337,10 @@ http::asio::awaitable<http::Response> Gateway::handle(http::Request req, http::R
     out.response = message_response(500, "Internal Server Error");
     out.error = e.what();
   }
-  // Preflights carry their own CORS headers; every other answer gets the configured ones.
-  if (snap->cors && out.route_key != "preflight") apply_cors(*snap->cors, origin, out.response.headers);
+  // Preflights carry their own CORS headers; every other answer gets the
+  // configured ones: a function URL's own, or the gateway's.
+  const CorsConfig* cors = out.url != nullptr ? out.cors : snap->cors ? &*snap->cors : nullptr;
+  if (cors != nullptr && out.route_key != "preflight") apply_cors(*cors, origin, out.response.headers);
 
   http::Response res{static_cast<http::Status>(out.response.status), req.version()};
   for (const auto& [k, v] : out.response.headers) {
@@ -333,8 +348,12 @@ http::asio::awaitable<http::Response> Gateway::handle(http::Request req, http::R
     res.insert(k, v);
   }
   res.set("apigw-requestid", record.request_id);
-  // A HEAD answer has headers only, whatever the function returned.
-  if (req.method() != http::Verb::head) res.body() = std::move(out.response.body);
+  // A HEAD answer has headers only, whatever the function returned; so do
+  // 1xx, 204 and 304 answers (HTTP forbids a body on them), as on API Gateway.
+  const unsigned status = out.response.status;
+  const bool bodyless_status = status < 200 || status == 204 || status == 304;
+  if (bodyless_status && !out.response.body.empty()) note_dropped_body(out.function, status);
+  if (req.method() != http::Verb::head && !bodyless_status) res.body() = std::move(out.response.body);
 
   record.status = out.response.status;
   record.route_key = out.route_key;
@@ -349,6 +368,56 @@ http::asio::awaitable<http::Response> Gateway::handle(http::Request req, http::R
   if (record.status == 429) metrics_.throttled.add();
   access_log_.write(record);
   co_return res;
+}
+
+namespace {
+// The request as it arrived, for checking its signature.
+http::Request as_http_request(const IncomingRequest& in) {
+  http::Request req;
+  req.method_string(in.method);
+  req.target(in.raw_query.empty() ? in.raw_path : in.raw_path + "?" + in.raw_query);
+  req.version(11);
+  for (const auto& [name, value] : in.headers) req.insert(name, value);
+  req.body() = in.body;
+  return req;
+}
+}  // namespace
+
+std::optional<Gateway::Outcome> Gateway::admit_function_url(const UrlTarget& target, IncomingRequest& request,
+                                                            EventContext& context, RouteTarget& function) const {
+  Outcome out;
+  out.route_key = "$default";
+  out.url = urls_.find(target.url_id);
+  if (out.url == nullptr) {
+    out.response = message_response(404, "Not Found");
+    out.error = "no such function URL";
+    return out;
+  }
+  out.function = out.url->function;
+  out.cors = out.url->cors ? &*out.url->cors : nullptr;
+  const std::string origin = header_of(request, "origin");
+  const std::string preflight_method = header_of(request, "access-control-request-method");
+  if (out.cors != nullptr && is_preflight(request.method, origin, preflight_method)) {
+    out.response.status = 204;
+    out.response.headers = preflight_headers(*out.cors, origin, preflight_method);
+    out.route_key = "preflight";
+    return out;
+  }
+  if (out.url->auth == UrlAuthType::kAwsIam) {
+    base::Status signature = make_error(ErrorCode::kAccessDenied, "no signature check");
+    if (signature_check_) signature = signature_check_(as_http_request(request));
+    if (!signature.ok()) {
+      out.response = message_response(403, "Forbidden");
+      out.error = "AWS_IAM function URL: " + signature.error().message;
+      return out;
+    }
+  }
+  request.raw_path = target.path;
+  context.api_id = out.url->url_id;
+  context.domain_prefix = out.url->url_id;
+  context.route_key = "$default";
+  function = RouteTarget{out.url->function, out.url->qualifier, PayloadFormat::kV2, std::nullopt};
+  return std::nullopt;
 }
 
 http::asio::awaitable<Gateway::Outcome> Gateway::serve(IncomingRequest request, std::shared_ptr<const Snapshot> snap,
@@ -373,23 +442,13 @@ http::asio::awaitable<Gateway::Outcome> Gateway::serve(IncomingRequest request, 
   context.domain_prefix = host.substr(0, host.find('.'));
   context.api_id = config_.api_id;
 
-  if (request.raw_path.starts_with(kFunctionUrlPrefix)) {
-    // A function URL: /fn/NAME[/rest] invokes NAME with a 2.0 event whose
-    // rawPath is /rest; routeKey and stage are "$default".
-    const std::string_view rest_of = std::string_view(request.raw_path).substr(kFunctionUrlPrefix.size());
-    const auto slash = rest_of.find('/');
-    std::string name;
-    if (!http::percent_decode(rest_of.substr(0, slash), name) || name.empty()) {
-      out.response = message_response(404, "Not Found");
-      co_return out;
-    }
-    request.raw_path = slash == std::string_view::npos ? "/" : std::string(rest_of.substr(slash));
-    context.api_id = name;
-    context.domain_prefix = name;
-    out.route_key = "$default";
-    RouteTarget target{name, "", PayloadFormat::kV2, std::nullopt};
-    Outcome result = co_await integrate(target, request, context);
-    result.route_key = out.route_key;
+  if (const auto url_target = function_url_target(detail::ascii_lower(host), request.raw_path)) {
+    RouteTarget function;
+    if (auto refused = admit_function_url(*url_target, request, context, function)) co_return std::move(*refused);
+    Outcome result = co_await integrate(function, request, context);
+    result.route_key = "$default";
+    result.url = urls_.find(url_target->url_id);
+    result.cors = result.url != nullptr && result.url->cors ? &*result.url->cors : nullptr;
     co_return result;
   }
 

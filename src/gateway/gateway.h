@@ -4,7 +4,8 @@
 // each request into a payload 2.0 or 1.0 event, invokes the route's function
 // through the invoker, maps the output back to HTTP, enforces the global and
 // per-route rate limits, and writes the access log and metrics. Also serves
-// function URLs: /fn/NAME/... invokes NAME with a 2.0 event.
+// function URLs (function_urls.h): only functions with a URL config, with its
+// AuthType and CORS.
 //
 // Threads: handle() is a coroutine run by the gateway listener's connections
 // on any io thread; control() is called by the control API's threads. The
@@ -16,11 +17,13 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <variant>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +35,7 @@
 #include "gateway/authorizer.h"
 #include "gateway/cors.h"
 #include "gateway/event.h"
+#include "gateway/function_urls.h"
 #include "gateway/metrics.h"
 #include "gateway/response.h"
 #include "gateway/route_table.h"
@@ -56,6 +60,8 @@ struct GatewayConfig {
   std::string api_id = "nimbus";
   std::filesystem::path access_log;                  // empty: no access log
   std::optional<http::TlsFiles> tls;                 // set: the listener speaks HTTPS only
+  std::size_t max_connections = 10000;               // open at once (0: no cap); over it → 503, closed
+  std::size_t max_connections_per_client = 1000;     // open at once from one address; over it → 429, closed
 };
 
 // A control-API answer: status and JSON body (null: no body).
@@ -82,6 +88,13 @@ class Gateway {
   void flush_usage();
   // The port the listener is bound to (for x-forwarded-port).
   void set_listen_port(std::uint16_t port) { listen_port_ = port; }
+  // Checks the SigV4 signature of a request to an AWS_IAM function URL (the
+  // daemon passes the Lambda API's verification). Unset: such URLs refuse
+  // every request. Call before start().
+  using SignatureCheck = std::function<base::Status(const http::Request&)>;
+  void set_signature_check(SignatureCheck check) { signature_check_ = std::move(check); }
+  // Function URL configs (the Lambda API's /2021-10-31/functions/ operations).
+  [[nodiscard]] FunctionUrls& function_urls() { return urls_; }
   // The listener closed a connection whose TLS handshake failed (any thread).
   void count_tls_handshake_failure() { metrics_.tls_handshake_failures.add(); }
   [[nodiscard]] const GatewayConfig& config() const { return config_; }
@@ -142,6 +155,11 @@ class Gateway {
   void start_usage_flusher();
   [[nodiscard]] http::asio::awaitable<Outcome> serve(IncomingRequest request, std::shared_ptr<const Snapshot> snap,
                                                      std::string request_id, std::int64_t time_ms);
+  // A request to a function URL: the answer when its config, AuthType or
+  // CORS preflight settles it; otherwise nullopt, with the function to
+  // invoke and the request and context as the function sees them.
+  [[nodiscard]] std::optional<Outcome> admit_function_url(const UrlTarget& target, IncomingRequest& request,
+                                                          EventContext& context, RouteTarget& function) const;
   [[nodiscard]] http::asio::awaitable<Outcome> integrate(const RouteTarget& target, const IncomingRequest& request,
                                                          const EventContext& context);
   [[nodiscard]] http::asio::awaitable<AuthorizerVerdict> authorize(const Route& route, const IncomingRequest& request,
@@ -171,6 +189,8 @@ class Gateway {
   // The answer to a request the key check refused (403 or 429), counted in
   // the metrics; `reason` for the access log.
   GatewayResponse refuse_key(KeyCheck check, std::string& reason);
+  // Logs, once per function, that its answer's body was not sent (a 204 or 304 with a body).
+  void note_dropped_body(const std::string& function, unsigned status);
   // Builds the key ring of the next snapshot, keeping the usage of keys that stay.
   void load_keys(const Snapshot& previous, Snapshot& next, const nlohmann::json& plans, const nlohmann::json& keys);
 
@@ -182,10 +202,13 @@ class Gateway {
   GatewayConfig config_;
   LimitedBucket global_bucket_;
   AccessLog access_log_;
+  FunctionUrls urls_;
+  SignatureCheck signature_check_;
   std::atomic<std::uint16_t> listen_port_{0};
 
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snapshot_;  // GUARDED_BY(mu_)
+  std::unordered_set<std::string> warned_bodies_;  // GUARDED_BY(mu_): functions told about a dropped body
   std::mutex control_mu_;                     // serialises control writes with their reload
   std::mutex flush_mu_;
   std::string flushed_usage_;  // GUARDED_BY(flush_mu_): the document last written

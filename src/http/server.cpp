@@ -4,6 +4,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -12,6 +13,10 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +36,7 @@
 #include <spdlog/spdlog.h>
 
 #include "http/detail/awaitable.h"
+#include "http/peer.h"
 
 namespace nimbus::http {
 
@@ -43,6 +49,45 @@ using detail::kUseTuple;
 // typical request whole (a runtime's result with its pipelined /next, an API
 // call), at 4 kB per open connection.
 constexpr std::size_t kReadBufferBytes = 4096;
+
+// How long the accept loop waits after the process or the system ran out of
+// descriptors: doubling from the first to the last, back to the first after
+// an accept succeeds.
+constexpr std::chrono::milliseconds kFirstAcceptBackoff{5};
+constexpr std::chrono::milliseconds kLastAcceptBackoff{500};
+// At most one log line per this interval for failing accepts, with a count.
+constexpr std::chrono::seconds kAcceptLogInterval{10};
+
+bool out_of_descriptors(const boost::system::error_code& ec) {
+  return ec == boost::system::errc::too_many_files_open ||
+         ec == boost::system::errc::too_many_files_open_in_system ||
+         ec == boost::system::errc::no_buffer_space || ec == boost::system::errc::not_enough_memory;
+}
+
+// Who a connection comes from, as the connection limits see it.
+struct Client {
+  std::string key;     // what it counts against in max_connections_per_client
+  bool guest = false;  // a function instance (ServerConfig::guest_uids)
+};
+
+Client client_of(const ServerConfig& config, const asio::ip::tcp::endpoint& local,
+                 const asio::ip::tcp::endpoint& peer) {
+  Client client{peer.address().to_string()};
+  if (config.client_key == ClientKey::kAddressAndLocalUid && peer.address().is_loopback()) {
+    if (const auto uid = socket_owner_uid(local, peer)) {
+      client.key += "/uid=" + std::to_string(*uid);
+      client.guest = *uid >= config.guest_uids.first && *uid - config.guest_uids.first < config.guest_uids.count;
+    }
+  }
+  return client;
+}
+
+// A read failed because the client sent something that is not HTTP (or too
+// much of it), not because the connection closed or timed out.
+bool malformed(const boost::system::error_code& ec) {
+  return ec.category() == beast::http::make_error_code(beast::http::error::bad_method).category() &&
+         ec != beast::http::error::end_of_stream && ec != beast::http::error::partial_message;
+}
 
 // Appends `response` as it goes on the wire, head and body.
 void append_wire(std::string& out, Response& response) {
@@ -143,6 +188,8 @@ struct Connection {
   AnyStream stream;
   std::uint64_t listener;
   asio::ip::tcp::endpoint peer;
+  std::string client;  // what it counts against in max_connections_per_client
+  bool guest = false;  // counts against max_guest_connections instead of max_connections
   std::atomic<bool> busy{false};
 };
 
@@ -173,6 +220,11 @@ struct Server::Core : std::enable_shared_from_this<Core> {
   base::Status adopt_listener(int fd, std::uint64_t tag);
   void start_accepting(std::shared_ptr<Listener> listener);
   asio::awaitable<void> accept_loop(std::shared_ptr<Core> self, std::shared_ptr<Listener> listener);
+  bool admit(asio::ip::tcp::socket& socket, const std::shared_ptr<Connection>& conn);
+  void forget(const std::shared_ptr<Connection>& conn);
+  void refuse(asio::ip::tcp::socket& socket, Refusal why, const std::string& client);
+  asio::awaitable<void> back_off_accepting(Listener& listener, const boost::system::error_code& ec,
+                                           std::chrono::milliseconds& backoff);
   asio::awaitable<void> serve(std::shared_ptr<Core> self, std::shared_ptr<Connection> conn);
   template <class Stream>
   asio::awaitable<void> serve_on(std::shared_ptr<Core> self, std::shared_ptr<Connection> conn, Stream& stream);
@@ -195,13 +247,35 @@ struct Server::Core : std::enable_shared_from_this<Core> {
   std::shared_ptr<asio::ssl::context> tls_;                                  // GUARDED_BY(mu_); null: plain
   std::unordered_set<std::shared_ptr<Connection>> connections_;             // GUARDED_BY(mu_)
   std::unordered_map<std::uint64_t, std::shared_ptr<Listener>> listeners_;  // GUARDED_BY(mu_)
+  std::unordered_map<std::string, std::size_t> clients_;                     // GUARDED_BY(mu_): open per client
+  std::size_t guests_ = 0;                                                   // GUARDED_BY(mu_): open guest connections
+  // A descriptor held in reserve: when accepts fail for want of descriptors,
+  // it is given up for a moment to take one waiting connection off the
+  // backlog and close it, so clients are refused instead of left hanging.
+  std::atomic<int> spare_fd_{-1};
+  // Failed accepts since the last log line about them, and when that was.
+  std::mutex log_mu_;
+  std::uint64_t accept_failures_ = 0;                         // GUARDED_BY(log_mu_)
+  std::chrono::steady_clock::time_point accept_logged_{};     // GUARDED_BY(log_mu_)
 };
 
 Server::Server(asio::any_io_executor executor, ServerConfig config, Handler handler, ErrorRenderer render_error)
     : core_(std::make_shared<Core>(std::move(executor), std::move(config), std::move(handler),
                                    std::move(render_error))) {}
 
-Server::~Server() { core_->stop(); }
+Server::~Server() {
+  core_->stop();
+  if (const int fd = core_->spare_fd_.exchange(-1); fd >= 0) ::close(fd);
+}
+
+std::string_view to_string(Refusal refusal) {
+  switch (refusal) {
+    case Refusal::kServerFull: return "server_full";
+    case Refusal::kClientFull: return "client_full";
+    case Refusal::kNoDescriptors: return "no_descriptors";
+  }
+  return "unknown";
+}
 
 base::Result<asio::ip::tcp::endpoint> Server::listen() { return core_->listen(); }
 void Server::start() { core_->start(); }
@@ -214,6 +288,10 @@ base::Status Server::adopt_listener(int fd, std::uint64_t tag) { return core_->a
 void Server::stop() { core_->stop(); }
 bool Server::drain(std::chrono::milliseconds deadline) { return core_->drain(deadline); }
 std::uint64_t Server::requests_served() const { return core_->served_.load(); }
+std::size_t Server::open_connections() const {
+  std::lock_guard lock(core_->mu_);
+  return core_->connections_.size();
+}
 base::Status Server::reload_tls() { return core_->reload_tls(); }
 std::uint64_t Server::tls_handshake_failures() const { return core_->handshake_failures_.load(); }
 
@@ -315,6 +393,11 @@ void Server::Core::remove_listener(std::uint64_t tag) {
 }
 
 void Server::Core::start_accepting(std::shared_ptr<Listener> listener) {
+  if (spare_fd_.load() < 0) {
+    const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int none = -1;
+    if (fd >= 0 && !spare_fd_.compare_exchange_strong(none, fd)) ::close(fd);
+  }
   auto executor = listener->acceptor.get_executor();
   asio::co_spawn(executor, accept_loop(shared_from_this(), std::move(listener)), [name = config_.name](std::exception_ptr e) {
     if (!e) return;
@@ -327,27 +410,33 @@ void Server::Core::start_accepting(std::shared_ptr<Listener> listener) {
 }
 
 asio::awaitable<void> Server::Core::accept_loop(std::shared_ptr<Core> self, std::shared_ptr<Listener> listener) {
+  std::chrono::milliseconds backoff = kFirstAcceptBackoff;
   while (!stopping_) {
     const asio::any_io_executor home =
         config_.connection_executor ? config_.connection_executor() : asio::make_strand(executor_);
     auto [ec, socket] = co_await listener->acceptor.async_accept(home, kUseTuple);
     if (ec) {
       if (stopping_ || ec == asio::error::operation_aborted || !listener->acceptor.is_open()) break;
-      spdlog::warn("{}: accept: {}", config_.name, ec.message());
-      continue;  // EMFILE and friends: keep serving the connections we have
+      co_await back_off_accepting(*listener, ec, backoff);
+      continue;  // keep serving the connections we have
     }
+    backoff = kFirstAcceptBackoff;
     auto peer = socket.remote_endpoint(ec);
-    if (config_.accept_filter && !config_.accept_filter(listener->tag, socket.local_endpoint(ec), peer)) {
+    const auto local = socket.local_endpoint(ec);
+    if (config_.accept_filter && !config_.accept_filter(listener->tag, local, peer)) {
       boost::system::error_code ignored;
       socket.close(ignored);
       continue;
     }
     socket.set_option(asio::ip::tcp::no_delay(true), ec);
-    auto conn = std::make_shared<Connection>(std::move(socket), listener->tag, peer, tls_context());
-    {
-      std::lock_guard lock(mu_);
-      connections_.insert(conn);
+    Client client;
+    if (config_.max_connections_per_client > 0 || config_.max_guest_connections > 0) {
+      client = client_of(config_, local, peer);
     }
+    auto conn = std::make_shared<Connection>(std::move(socket), listener->tag, peer, tls_context());
+    conn->client = std::move(client.key);
+    conn->guest = client.guest;
+    if (!admit(conn->tcp().socket(), conn)) continue;
     asio::co_spawn(conn->tcp().get_executor(), serve(self, conn), [self, conn, name = config_.name](std::exception_ptr e) {
       if (e) {
         try {
@@ -356,10 +445,100 @@ asio::awaitable<void> Server::Core::accept_loop(std::shared_ptr<Core> self, std:
           spdlog::warn("{}: connection ended: {}", name, ex.what());
         }
       }
-      std::lock_guard lock(self->mu_);
-      self->connections_.erase(conn);
+      self->forget(conn);
     });
   }
+}
+
+// Counts `conn` as open, or refuses it when a limit is reached.
+bool Server::Core::admit(asio::ip::tcp::socket& socket, const std::shared_ptr<Connection>& conn) {
+  std::optional<Refusal> refused;
+  {
+    std::lock_guard lock(mu_);
+    const std::size_t open = conn->guest ? guests_ : connections_.size() - guests_;
+    const std::size_t cap = conn->guest ? config_.max_guest_connections : config_.max_connections;
+    if (cap > 0 && open >= cap) {
+      refused = Refusal::kServerFull;
+    } else if (config_.max_connections_per_client > 0 &&
+               clients_[conn->client] >= config_.max_connections_per_client) {
+      refused = Refusal::kClientFull;
+    } else {
+      connections_.insert(conn);
+      if (conn->guest) ++guests_;
+      if (config_.max_connections_per_client > 0) ++clients_[conn->client];
+    }
+  }
+  if (!refused) return true;
+  refuse(socket, *refused, conn->client);
+  return false;
+}
+
+void Server::Core::forget(const std::shared_ptr<Connection>& conn) {
+  std::lock_guard lock(mu_);
+  if (connections_.erase(conn) == 0) return;
+  if (conn->guest) --guests_;
+  if (config_.max_connections_per_client == 0) return;
+  if (const auto it = clients_.find(conn->client); it != clients_.end() && --it->second == 0) clients_.erase(it);
+}
+
+// Answers a refused connection in one non-blocking write, then closes it.
+void Server::Core::refuse(asio::ip::tcp::socket& socket, Refusal why, const std::string& client) {
+  if (config_.on_connection_refused) config_.on_connection_refused(why);
+  if (why != Refusal::kNoDescriptors) {
+    const bool server_full = why == Refusal::kServerFull;
+    Response answer = render_error_(
+        base::Error{base::ErrorCode::kTooManyRequests,
+                    server_full ? "The server has too many open connections; try again later"
+                                : "Too many open connections from " + client + " (at most " +
+                                      std::to_string(config_.max_connections_per_client) + ")"},
+        11);
+    answer.result(server_full ? Status::service_unavailable : Status::too_many_requests);
+    answer.keep_alive(false);
+    answer.prepare_payload();
+    std::string wire;
+    append_wire(wire, answer);
+    [[maybe_unused]] const auto sent =
+        ::send(socket.native_handle(), wire.data(), wire.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  boost::system::error_code ignored;
+  socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+}
+
+// After a failed accept: when descriptors ran out, takes one waiting
+// connection off the backlog with the spare descriptor and closes it; then
+// waits (doubling up to kLastAcceptBackoff) so a full process does not spin.
+// Logs at most once per kAcceptLogInterval, with the count since the last line.
+asio::awaitable<void> Server::Core::back_off_accepting(Listener& listener, const boost::system::error_code& ec,
+                                                       std::chrono::milliseconds& backoff) {
+  const bool no_descriptors = out_of_descriptors(ec);
+  if (no_descriptors) {
+    if (const int spare = spare_fd_.exchange(-1); spare >= 0) {
+      ::close(spare);
+      const int shed = ::accept4(listener.acceptor.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (shed >= 0) {
+        if (config_.on_connection_refused) config_.on_connection_refused(Refusal::kNoDescriptors);
+        ::close(shed);
+      }
+      const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      int none = -1;
+      if (fd >= 0 && !spare_fd_.compare_exchange_strong(none, fd)) ::close(fd);
+    }
+  }
+  {
+    std::lock_guard lock(log_mu_);
+    ++accept_failures_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - accept_logged_ >= kAcceptLogInterval) {
+      spdlog::warn("{}: accept failed {} time(s) since the last report: {}{}", config_.name, accept_failures_,
+                   ec.message(), no_descriptors ? "; new connections are refused until descriptors are free" : "");
+      accept_failures_ = 0;
+      accept_logged_ = now;
+    }
+  }
+  asio::steady_timer timer(listener.acceptor.get_executor(), no_descriptors ? backoff : kFirstAcceptBackoff);
+  co_await timer.async_wait(kUseTuple);
+  if (no_descriptors) backoff = std::min(backoff * 2, kLastAcceptBackoff);
 }
 
 asio::awaitable<void> Server::Core::serve(std::shared_ptr<Core> self, std::shared_ptr<Connection> conn) {
@@ -413,8 +592,7 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
     if (ec) {
       // Closed or timed out: nothing to answer. Too large or malformed: say so, then close.
       const bool header_too_large = ec == beast::http::error::header_limit;
-      if (ec.category() != beast::http::make_error_code(beast::http::error::bad_method).category() ||
-          ec == beast::http::error::end_of_stream || ec == beast::http::error::partial_message) {
+      if (!malformed(ec)) {
         co_await write_held(stream, held);
         co_return;
       }
@@ -471,9 +649,14 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
                                                  std::to_string(config_.body_limit) + " bytes"},
                                  version);
         keep_alive = false;
-      } else if (ec) {
-        co_await write_held(stream, held);
+      } else if (ec && !malformed(ec)) {
+        co_await write_held(stream, held);  // closed or timed out: nobody to answer
         co_return;
+      } else if (ec) {
+        response = render_error_(base::Error{base::ErrorCode::kInvalidRequestContent, "Malformed HTTP request body"},
+                                 version);
+        response.result(Status::bad_request);
+        keep_alive = false;  // where the next request would start is unknown
       } else {
         conn->tcp().expires_never();
         try {
@@ -487,6 +670,9 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
     if (stopping_) keep_alive = false;
     response.version(version);
     response.keep_alive(keep_alive);
+    // HTTP allows no body on these; Beast refuses to frame one.
+    const unsigned code = response.result_int();
+    if (code < 200 || code == 204 || code == 304) response.body().clear();
     response.prepare_payload();
     served_.fetch_add(1);
     if (config_.hold_answers_to_pipelined && keep_alive && buffer.size() > 0) {

@@ -23,6 +23,21 @@
 
 namespace nimbus::http {
 
+// How connections are told apart for ServerConfig::max_connections_per_client.
+enum class ClientKey {
+  kAddress,            // the peer's IP address
+  kAddressAndLocalUid  // likewise, and a peer on this host (loopback) also by the uid owning its
+                       // socket (sock_diag), so each function instance (own uid) is a client of its own
+};
+
+// Why a connection was closed right after it was accepted.
+enum class Refusal {
+  kServerFull,     // max_connections open already
+  kClientFull,     // max_connections_per_client open already from that client
+  kNoDescriptors,  // the process (EMFILE) or the system (ENFILE) is out of file descriptors
+};
+[[nodiscard]] std::string_view to_string(Refusal refusal);
+
 // Which listener a request arrived on and from where.
 struct RequestContext {
   std::uint64_t listener = 0;   // the tag given to add_listener (0: the main one)
@@ -70,6 +85,25 @@ struct ServerConfig {
   // client instead of two. Other clients never notice: without pipelined
   // bytes in the buffer nothing is held.
   bool hold_answers_to_pipelined = false;
+  // Connection limits, so that no single client, and no flood of idle
+  // connections, takes the listener or the process's file descriptors from
+  // everyone else (0: no limit). A connection over a limit is answered at
+  // once with the owner's kTooManyRequests error (429 for a client over its
+  // share, 503 for a full server) and closed, before anything is read.
+  std::size_t max_connections = 0;             // open at once, over every listener
+  std::size_t max_connections_per_client = 0;  // open at once from one client (client_key)
+  ClientKey client_key = ClientKey::kAddress;
+  // With kAddressAndLocalUid: connections from a loopback peer whose socket
+  // a uid in [first, first + count) owns (the function instances) are guests;
+  // they share max_guest_connections of their own instead of max_connections,
+  // so instances can never take the connections an operator needs.
+  struct UidRange {
+    unsigned first = 0;
+    unsigned count = 0;
+  };
+  UidRange guest_uids;
+  std::size_t max_guest_connections = 0;
+  std::function<void(Refusal)> on_connection_refused;  // optional: counts them (any io thread)
 };
 
 class Server {
@@ -107,6 +141,7 @@ class Server {
   [[nodiscard]] base::Status reload_tls();
 
   [[nodiscard]] std::uint64_t requests_served() const;
+  [[nodiscard]] std::size_t open_connections() const;
   // TLS handshakes that failed or timed out (each closed only its connection).
   [[nodiscard]] std::uint64_t tls_handshake_failures() const;
 

@@ -35,6 +35,11 @@ using detail::SteadyClock;
 namespace {
 // Instance uids, leased host-wide through UidPool.
 constexpr std::size_t kLogTailBytes = 4096;
+// An instance's output held between two reads of it (one invocation, or its
+// init): past kOutputMaxBytes the oldest is cut to leave kOutputKeptBytes,
+// and the log says how much went.
+constexpr std::size_t kOutputMaxBytes = 4u << 20;
+constexpr std::size_t kOutputKeptBytes = 2u << 20;
 
 double ms_since(SteadyClock::time_point t0) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
@@ -46,6 +51,13 @@ std::string error_body(std::string_view type, std::string_view message) {
 
 void log_spawn_failure(const std::string& what) { spdlog::warn("invoker: {}", what); }
 }  // namespace
+
+unsigned cpu_millicores_for(int memory_mb) {
+  constexpr unsigned kMbPerCpu = 1769;
+  constexpr unsigned kMaxMillicores = 6000;  // Lambda's most: 6 vCPUs at 10 240 MB
+  const unsigned mb = static_cast<unsigned>(std::max(memory_mb, 1));
+  return std::clamp<unsigned>(mb * 1000 / kMbPerCpu, 10, kMaxMillicores);
+}
 
 Invoker::Invoker(asio::any_io_executor executor, registry::Registry& registry, sandbox::Launcher& launcher,
                  runtime_api::RuntimeApi& runtime_api, telemetry::Registry& metrics, telemetry::LogStore& logs,
@@ -318,8 +330,13 @@ asio::awaitable<void> Invoker::read_output(std::shared_ptr<Instance> inst) {
       const ssize_t n = ::read(inst->output->native_handle(), buf, sizeof buf);
       if (n > 0) {
         inst->output_buffer.append(buf, static_cast<std::size_t>(n));
-        // Bound what a chatty function can make us hold between invocations.
-        if (inst->output_buffer.size() > (4u << 20)) inst->output_buffer.erase(0, inst->output_buffer.size() - (2u << 20));
+        // Bound what a chatty function can make us hold between invocations:
+        // the last kOutputKeptBytes to kOutputMaxBytes of it are kept.
+        if (inst->output_buffer.size() > kOutputMaxBytes) {
+          const std::size_t cut = inst->output_buffer.size() - kOutputKeptBytes;
+          inst->output_buffer.erase(0, cut);
+          inst->output_dropped += cut;
+        }
         continue;
       }
       if (n == 0) {
@@ -344,6 +361,12 @@ std::string Invoker::drain_output(Instance& inst) {
   }
   std::string out = std::move(inst.output_buffer);
   inst.output_buffer.clear();
+  if (inst.output_dropped > 0) {
+    // Said where the loss is, so the log never looks whole when it is not.
+    if (inst.metrics != nullptr) inst.metrics->log_bytes_dropped.add(inst.output_dropped);
+    out.insert(0, fmt::format("[nimbus: {} bytes of output dropped]\n", inst.output_dropped));
+    inst.output_dropped = 0;
+  }
   return out;
 }
 
@@ -457,6 +480,7 @@ asio::awaitable<base::Result<double>> Invoker::start_instance(std::shared_ptr<In
   spec.code_dir = code_dir;
   spec.runtime_dir = config_.runtimes_dir;
   spec.memory_bytes = static_cast<std::uint64_t>(config.memory_size) << 20;
+  if (config_.cpu_cap == CpuCap::kProportionalToMemory) spec.cpu_limit_millicores = cpu_millicores_for(config.memory_size);
   spec.tmp_bytes = static_cast<std::uint64_t>(config.ephemeral_storage) << 20;
   spec.uid = private_uids ? inst->uid : 0;
   spec.gid = private_uids ? inst->uid : 0;

@@ -36,6 +36,15 @@ namespace nimbus::invoker {
 
 namespace asio = boost::asio;
 
+// How much CPU an instance may use.
+enum class CpuCap {
+  kProportionalToMemory,  // as Lambda allocates: one CPU at 1 769 MB (128 MB: 7.2 %), at most 6
+  kNone,                  // no cap; instances only weigh against each other by memory (cpu.shares)
+};
+
+// Lambda's allocation: thousandths of a CPU for a memory size in MB.
+[[nodiscard]] unsigned cpu_millicores_for(int memory_mb);
+
 struct InvokerConfig {
   std::filesystem::path runtimes_dir;            // installed runtime clients (/var/runtime)
   std::filesystem::path uid_lock_dir = sandbox::kUidLockDir;  // host-wide instance uid leases
@@ -58,6 +67,7 @@ struct InvokerConfig {
   std::chrono::milliseconds provisioning_period{200};  // how often provisioned pools are topped up
   int account_concurrency = 1000;
   std::string region = "us-east-1";
+  CpuCap cpu_cap = CpuCap::kProportionalToMemory;
 };
 
 struct InvokeRequest {

@@ -24,6 +24,8 @@ struct FunctionMetrics {
                                 "Instances started from a primed runtime (interpreter already loaded)", fn)),
         forked_starts(r.counter("nimbus_cold_starts_forked_total",
                                 "Instances forked from their function's initialised fork template", fn)),
+        log_bytes_dropped(r.counter("nimbus_log_bytes_dropped_total",
+                                    "Output an instance printed beyond the per-invocation log cap (not kept)", fn)),
         prewarms(r.counter("nimbus_prewarms_total",
                            "Instances started ahead of an expected arrival (adaptive keep-alive)", fn)),
         duration(r.histogram("nimbus_invocation_duration_ms", "Invocation duration", fn)),
@@ -42,6 +44,7 @@ struct FunctionMetrics {
   telemetry::Counter& pooled_starts;
   telemetry::Counter& primed_starts;
   telemetry::Counter& forked_starts;
+  telemetry::Counter& log_bytes_dropped;
   telemetry::Counter& prewarms;
   telemetry::Histogram& duration;
   telemetry::Histogram& init_duration;

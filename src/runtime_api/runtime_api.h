@@ -75,9 +75,4 @@ class RuntimeApi {
   std::atomic<std::uint64_t> rejected_{0};
 };
 
-// The uid owning the TCP socket at `peer` that is connected to `local`
-// (both on this host), from the kernel's sock_diag; nullopt if unknown.
-[[nodiscard]] std::optional<unsigned> socket_owner_uid(const http::asio::ip::tcp::endpoint& local,
-                                                       const http::asio::ip::tcp::endpoint& peer);
-
 }  // namespace nimbus::runtime_api

@@ -299,8 +299,12 @@ unsigned cpu_weight_for_shares(unsigned shares) {
   return static_cast<unsigned>(std::clamp<std::uint64_t>(std::uint64_t{shares} * 100 / 1024, 1, 10000));
 }
 
+unsigned cpu_quota_micros(unsigned millicores) {
+  return std::max(1000u, static_cast<unsigned>(std::uint64_t{millicores} * kCpuPeriodMicros / 1000));
+}
+
 base::Result<InstanceCgroup> create_instance_cgroup(const CgroupLayout& layout, const std::string& instance_id,
-                                                    std::uint64_t memory_bytes, unsigned cpu_shares,
+                                                    std::uint64_t memory_bytes, CpuLimits cpu,
                                                     unsigned pids_max) {
   InstanceCgroup group;
   group.version = layout.version;
@@ -326,9 +330,9 @@ base::Result<InstanceCgroup> create_instance_cgroup(const CgroupLayout& layout, 
   group.memory_dir = *memory;
   if (layout.version == CgroupVersion::kV1) {
     if (!layout.cpu.empty()) {
-      auto cpu = make(layout.cpu);
-      if (!cpu.ok()) return fail(std::move(cpu).error());
-      group.cpu_dir = *cpu;
+      auto cpu_dir = make(layout.cpu);
+      if (!cpu_dir.ok()) return fail(std::move(cpu_dir).error());
+      group.cpu_dir = *cpu_dir;
     }
     if (!layout.pids.empty()) {
       auto pids = make(layout.pids);
@@ -340,11 +344,11 @@ base::Result<InstanceCgroup> create_instance_cgroup(const CgroupLayout& layout, 
     if (!layout.cpu.empty()) group.cpu_dir = group.memory_dir;
     if (!layout.pids.empty()) group.pids_dir = group.memory_dir;
   }
-  if (auto s = set_cgroup_limits(group, memory_bytes, cpu_shares, pids_max); !s.ok()) return fail(std::move(s).error());
+  if (auto s = set_cgroup_limits(group, memory_bytes, cpu, pids_max); !s.ok()) return fail(std::move(s).error());
   return group;
 }
 
-base::Status set_cgroup_limits(const InstanceCgroup& group, std::uint64_t memory_bytes, unsigned cpu_shares,
+base::Status set_cgroup_limits(const InstanceCgroup& group, std::uint64_t memory_bytes, CpuLimits cpu,
                                unsigned pids_max) {
   const auto write = [](const fs::path& dir, std::string_view file, const std::string& value) -> base::Status {
     const fs::path path = dir / file;
@@ -366,7 +370,15 @@ base::Status set_cgroup_limits(const InstanceCgroup& group, std::uint64_t memory
     NIMBUS_TRY(write(memory, "memory.limit_in_bytes", limit));
     if (memsw) NIMBUS_TRY(write(memory, "memory.memsw.limit_in_bytes", limit));
     (void)write_file(memory / "memory.swappiness", "0");
-    if (!group.cpu_dir.empty()) NIMBUS_TRY(write(group.cpu_dir, "cpu.shares", std::to_string(cpu_shares)));
+    if (!group.cpu_dir.empty()) {
+      NIMBUS_TRY(write(group.cpu_dir, "cpu.shares", std::to_string(cpu.shares)));
+      // The burst must not pass the quota: zero it before the quota changes.
+      (void)write_file(group.cpu_dir / "cpu.cfs_burst_us", "0");
+      NIMBUS_TRY(write(group.cpu_dir, "cpu.cfs_period_us", std::to_string(kCpuPeriodMicros)));
+      const unsigned quota = cpu.quota_millicores == 0 ? 0 : cpu_quota_micros(cpu.quota_millicores);
+      NIMBUS_TRY(write(group.cpu_dir, "cpu.cfs_quota_us", quota == 0 ? std::string("-1") : std::to_string(quota)));
+      if (quota != 0) (void)write_file(group.cpu_dir / "cpu.cfs_burst_us", std::to_string(quota));
+    }
     if (!group.pids_dir.empty()) NIMBUS_TRY(write(group.pids_dir, "pids.max", std::to_string(pids_max)));
     return base::Ok{};
   }
@@ -375,7 +387,12 @@ base::Status set_cgroup_limits(const InstanceCgroup& group, std::uint64_t memory
   if (::access((memory / "memory.swap.max").c_str(), F_OK) == 0) NIMBUS_TRY(write(memory, "memory.swap.max", "0"));
   (void)write_file(memory / "memory.oom.group", "1");  // an OOM kill takes the whole instance
   if (!group.cpu_dir.empty()) {
-    NIMBUS_TRY(write(group.cpu_dir, "cpu.weight", std::to_string(cpu_weight_for_shares(cpu_shares))));
+    NIMBUS_TRY(write(group.cpu_dir, "cpu.weight", std::to_string(cpu_weight_for_shares(cpu.shares))));
+    const unsigned quota = cpu.quota_millicores == 0 ? 0 : cpu_quota_micros(cpu.quota_millicores);
+    (void)write_file(group.cpu_dir / "cpu.max.burst", "0");
+    NIMBUS_TRY(write(group.cpu_dir, "cpu.max",
+                     fmt::format("{} {}", quota == 0 ? std::string("max") : std::to_string(quota), kCpuPeriodMicros)));
+    if (quota != 0) (void)write_file(group.cpu_dir / "cpu.max.burst", std::to_string(quota));
   }
   if (!group.pids_dir.empty()) NIMBUS_TRY(write(group.pids_dir, "pids.max", std::to_string(pids_max)));
   return base::Ok{};

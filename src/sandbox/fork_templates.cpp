@@ -210,8 +210,8 @@ void LauncherProcess::start_template(const InstanceSpec& instance) {
   if (!uid.ok()) return failed(uid.error().message);
   t.uid = *uid;
   const std::string name = fmt::format("template.{}", ++template_seq_);
-  const unsigned shares = cpu_shares_of(instance);
-  auto group = create_instance_cgroup(layout_, name, instance.memory_bytes, shares, instance.pids_max);
+  const CpuLimits cpu = cpu_limits_of(instance);
+  auto group = create_instance_cgroup(layout_, name, instance.memory_bytes, cpu, instance.pids_max);
   if (!group.ok()) return failed(group.error().message);
   t.cgroup = std::move(group).value();
   int channel[2];
@@ -382,8 +382,8 @@ std::optional<json> LauncherProcess::spawn_forked(const InstanceSpec& spec, unsi
     if (auto failed = mount_own_proc(spare.pid); !failed.empty()) return cannot(failed);
   }
   const int child = spare.pid;
-  const unsigned shares = cpu_shares_of(spec);
-  auto group = create_instance_cgroup(layout_, spec.instance_id, spec.memory_bytes, shares, spec.pids_max);
+  const CpuLimits cpu = cpu_limits_of(spec);
+  auto group = create_instance_cgroup(layout_, spec.instance_id, spec.memory_bytes, cpu, spec.pids_max);
   if (!group.ok()) return cannot(group.error().message);
   instance.cgroup = std::move(group).value();
   if (!write_id_map(child, "uid_map", uid) || !write_id_map(child, "gid_map", gid)) {

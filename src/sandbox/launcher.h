@@ -62,6 +62,9 @@ struct InstanceSpec {
   // Lambda gives at 1769 MB); converted to cpu.weight on cgroup v2
   // (1024 -> 100). 0: derived from memory_bytes, max(2, MB * 1024 / 1769).
   unsigned cpu_weight = 0;
+  // A cap on the CPU it may use, in thousandths of a CPU (a CFS quota:
+  // v1 cpu.cfs_quota_us, v2 cpu.max; as much again of burst). 0: no cap.
+  unsigned cpu_limit_millicores = 0;
   unsigned pids_max = 1024;                   // cgroup pids.max, and RLIMIT_NPROC when the uid is private
   unsigned uid = 0, gid = 0;                  // ids to run as; 0: the launcher picks a free uid from its
                                               // pool (gid = uid), unique per live instance

@@ -48,8 +48,9 @@ std::string step_message(std::string_view step, std::string_view path, int err) 
   return fmt::format("sandbox step '{}' ({}): {}", step, path, std::strerror(err));
 }
 
-unsigned cpu_shares_of(const InstanceSpec& spec) {
-  return spec.cpu_weight != 0 ? std::clamp(spec.cpu_weight, 2u, 262144u) : cpu_shares_for(spec.memory_bytes);
+CpuLimits cpu_limits_of(const InstanceSpec& spec) {
+  return CpuLimits{spec.cpu_weight != 0 ? std::clamp(spec.cpu_weight, 2u, 262144u) : cpu_shares_for(spec.memory_bytes),
+                   spec.cpu_limit_millicores};
 }
 
 void close_fd(int& fd) {
@@ -543,8 +544,8 @@ json LauncherProcess::spawn(InstanceSpec& spec) {
     return error_reply(message);
   };
   if (layout_.version != CgroupVersion::kNone) {
-    const unsigned shares = cpu_shares_of(spec);
-    auto group = create_instance_cgroup(layout_, spec.instance_id, spec.memory_bytes, shares, spec.pids_max);
+    const CpuLimits cpu = cpu_limits_of(spec);
+    auto group = create_instance_cgroup(layout_, spec.instance_id, spec.memory_bytes, cpu, spec.pids_max);
     if (!group.ok()) return give_up(group.error().message);
     instance.cgroup = std::move(group).value();
   }

@@ -108,7 +108,7 @@ void LauncherProcess::start_primed(std::size_t runtime) {
   if (!uid.ok()) return failed(uid.error().message);
   primed.uid = *uid;
   if (layout_.version != CgroupVersion::kNone) {
-    auto group = create_instance_cgroup(layout_, name, kWaitingSandboxMemory, cpu_shares_for(kWaitingSandboxMemory),
+    auto group = create_instance_cgroup(layout_, name, kWaitingSandboxMemory, CpuLimits{cpu_shares_for(kWaitingSandboxMemory), 0},
                                         1024);
     if (!group.ok()) return failed(group.error().message);
     primed.cgroup = std::move(group).value();
@@ -176,8 +176,8 @@ std::optional<json> LauncherProcess::spawn_primed(const InstanceSpec& spec, Prim
     return std::nullopt;
   };
   if (layout_.version != CgroupVersion::kNone) {
-    const unsigned shares = cpu_shares_of(spec);
-    if (auto limited = set_cgroup_limits(primed.cgroup, spec.memory_bytes, shares, spec.pids_max); !limited.ok()) {
+    const CpuLimits cpu = cpu_limits_of(spec);
+    if (auto limited = set_cgroup_limits(primed.cgroup, spec.memory_bytes, cpu, spec.pids_max); !limited.ok()) {
       return cannot(limited.error().message);
     }
     // Named after its instance from now on, as every instance's group is

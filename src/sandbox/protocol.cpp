@@ -146,6 +146,7 @@ json spec_to_json(const InstanceSpec& spec) {
               {"memory", spec.memory_bytes},
               {"tmp", spec.tmp_bytes},
               {"cpu_weight", spec.cpu_weight},
+              {"cpu_limit", spec.cpu_limit_millicores},
               {"pids_max", spec.pids_max},
               {"uid", spec.uid},
               {"gid", spec.gid},
@@ -170,6 +171,7 @@ base::Result<InstanceSpec> spec_from_json(const json& j, const std::vector<int>&
     spec.memory_bytes = j.at("memory").get<std::uint64_t>();
     spec.tmp_bytes = j.at("tmp").get<std::uint64_t>();
     spec.cpu_weight = j.at("cpu_weight").get<unsigned>();
+    spec.cpu_limit_millicores = j.value("cpu_limit", 0u);
     spec.pids_max = j.at("pids_max").get<unsigned>();
     spec.uid = j.at("uid").get<unsigned>();
     spec.gid = j.at("gid").get<unsigned>();

@@ -28,8 +28,8 @@ std::optional<json> LauncherProcess::spawn_in_shell(const InstanceSpec& spec, un
   Shell shell = std::move(shells_.front());
   shells_.pop_front();
   if (layout_.version != CgroupVersion::kNone) {
-    const unsigned shares = cpu_shares_of(spec);
-    if (auto limited = set_cgroup_limits(shell.cgroup, spec.memory_bytes, shares, spec.pids_max); !limited.ok()) {
+    const CpuLimits cpu = cpu_limits_of(spec);
+    if (auto limited = set_cgroup_limits(shell.cgroup, spec.memory_bytes, cpu, spec.pids_max); !limited.ok()) {
       discard_shell(shell);
       return error_reply(limited.error().message);
     }
@@ -85,7 +85,7 @@ void LauncherProcess::fill_pool() {
     return failed(step_message("mkdir", scratch_root_, errno));
   }
   if (layout_.version != CgroupVersion::kNone) {
-    auto group = create_instance_cgroup(layout_, name, kWaitingSandboxMemory, cpu_shares_for(kWaitingSandboxMemory), 1024);
+    auto group = create_instance_cgroup(layout_, name, kWaitingSandboxMemory, CpuLimits{cpu_shares_for(kWaitingSandboxMemory), 0}, 1024);
     if (!group.ok()) return failed(group.error().message);
     shell.cgroup = std::move(group).value();
   }

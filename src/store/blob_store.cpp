@@ -31,6 +31,7 @@ constexpr std::string_view kNotAZip =
     "Could not unzip uploaded file. Please check your file, then try to upload again.";
 constexpr std::size_t kMaxComponentBytes = 255;  // NAME_MAX
 constexpr std::size_t kMaxSymlinkBytes = 4095;   // PATH_MAX without the NUL
+constexpr std::size_t kMaxEntryPathBytes = 4085;  // PATH_MAX without "/var/task/" and the NUL
 constexpr int kMaxSymlinkHops = 40;              // the kernel's MAXSYMLINKS
 constexpr std::size_t kReadChunk = 64 * 1024;
 
@@ -39,8 +40,12 @@ base::Error not_a_zip() {
 }
 
 base::Error bad_entry(std::string_view name, std::string_view what) {
-  return base::make_error(ErrorCode::kInvalidParameterValue,
-                          fmt::format("Code package entry '{}' {}", name, what));
+  // A name may be thousands of bytes long: the message shows its ends.
+  constexpr std::size_t kShownBytes = 160;
+  const std::string shown = name.size() <= kShownBytes
+                                ? std::string(name)
+                                : fmt::format("{}...{}", name.substr(0, 100), name.substr(name.size() - 50));
+  return base::make_error(ErrorCode::kInvalidParameterValue, fmt::format("Code package entry '{}' {}", shown, what));
 }
 
 base::Error fs_error(std::string_view step, const fs::path& path, int err) {
@@ -107,6 +112,8 @@ std::string join_path(const std::vector<std::string>& parts, std::size_t count) 
 // Why a name cannot be used as a path inside the package, or nullopt.
 std::optional<std::string_view> unsafe_name(std::string_view name, const std::vector<std::string>& parts) {
   if (!name.empty() && name.front() == '/') return "escapes the package root";
+  // Inside an instance it is /var/task/<name>, which must fit PATH_MAX.
+  if (name.size() > kMaxEntryPathBytes) return "has a path longer than 4085 bytes";
   for (const std::string& part : parts) {
     if (part == "..") return "escapes the package root";
     if (part.size() > kMaxComponentBytes) return "has a path component longer than 255 bytes";

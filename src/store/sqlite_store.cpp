@@ -81,6 +81,8 @@ std::string_view kind_name(ResourceKind kind) {
       return "provisioned-concurrency";
     case ResourceKind::kEventInvokeConfig:
       return "event-invoke-config";
+    case ResourceKind::kFunctionUrl:
+      return "function-url";
   }
   return "unknown";
 }

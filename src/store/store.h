@@ -42,7 +42,7 @@ struct VersionRow {
 };
 
 // Small documents that belong to one function and are deleted with it.
-enum class ResourceKind { kAlias, kProvisionedConcurrency, kEventInvokeConfig };
+enum class ResourceKind { kAlias, kProvisionedConcurrency, kEventInvokeConfig, kFunctionUrl };
 
 struct ResourceRow {
   std::string function;

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "base/clock.h"
@@ -42,15 +43,46 @@ void LogStore::append(const std::string& function, std::int64_t time_ms, std::st
     std::string line(text.substr(start, end - start));
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (!config_.dir.empty()) {
-      s.pending += base::format_lambda_time(time_ms);
-      s.pending += ' ';
-      s.pending += line;
-      s.pending += '\n';
+      const std::string time = base::format_lambda_time(time_ms);
+      if (s.pending.size() + time.size() + line.size() + 2 <= config_.pending_bytes_per_function) {
+        s.pending += time;
+        s.pending += ' ';
+        s.pending += line;
+        s.pending += '\n';
+      } else {
+        s.pending_dropped += line.size() + 1;
+        s.pending_dropped_at_ms = time_ms;
+        not_written_ += line.size() + 1;
+      }
     }
+    s.bytes += line.size();
+    total_bytes_ += line.size();
     s.lines.push_back(LogLine{s.next_seq++, time_ms, std::move(line)});
-    if (s.lines.size() > config_.lines_per_function) s.lines.pop_front();
+    trim(s);
     start = end + 1;
   }
+}
+
+void LogStore::trim(Stream& s) {
+  const auto over = [&] {
+    return s.lines.size() > config_.lines_per_function || s.bytes > config_.bytes_per_function ||
+           total_bytes_ > config_.bytes_total;
+  };
+  while (!s.lines.empty() && over()) {
+    s.bytes -= s.lines.front().text.size();
+    total_bytes_ -= s.lines.front().text.size();
+    s.lines.pop_front();
+  }
+}
+
+std::size_t LogStore::bytes_in_memory() const {
+  std::lock_guard lock(mu_);
+  return total_bytes_;
+}
+
+std::uint64_t LogStore::bytes_not_written() const {
+  std::lock_guard lock(mu_);
+  return not_written_;
 }
 
 std::vector<LogLine> LogStore::read(const std::string& function, std::uint64_t after_seq, std::int64_t since_ms,
@@ -70,7 +102,10 @@ std::vector<LogLine> LogStore::read(const std::string& function, std::uint64_t a
 void LogStore::remove(const std::string& function) {
   {
     std::lock_guard lock(mu_);
-    streams_.erase(function);
+    if (const auto it = streams_.find(function); it != streams_.end()) {
+      total_bytes_ -= it->second.bytes;
+      streams_.erase(it);
+    }
   }
   if (!config_.dir.empty()) {
     std::error_code ec;
@@ -96,6 +131,12 @@ void LogStore::flush_once() {
   {
     std::lock_guard lock(mu_);
     for (auto& [name, s] : streams_) {
+      if (s.pending_dropped > 0) {
+        s.pending += fmt::format("{} [nimbus: {} bytes of log not written: the function wrote faster than the "
+                                 "log is flushed]\n",
+                                 base::format_lambda_time(s.pending_dropped_at_ms), s.pending_dropped);
+        s.pending_dropped = 0;
+      }
       if (!s.pending.empty()) batch.emplace_back(name, std::move(s.pending));
       s.pending.clear();
     }

@@ -193,16 +193,22 @@ class GatewayRoutingTest(GatewayTestBase):
         self.assertEqual(self.gw("GET", "/nothing/here").status, 404)
 
     def test_function_url(self):
-        e = self.event("GET", "/fn/ctl/some/path?q=1")
+        out = self.client.create_function_url_config(FunctionName="ctl", AuthType="NONE")
+        path = urllib.parse.urlsplit(out["FunctionUrl"]).path
+        url_id = path.split("/")[2]
+        e = self.event("GET", f"{path}some/path?q=1")
         self.assertEqual(e["rawPath"], "/some/path")
         self.assertEqual(e["routeKey"], "$default")
         self.assertEqual(e["requestContext"]["routeKey"], "$default")
-        self.assertEqual(e["requestContext"]["apiId"], "ctl")
+        self.assertEqual(e["requestContext"]["apiId"], url_id)
         self.assertEqual(e["version"], "2.0")
-        self.assertEqual(self.event("GET", "/fn/ctl")["rawPath"], "/")
-        r = self.gw("GET", "/fn/no-such-function/")
-        self.assertEqual(r.status, 500, r)
-        self.assertEqual(r.json(), {"message": "Internal Server Error"})
+        self.assertEqual(self.event("GET", path.rstrip("/"))["rawPath"], "/")
+        # The host form Lambda uses reaches the same function, the whole path its own.
+        e = self.event("GET", "/other?x=1", headers={"Host": f"{url_id}.lambda-url.us-east-1.on.aws"})
+        self.assertEqual(e["rawPath"], "/other")
+        self.assertEqual(e["requestContext"]["domainPrefix"], url_id)
+        self.client.delete_function_url_config(FunctionName="ctl")
+        self.assertEqual(self.gw("GET", path).status, 404)
 
     def test_head_has_no_body(self):
         self.add_route("HEAD /h")

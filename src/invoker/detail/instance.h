@@ -52,7 +52,8 @@ struct Invoker::Instance {
   std::unique_ptr<asio::posix::stream_descriptor> output;  // read end of stdout+stderr
   store::CodeLease code;  // its /var/task stays on disk while it lives (a deleted function's too)
   std::mutex output_mu;
-  std::string output_buffer;  // GUARDED_BY(output_mu)
+  std::string output_buffer;        // GUARDED_BY(output_mu)
+  std::uint64_t output_dropped = 0;  // GUARDED_BY(output_mu): bytes trimmed off its front
 };
 
 // Per function: what spans its versions (reserved concurrency counts every

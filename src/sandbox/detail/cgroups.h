@@ -61,6 +61,17 @@ void remove_parent_groups(const CgroupLayout& layout);
 // cgroup v2 cpu.weight for v1 shares: 1024 -> 100, clamped to 1..10000.
 [[nodiscard]] unsigned cpu_weight_for_shares(unsigned shares);
 
+// An instance's CPU: its weight against others, and a cap (a CFS quota per
+// kCpuPeriodMicros period, with as much again of burst for a spike after idling).
+struct CpuLimits {
+  unsigned shares = 1024;          // v1 cpu.shares units (v2: converted to cpu.weight)
+  unsigned quota_millicores = 0;   // thousandths of a CPU; 0: no cap
+};
+inline constexpr unsigned kCpuPeriodMicros = 100000;
+// The CFS quota in microseconds per kCpuPeriodMicros for `millicores` (the
+// kernel's least is 1 ms).
+[[nodiscard]] unsigned cpu_quota_micros(unsigned millicores);
+
 // One instance's groups.
 struct InstanceCgroup {
   CgroupVersion version = CgroupVersion::kNone;
@@ -74,12 +85,12 @@ struct InstanceCgroup {
 // (/sys/fs/cgroup/memory/.../memory.limit_in_bytes): Invalid argument".
 [[nodiscard]] base::Result<InstanceCgroup> create_instance_cgroup(const CgroupLayout& layout,
                                                                   const std::string& instance_id,
-                                                                  std::uint64_t memory_bytes, unsigned cpu_shares,
+                                                                  std::uint64_t memory_bytes, CpuLimits cpu,
                                                                   unsigned pids_max);
 // (Re)writes the limits of an existing group: memory (swap off), CPU
-// weight, pids. Lowering the memory limit below what the group uses fails.
+// weight and cap, pids. Lowering the memory limit below what the group uses fails.
 [[nodiscard]] base::Status set_cgroup_limits(const InstanceCgroup& group, std::uint64_t memory_bytes,
-                                             unsigned cpu_shares, unsigned pids_max);
+                                             CpuLimits cpu, unsigned pids_max);
 // Renames every group of the instance to `name`, beside where it is (a
 // sandbox made ahead of time takes its instance's name). All or nothing:
 // false, and nothing renamed, when one rename fails.

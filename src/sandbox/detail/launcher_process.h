@@ -50,7 +50,7 @@ nlohmann::json error_reply(const std::string& message, std::string_view code = "
 std::string step_message(std::string_view step, std::string_view path, int err);
 // The instance's cgroup CPU weight in cpu.shares units: its cpu_weight
 // (clamped to 2..262144) or, when 0, derived from its memory.
-[[nodiscard]] unsigned cpu_shares_of(const InstanceSpec& spec);
+[[nodiscard]] CpuLimits cpu_limits_of(const InstanceSpec& spec);
 // Closes `fd` if open and sets it to -1.
 void close_fd(int& fd);
 // waitpid with a deadline; true when reaped.

@@ -3,6 +3,8 @@
 // coroutines on an io_context.
 #include "runtime_api/runtime_api.h"
 
+#include "http/peer.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -327,7 +329,7 @@ TEST(PeerUid, KernelReportsTheConnectingSocketsOwner) {
   boost::asio::ip::tcp::socket client(io);
   client.connect(acceptor.local_endpoint());
   auto server_side = acceptor.accept();
-  const auto uid = socket_owner_uid(server_side.local_endpoint(), server_side.remote_endpoint());
+  const auto uid = http::socket_owner_uid(server_side.local_endpoint(), server_side.remote_endpoint());
   ASSERT_TRUE(uid.has_value());
   EXPECT_EQ(*uid, ::getuid());
 }
