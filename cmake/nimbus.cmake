@@ -42,8 +42,22 @@ if(NIMBUS_SANITIZE)
     endif()
   endforeach()
   set(_san_flags -fsanitize=${NIMBUS_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  # Clang 14's -fsanitize=function cannot emit the split functions of C++20
+  # coroutines ("Cannot represent a difference across sections"); the other
+  # UBSan checks stay.
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang" AND _san_list MATCHES "undefined")
+    list(APPEND _san_flags -fno-sanitize=function)
+  endif()
   target_compile_options(nimbus_flags INTERFACE ${_san_flags})
   target_link_options(nimbus_flags INTERFACE ${_san_flags})
+endif()
+
+# The fuzz tree: every part compiled with libFuzzer's coverage instrumentation.
+if(NIMBUS_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "NIMBUS_FUZZ needs Clang (libFuzzer): -DCMAKE_CXX_COMPILER=clang++-14")
+  endif()
+  target_compile_options(nimbus_flags INTERFACE -fsanitize=fuzzer-no-link)
 endif()
 
 # nimbus_add_part(<name> SOURCES ... DEPS ...)

@@ -19,12 +19,27 @@ bool all_digits(std::string_view s) {
   return true;
 }
 
+// Orders decimal digit strings by their value, however long they are (an
+// index is the client's text: "AttributeName.99999999999999999999" must not
+// overflow a conversion).
+struct ByNumericValue {
+  bool operator()(std::string_view a, std::string_view b) const {
+    const auto strip = [](std::string_view s) {
+      while (s.size() > 1 && s.front() == '0') s.remove_prefix(1);
+      return s;
+    };
+    a = strip(a);
+    b = strip(b);
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  }
+};
+
 // "1" -> {...}, "2" -> {...} as an array ordered by index.
 json indexed_to_array(const json& node) {
-  std::map<long, json> ordered;
+  std::map<std::string, json, ByNumericValue> ordered;
   if (node.is_object()) {
     for (const auto& [k, v] : node.items()) {
-      if (all_digits(k)) ordered.emplace(std::stol(k), v);
+      if (all_digits(k)) ordered.emplace(k, v);
     }
   }
   json out = json::array();
