@@ -386,6 +386,11 @@ int run(int argc, char** argv) {
                     "1769 MB, 7.2% at 128 MB); none: no cap, only relative weights")
       ->capture_default_str()
       ->check(CLI::IsMember({"proportional", "none"}));
+  serve->add_option("--max-parallel-starts", serve_config.max_parallel_starts,
+                    "cold starts in flight at once (0: four per CPU); beyond it invocations wait in line for the "
+                    "first instance of their version that becomes free")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4096));
   bool process_only = false;
   serve->add_flag("--no-isolation", process_only,
                   "run instances as plain processes (no namespaces, cgroups or uid switch); for hosts that "

@@ -214,6 +214,7 @@ base::Status Daemon::start() {
   invoker_config.account_concurrency = static_cast<int>(config_.registry.account_concurrency);
   invoker_config.region = config_.registry.region;
   invoker_config.cpu_cap = config_.cpu_cap;
+  invoker_config.max_parallel_starts = config_.max_parallel_starts;
   invoker_ = std::make_unique<invoker::Invoker>(io_.get_executor(), *registry_, *launcher_, *runtime_api_, *metrics_,
                                                 *logs_, clock_, invoker_config);
   invoker_->start();

@@ -62,6 +62,7 @@ struct DaemonConfig {
   std::chrono::milliseconds keep_alive_min{60 * 1000};   // the adaptive keep-alive's shortest window
   bool adaptive_keep_alive = true;
   invoker::CpuCap cpu_cap = invoker::CpuCap::kProportionalToMemory;  // --cpu-limit
+  int max_parallel_starts = 0;       // --max-parallel-starts (0: four per CPU)
   sandbox::LauncherMode isolation = sandbox::LauncherMode::kAuto;
   unsigned sandbox_pool = 2;         // sandboxes made ahead of time for cold starts (--sandbox-pool)
   int fork_init_ms = 100;            // --fork-init-ms: forking for slower Python inits (-1: never)

@@ -6,10 +6,12 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cctype>
 #include <random>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -35,6 +37,9 @@ using detail::SteadyClock;
 namespace {
 // Instance uids, leased host-wide through UidPool.
 constexpr std::size_t kLogTailBytes = 4096;
+// The longest an invocation waits in line for an instance; then it starts
+// one of its own whatever the bound (a waiter is never stranded).
+constexpr std::chrono::seconds kMaxWaitInLine{10};
 // An instance's output held between two reads of it (one invocation, or its
 // init): past kOutputMaxBytes the oldest is cut to leave kOutputKeptBytes,
 // and the log says how much went.
@@ -51,6 +56,32 @@ std::string error_body(std::string_view type, std::string_view message) {
 
 void log_spawn_failure(const std::string& what) { spdlog::warn("invoker: {}", what); }
 }  // namespace
+
+bool Invoker::hand_off_locked(const Pool& pool, const std::shared_ptr<Instance>& inst) {
+  const auto it = std::find_if(waiters_.begin(), waiters_.end(), [&](const auto& w) {
+    return w->pool == &pool && w->revision == inst->revision;
+  });
+  if (it == waiters_.end()) return false;
+  std::shared_ptr<Waiter> waiter = *it;
+  waiters_.erase(it);
+  inst->state = InstanceState::kBusy;
+  waiter->instance = inst;
+  waiter->woken = true;
+  asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
+  return true;
+}
+
+void Invoker::grant_starts_locked() {
+  // The newest first: the oldest are next in line for an instance that frees up.
+  while (starting_ < max_parallel_starts_ && !waiters_.empty()) {
+    std::shared_ptr<Waiter> waiter = waiters_.back();
+    waiters_.pop_back();
+    waiter->may_start = true;
+    ++starting_;
+    waiter->woken = true;
+    asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
+  }
+}
 
 unsigned cpu_millicores_for(int memory_mb) {
   constexpr unsigned kMbPerCpu = 1769;
@@ -70,7 +101,11 @@ Invoker::Invoker(asio::any_io_executor executor, registry::Registry& registry, s
       logs_(logs),
       clock_(clock),
       config_(std::move(config)),
-      uids_(config_.uid_lock_dir, sandbox::kInstanceUidBase, sandbox::kInstanceUidCount) {}
+      uids_(config_.uid_lock_dir, sandbox::kInstanceUidBase, sandbox::kInstanceUidCount) {
+  max_parallel_starts_ = config_.max_parallel_starts > 0
+                             ? config_.max_parallel_starts
+                             : 4 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 
 Invoker::~Invoker() { stop(); }
 
@@ -101,6 +136,17 @@ void Invoker::stop() {
     }
   }
   for (auto& inst : all) destroy(inst);
+  {
+    // Waiting invocations go on (and fail: instances are refused from now on).
+    std::lock_guard lock(mu_);
+    for (auto& waiter : waiters_) {
+      waiter->may_start = true;
+      ++starting_;
+      waiter->woken = true;
+      asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
+    }
+    waiters_.clear();
+  }
   if (reaper_) reaper_->cancel();
   if (provisioner_) provisioner_->cancel();
   if (exit_events_) {
@@ -595,13 +641,15 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
   result.executed_version = config.version;
   const std::string& fn = config.name;
   const bool reserved = config.reserved_concurrency.has_value();
-  const asio::execution_context* here = &asio::query(co_await asio::this_coro::executor, asio::execution::context);
+  const asio::any_io_executor caller = co_await asio::this_coro::executor;
+  const asio::execution_context* here = &asio::query(caller, asio::execution::context);
 
   // Place the invocation.
   FunctionMetrics* m = nullptr;
   Pool* placed_in = nullptr;
   std::shared_ptr<Instance> inst;
   bool cold = false;
+  std::shared_ptr<Waiter> waiter;  // set: in line for an instance
   std::vector<std::shared_ptr<Instance>> stale;
   {
     std::lock_guard lock(mu_);
@@ -655,15 +703,49 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
         NIMBUS_CHECK(picked != pool.instances.rend());  // place() saw an idle one under the same lock
         inst = *picked;
         inst->state = InstanceState::kBusy;
-      } else {
+      } else if (starting_ < max_parallel_starts_) {
         cold = true;
+        ++starting_;
         inst = new_instance(pool, config);
+      } else {
+        waiter = std::make_shared<Waiter>(caller);
+        waiter->pool = &pool;
+        waiter->revision = config.revision_id;
+        waiters_.push_back(waiter);
       }
       m->concurrent.set(function.in_flight);
     }
   }
   for (auto& s : stale) destroy(s);
   if (result.status == InvokeStatus::kThrottled) co_return result;
+
+  if (waiter) {
+    // In line: an instance of this version that becomes free, or leave to
+    // start one. The timer is only cancelled on this executor, after this
+    // coroutine checked `woken` or while it waits.
+    bool woken;
+    {
+      std::lock_guard lock(mu_);
+      woken = waiter->woken;
+    }
+    if (!woken) {
+      waiter->timer.expires_after(kMaxWaitInLine);
+      co_await waiter->timer.async_wait(kUseTuple);
+    }
+    std::lock_guard lock(mu_);
+    if (!waiter->woken) {
+      std::erase(waiters_, waiter);
+      waiter->woken = true;
+      waiter->may_start = true;
+      ++starting_;
+    }
+    if (waiter->instance) {
+      inst = std::move(waiter->instance);
+    } else {
+      cold = true;
+      inst = new_instance(*placed_in, config);
+    }
+  }
 
   // Pools and function states live as long as the invoker.
   auto release = [this, placed_in, reserved](const std::shared_ptr<Instance>& i, bool keep) {
@@ -679,7 +761,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
         function.prewarmed = false;
       }
       if (i->state == InstanceState::kDraining || stopping_) kill = true;
-      if (!kill && i->state != InstanceState::kDead) {
+      if (!kill && i->state != InstanceState::kDead && !hand_off_locked(*placed_in, i)) {
         i->state = InstanceState::kIdle;
         i->idle_since = SteadyClock::now();
       }
@@ -697,6 +779,11 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
   const auto t_start = SteadyClock::now();
   if (cold) {
     auto started = co_await start_instance(inst, config, result.request_id);
+    {
+      std::lock_guard lock(mu_);
+      --starting_;
+      grant_starts_locked();
+    }
     if (!started.ok()) {
       // The invocation fails as Lambda reports init failures: 200 with the
       // error payload and X-Amz-Function-Error.

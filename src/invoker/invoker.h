@@ -18,6 +18,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <filesystem>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -68,6 +69,12 @@ struct InvokerConfig {
   int account_concurrency = 1000;
   std::string region = "us-east-1";
   CpuCap cpu_cap = CpuCap::kProportionalToMemory;
+  // On-demand cold starts in flight at once (over all functions); an
+  // invocation that finds no idle instance beyond that waits in line and
+  // takes the first instance of its version that becomes free, while the
+  // newest waiters are let start instances as earlier starts finish. 0: four
+  // per CPU.
+  int max_parallel_starts = 0;
 };
 
 struct InvokeRequest {
@@ -128,6 +135,7 @@ class Invoker {
   struct Instance;
   struct Pool;
   struct FunctionState;
+  struct Waiter;
 
   asio::awaitable<void> read_exit_events();
   asio::awaitable<void> reap_idle();
@@ -173,6 +181,12 @@ class Invoker {
   std::vector<std::string> environment(const registry::FunctionConfig& config, const std::string& runtime_api,
                                        const Paths& paths, InitType init) const;
   void destroy(const std::shared_ptr<Instance>& instance);
+  // Gives `inst` (just freed, of `pool`) to the oldest invocation waiting for
+  // an instance of its version; true if one took it. Caller holds mu_.
+  bool hand_off_locked(const Pool& pool, const std::shared_ptr<Instance>& inst);
+  // Lets the newest waiting invocations start instances of their own while
+  // fewer than the bound are starting. Caller holds mu_.
+  void grant_starts_locked();
   std::string drain_output(Instance& instance);
 
   asio::any_io_executor executor_;
@@ -193,6 +207,9 @@ class Invoker {
   int unreserved_in_flight_ = 0;                                // GUARDED_BY(mu_)
   std::uint64_t next_instance_ = 1;                             // GUARDED_BY(mu_)
   bool stopping_ = false;                                       // GUARDED_BY(mu_)
+  int starting_ = 0;                                            // GUARDED_BY(mu_): on-demand cold starts in flight
+  int max_parallel_starts_ = 8;                                 // config_.max_parallel_starts, resolved
+  std::deque<std::shared_ptr<Waiter>> waiters_;                 // GUARDED_BY(mu_): oldest first
 
   // Launcher::spawn() and claim_primed() block for a round trip to the
   // launcher process (milliseconds, and one at a time): they run here, so

@@ -378,3 +378,45 @@ class FunctionUrlTest(ExecutionTestCase):
         with self.assertRaises(botocore.exceptions.ClientError) as gone:
             self.client.get_function_url_config(FunctionName="life")
         self.assertEqual(gone.exception.response["Error"]["Code"], "ResourceNotFoundException")
+
+
+class BurstTest(ExecutionTestCase):
+    """A first burst of concurrent requests to a function with no instance yet."""
+
+    def test_200_concurrent_first_requests_are_all_answered_by_fewer_instances(self):
+        self.create_function("burst", {"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'body': 'hi'}\n"})
+        r = self.daemon.request("POST", "/nimbus/v1/routes", json.dumps({"RouteKey": "GET /burst",
+                                                                        "FunctionName": "burst"}))
+        self.assertEqual(r.status, 201, r)
+        gw = urllib.parse.urlsplit(self.daemon.gateway)
+        n = 200
+        results = [None] * n
+        conns = [http.client.HTTPConnection(gw.hostname, gw.port, timeout=60) for _ in range(n)]
+        for c in conns:
+            c.connect()
+        barrier = threading.Barrier(n)
+
+        def one(i):
+            barrier.wait()
+            t0 = time.monotonic()
+            try:
+                conns[i].request("GET", "/burst")
+                resp = conns[i].getresponse()
+                results[i] = (resp.status, resp.read(), time.monotonic() - t0)
+            except OSError as e:
+                results[i] = (repr(e), b"", time.monotonic() - t0)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for c in conns:
+            c.close()
+        self.assertEqual([r[:2] for r in results], [(200, b"hi")] * n)
+        # Invocations in line took instances that others freed: fewer instances than requests.
+        instances = self.daemon.metric("nimbus_cold_starts_total", function="burst")
+        self.assertGreater(instances, 0)
+        self.assertLess(instances, n)
+        worst = max(r[2] for r in results)
+        self.assertLess(worst, 30, "a request waited for the integration timeout")

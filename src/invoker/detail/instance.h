@@ -4,6 +4,7 @@
 // GUARDED_BY(Invoker::mu_) is read and written under the invoker's mutex.
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <memory>
@@ -85,6 +86,20 @@ struct Invoker::FunctionState {
       last_config = config;
     }
   }
+};
+
+// An invocation waiting in line for an instance (InvokerConfig::
+// max_parallel_starts): woken, through its timer, with an instance handed to
+// it or with leave to start one. The timer lives on the waiting coroutine's
+// executor and is only cancelled there (a post); `woken` says it happened.
+struct Invoker::Waiter {
+  explicit Waiter(const asio::any_io_executor& executor) : timer(executor) {}
+  asio::steady_timer timer;
+  const Pool* pool = nullptr;
+  std::string revision;
+  bool woken = false;                  // GUARDED_BY(Invoker::mu_)
+  std::shared_ptr<Instance> instance;  // GUARDED_BY(Invoker::mu_): handed over, already kBusy
+  bool may_start = false;              // GUARDED_BY(Invoker::mu_): counted in starting_
 };
 
 // The instances of one version.
