@@ -5,6 +5,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "base/clock.h"
@@ -353,6 +354,13 @@ int run(int argc, char** argv) {
   serve->add_option("--account-id", serve_config.registry.account_id, "12-digit account id in ARNs")
       ->capture_default_str();
   serve->add_option("--log-level", "trace|debug|info|warn|error (default info)");
+  std::string log_file;
+  std::size_t log_file_mb = 32;
+  serve->add_option("--log-file", log_file,
+                    "write the daemon's log to this file instead of stderr, rotated at --log-file-mb (3 old files kept)");
+  serve->add_option("--log-file-mb", log_file_mb, "size at which --log-file is rotated (MiB)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   int keep_alive_s = 600;
   serve->add_option("--keep-alive", keep_alive_s, "seconds an idle instance stays warm at most")->capture_default_str()
       ->check(CLI::Range(1, 86400));
@@ -440,6 +448,12 @@ int run(int argc, char** argv) {
   serve->add_option("--api-max-connections-per-client", serve_config.api_max_connections_per_client,
                     "API connections open at once from one client: an address, and on this host a uid, so "
                     "each instance has its own share (0: no cap)")
+      ->capture_default_str();
+  serve->add_option("--gateway-max-body-bytes", serve_config.gateway.max_body_bytes_in_flight,
+                    "bytes of request bodies (each over 64 KiB) the gateway reads at once (0: no bound); more get 503")
+      ->capture_default_str();
+  serve->add_option("--api-max-body-bytes", serve_config.api_max_body_bytes_in_flight,
+                    "bytes of request bodies (each over 64 KiB) the API reads at once (0: no bound); more get 503")
       ->capture_default_str();
   serve->add_option("--gateway-tls-cert", gateway_tls_cert,
                     "PEM certificate chain: the gateway speaks HTTPS only (needs --gateway-tls-key)");
@@ -720,6 +734,18 @@ int run(int argc, char** argv) {
     serve_config.adaptive_keep_alive = keep_alive_policy == "adaptive";
     serve_config.cpu_cap = cpu_limit == "none" ? invoker::CpuCap::kNone : invoker::CpuCap::kProportionalToMemory;
     if (process_only) serve_config.isolation = sandbox::LauncherMode::kProcessOnly;
+    if (!log_file.empty()) {
+      try {
+        // Bounded on disk: the file and three rotated ones, --log-file-mb each.
+        // Flushed per line from info up (no flusher thread: the launcher is
+        // forked before the daemon has threads).
+        auto logger = spdlog::rotating_logger_mt("nimbus", log_file, log_file_mb << 20, 3);
+        logger->flush_on(spdlog::level::info);
+        spdlog::set_default_logger(std::move(logger));
+      } catch (const spdlog::spdlog_ex& e) {
+        return fail(fmt::format("--log-file {}: {}", log_file, e.what()));
+      }
+    }
     if (auto* level = serve->get_option("--log-level"); level->count() > 0) {
       spdlog::set_level(spdlog::level::from_str(level->as<std::string>()));
     }

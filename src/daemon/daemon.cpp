@@ -83,7 +83,7 @@ void fit_connection_caps(rlim_t limit, std::size_t& gateway, std::size_t& api, s
   const std::size_t wanted = gateway + api + api_guests;
   if (wanted <= room) return;
   for (std::size_t* cap : {&gateway, &api, &api_guests}) *cap = std::max<std::size_t>(1, *cap * room / wanted);
-  spdlog::warn("nimbus: {} file descriptors allow at most {} gateway, {} API and {} API connections from "
+  spdlog::info("nimbus: {} file descriptors allow at most {} gateway, {} API and {} API connections from "
                "instances (raise the hard limit, `ulimit -Hn`, for more)",
                limit, gateway, api, api_guests);
 }
@@ -346,6 +346,7 @@ base::Status Daemon::start() {
   gateway_server_config.max_connections = gateway_config.max_connections;
   gateway_server_config.max_connections_per_client = gateway_config.max_connections_per_client;
   gateway_server_config.on_connection_refused = count_refusals(*metrics_, "gateway");
+  gateway_server_config.max_body_bytes_in_flight = gateway_config.max_body_bytes_in_flight;
   gateway_server_ = std::make_unique<http::Server>(
       io_.get_executor(), gateway_server_config,
       [gw = gateway_.get()](http::Request r, http::RequestContext c) { return gw->handle(std::move(r), c); },
@@ -369,6 +370,7 @@ base::Status Daemon::start() {
   server_config.guest_uids = guest_uids;
   server_config.max_guest_connections = config_.api_max_guest_connections;
   server_config.on_connection_refused = count_refusals(*metrics_, "api");
+  server_config.max_body_bytes_in_flight = config_.api_max_body_bytes_in_flight;
   server_config.connection_executor = io_threads_->placer();
   api_server_ = std::make_unique<http::Server>(
       io_.get_executor(), server_config,

@@ -55,6 +55,7 @@ struct DaemonConfig {
   std::size_t api_max_connections = 4096;           // from clients that are not instances
   std::size_t api_max_guest_connections = 4096;     // from every instance together
   std::size_t api_max_connections_per_client = 256;
+  std::uint64_t api_max_body_bytes_in_flight = 1ull << 30;  // request bodies over 64 KiB being read at once
   api::AuthMode auth = api::AuthMode::kSigV4;
   registry::RegistryConfig registry;
   std::chrono::milliseconds drain_timeout{10000};

@@ -62,6 +62,7 @@ struct GatewayConfig {
   std::optional<http::TlsFiles> tls;                 // set: the listener speaks HTTPS only
   std::size_t max_connections = 10000;               // open at once (0: no cap); over it → 503, closed
   std::size_t max_connections_per_client = 1000;     // open at once from one address; over it → 429, closed
+  std::uint64_t max_body_bytes_in_flight = 256u << 20;  // request bodies over 64 KiB being read at once → 503
 };
 
 // A control-API answer: status and JSON body (null: no body).

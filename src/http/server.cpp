@@ -249,6 +249,7 @@ struct Server::Core : std::enable_shared_from_this<Core> {
   std::unordered_map<std::uint64_t, std::shared_ptr<Listener>> listeners_;  // GUARDED_BY(mu_)
   std::unordered_map<std::string, std::size_t> clients_;                     // GUARDED_BY(mu_): open per client
   std::size_t guests_ = 0;                                                   // GUARDED_BY(mu_): open guest connections
+  std::atomic<std::uint64_t> body_bytes_{0};  // counted bodies being read or handled (max_body_bytes_in_flight)
   // A descriptor held in reserve: when accepts fail for want of descriptors,
   // it is given up for a moment to take one waiting connection off the
   // backlog and close it, so clients are refused instead of left hanging.
@@ -627,7 +628,29 @@ asio::awaitable<void> Server::Core::serve_on(std::shared_ptr<Core> self, std::sh
     bool keep_alive = parser.get().keep_alive();
     const unsigned version = parser.get().version();
     const auto length = parser.content_length();
-    if (length && *length > config_.body_limit) {
+    // What this body may hold, counted against max_body_bytes_in_flight until the handler returns.
+    struct BodyBudget {
+      std::atomic<std::uint64_t>* total = nullptr;
+      std::uint64_t held = 0;
+      ~BodyBudget() {
+        if (held > 0) total->fetch_sub(held);
+      }
+    } budget{&body_bytes_};
+    const std::uint64_t body_bytes = length ? *length : parser.chunked() ? config_.body_limit : 0;
+    bool over_budget = false;
+    if (config_.max_body_bytes_in_flight > 0 && body_bytes > ServerConfig::kSmallBody &&
+        body_bytes <= config_.body_limit) {
+      const std::uint64_t before = body_bytes_.fetch_add(body_bytes);
+      budget.held = body_bytes;
+      over_budget = before + body_bytes > config_.max_body_bytes_in_flight;
+    }
+    if (over_budget) {
+      response = render_error_(base::Error{base::ErrorCode::kTooManyRequests,
+                                           "The server is reading too many request bodies at once; try again later"},
+                               version);
+      response.result(Status::service_unavailable);
+      keep_alive = false;  // the body stays unread
+    } else if (length && *length > config_.body_limit) {
       response = render_error_(base::Error{base::ErrorCode::kRequestTooLarge,
                                            "Request must be smaller than " +
                                                std::to_string(config_.body_limit) + " bytes"},

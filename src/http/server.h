@@ -104,6 +104,16 @@ struct ServerConfig {
   UidRange guest_uids;
   std::size_t max_guest_connections = 0;
   std::function<void(Refusal)> on_connection_refused;  // optional: counts them (any io thread)
+  // Request bodies being read or handled at once may hold at most this many
+  // bytes together (0: no bound), so slow uploads on many connections cannot
+  // take the daemon's memory: a body counts with its Content-Length (a
+  // chunked one with body_limit) from before it is read until its handler
+  // returns. Bodies of at most kSmallBody bytes are not counted, so small
+  // calls (an operator's) always get through. One that does not fit is
+  // answered with the owner's kTooManyRequests error as 503, unread, and
+  // the connection closed.
+  std::uint64_t max_body_bytes_in_flight = 0;
+  static constexpr std::uint64_t kSmallBody = 64 * 1024;
 };
 
 class Server {

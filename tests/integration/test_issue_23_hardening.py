@@ -8,9 +8,11 @@ import http.client
 import json
 import os
 import resource
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -21,7 +23,7 @@ import botocore.awsrequest
 import botocore.credentials
 import botocore.exceptions
 
-from harness import (NIMBUS_BIN, ExecutionTestCase, make_zip, wait_until)
+from harness import (NIMBUS_BIN, ExecutionTestCase, make_zip, running_daemon, wait_until)
 
 ASAN = "asan" in NIMBUS_BIN
 
@@ -420,3 +422,20 @@ class BurstTest(ExecutionTestCase):
         self.assertLess(instances, n)
         worst = max(r[2] for r in results)
         self.assertLess(worst, 30, "a request waited for the integration timeout")
+
+
+class DaemonLogFileTest(unittest.TestCase):
+
+    def test_log_file_takes_the_daemons_log(self):
+        folder = tempfile.mkdtemp(prefix="nimbus-log-")
+        path = os.path.join(folder, "nimbus.log")
+        try:
+            with running_daemon(extra_args=("--log-file", path, "--log-file-mb", "1")) as d:
+                d.request("POST", "/2015-03-31/functions", "{not json")
+                stderr_text = d.log_text()
+            with open(path) as f:
+                text = f.read()
+            self.assertIn("Lambda API listening on", text)
+            self.assertNotIn("Lambda API listening on", stderr_text)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
