@@ -5,6 +5,7 @@
 
 #include "api/codec.h"
 #include "api/detail/responses.h"
+#include "api/sts_api.h"
 #include "base/crypto.h"
 #include "base/json.h"
 #include "registry/validation.h"
@@ -111,13 +112,32 @@ http::asio::awaitable<http::Response> LambdaApi::handle(http::Request request) {
   co_return res;
 }
 
+namespace {
+// The service a request's SigV4 credential scope names ("" when it carries
+// no Authorization header, or one that does not parse).
+std::string scope_service(const http::Request& request) {
+  const auto header = request[http::Field::authorization];
+  if (header.empty()) return {};
+  auto parsed = detail::parse_authorization(std::string_view(header.data(), header.size()));
+  return parsed.ok() ? parsed->service : std::string();
+}
+}  // namespace
+
 http::asio::awaitable<http::Response> LambdaApi::dispatch(http::Request request) {
+  // A signed request names its service in its credential scope, and that
+  // decides where it goes; an unsigned one is recognised by its shape.
+  const std::string scoped = scope_service(request);
   for (const auto& service : services_) {
-    if (!service.claims(request)) continue;
+    if (scoped.empty() ? !service.claims(request) : scoped != service.signing_name) continue;
     if (auto auth = authenticate(request, service.signing_name); !auth.ok()) {
       co_return service.render_error(auth.error(), request);
     }
     co_return co_await service.handle(std::move(request));
+  }
+  if (!scoped.empty() && scoped != "lambda") {
+    std::string offered = "lambda";
+    for (const auto& service : services_) offered += ", " + service.signing_name;
+    co_return unknown_service_response(request, scoped, offered);
   }
   const auto [path, raw_query] = http::split_target(request.target());
   const auto found = router_.find(request.method(), path);

@@ -278,6 +278,13 @@ base::Status Daemon::start() {
       [sqs = sqs_api_.get()](http::Request r) { return sqs->handle(std::move(r)); },
       [sqs = sqs_api_.get()](const base::Error& e, const http::Request& r) { return sqs->render_error(e, r); }});
 
+  // STS (GetCallerIdentity): signed for "sts", the account root's identity.
+  sts_api_ = std::make_unique<api::StsApi>(config_.registry.account_id);
+  api_->add_service(api::ServiceHandler{
+      "sts", [](const http::Request&) { return false; },  // reached by its credential scope only
+      [sts = sts_api_.get()](http::Request r) { return sts->handle(std::move(r)); },
+      [sts = sts_api_.get()](const base::Error& e, const http::Request& r) { return sts->render_error(e, r); }});
+
   // Schedules. Each fire is committed as an asynchronous invocation, so it
   // gets Lambda's retries and destinations like any Event invoke.
   events_clock_ = std::make_unique<base::ScaledClock>(clock_, config_.events.time_scale);
@@ -496,6 +503,7 @@ void Daemon::shutdown() {
   api_server_.reset();
   api_.reset();
   sqs_api_.reset();
+  sts_api_.reset();
   gateway_.reset();
   events_control_.reset();
   if (event_source_mappings_) event_source_mappings_->stop();

@@ -19,6 +19,7 @@
 
 #include "api/lambda_api.h"
 #include "api/sqs_api.h"
+#include "api/sts_api.h"
 #include "base/clock.h"
 #include "events/queue_service.h"
 #include "events/queue_sqlite_store.h"
@@ -129,6 +130,7 @@ class Daemon {
   std::unique_ptr<events::QueueMessageSink> queue_sink_;
   std::unique_ptr<events::EventSourceMappings> event_source_mappings_;
   std::unique_ptr<api::SqsApi> sqs_api_;
+  std::unique_ptr<api::StsApi> sts_api_;
   std::unique_ptr<events::EventsMetrics> events_metrics_;
   std::unique_ptr<events::AsyncQueue> async_queue_;
   std::unique_ptr<events::EventInvokeConfigs> event_configs_;
