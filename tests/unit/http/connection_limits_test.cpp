@@ -187,7 +187,19 @@ TEST_F(ConnectionLimitsTest, AFullServerAnswers503AndCloses) {
 // what waits in the backlog with its spare descriptor, backs off instead of
 // spinning, and serves new connections once descriptors are free again.
 TEST_F(ConnectionLimitsTest, RunningOutOfDescriptorsRefusesThenRecovers) {
+#ifdef NIMBUS_SANITIZED
+  // UBSan checks a polymorphic type on a thread's first use of it through a
+  // pipe, which a process out of descriptors cannot make: it reports a false
+  // "invalid vptr" in asio or fmt. The release build runs this test.
+  GTEST_SKIP() << "needs a process that can run out of descriptors without UBSan's vptr checks";
+#endif
   start(ServerConfig{});
+  {
+    // A request first, so the io thread has run every path once.
+    Client warm(port_);
+    ASSERT_NE(warm.get().find("served /hello"), std::string::npos);
+  }
+  ASSERT_TRUE(wait_open(0));
   rlimit saved{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
   std::vector<int> hogs;
