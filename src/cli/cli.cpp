@@ -39,6 +39,7 @@ struct DeployOptions {
   std::vector<std::string> env;
   bool publish = false;
   std::vector<std::string> http_routes;  // --http 'GET /hello'
+  std::string url_auth;                  // --url none|iam: a function URL with that AuthType
 };
 
 base::Result<json> env_object(const std::vector<std::string>& pairs) {
@@ -114,6 +115,17 @@ int deploy(ControlClient& client, const DeployOptions& o) {
     auto added = client.call(http::Verb::post, "/nimbus/v1/routes", json{{"RouteKey", key}, {"FunctionName", o.name}});
     if (!added.ok()) return fail("--http '" + key + "': " + added.error().message);
     fmt::print("  route: {}\n", key);
+  }
+  if (!o.url_auth.empty()) {
+    // A function URL with the AuthType asked for: made, or brought to it.
+    const json body = {{"AuthType", o.url_auth == "none" ? "NONE" : "AWS_IAM"}};
+    const std::string path = "/2021-10-31/functions/" + http::percent_encode(o.name) + "/url";
+    auto url = client.call(http::Verb::post, path, body);
+    if (!url.ok() && url.error().code == base::ErrorCode::kResourceConflict) {
+      url = client.call(http::Verb::put, path, body);
+    }
+    if (!url.ok()) return fail("--url: " + url.error().message);
+    fmt::print("  url: {} (auth {})\n", url->body.value("FunctionUrl", ""), url->body.value("AuthType", ""));
   }
   return 0;
 }
@@ -505,6 +517,10 @@ int run(int argc, char** argv) {
   auto* provision_cmd = app.add_subcommand("provision", "Keep N instances of a version or alias initialised (0 removes)");
   provision_cmd->add_option("target", provision_target, "NAME:VERSION or NAME:ALIAS")->required();
   provision_cmd->add_option("count", provision_count, "instances")->required()->check(CLI::Range(0, 100000));
+  deploy_cmd->add_option("--url", deploy_options.url_auth,
+                         "give the function a URL (a Lambda function URL): none = anyone may call it, iam = "
+                         "SigV4-signed requests only")
+      ->check(CLI::IsMember({"none", "iam"}));
   deploy_cmd->add_option("--http", deploy_options.http_routes,
                          "also route this key to the function on the gateway, e.g. 'GET /hello' (repeatable)");
 

@@ -4,8 +4,10 @@ of functions across daemon restarts."""
 import io
 import json
 import os
+import re
 import signal
 import unittest
+import urllib.error
 import urllib.request
 import zipfile
 
@@ -68,6 +70,20 @@ class NimbusCliTest(DaemonTestCase):
         third = self.client.get_function_configuration(FunctionName="cli-deploy")
         self.assertNotEqual(third["CodeSha256"], config["CodeSha256"])
         self.assertEqual(third["MemorySize"], 256)
+
+    def test_deploy_with_a_function_url(self):
+        src = self.make_dir("url-src", {"app.py": "def handler(e, c):\n    return {'statusCode': 200, 'body': 'by url'}\n"})
+        out, _ = self.deploy(src, "cli-url", "--runtime", "python3.12", "--handler", "app.handler", "--url", "none")
+        url = re.search(r"url: (http://\S+) \(auth NONE\)", out)
+        self.assertIsNotNone(url, out)
+        with urllib.request.urlopen(url.group(1) + "x", timeout=10) as resp:
+            self.assertEqual(resp.read(), b"by url")
+        # Deployed again with iam: the same URL, now refusing unsigned requests.
+        out, _ = self.deploy(src, "cli-url", "--runtime", "python3.12", "--handler", "app.handler", "--url", "iam")
+        self.assertIn(f"url: {url.group(1)} (auth AWS_IAM)", out)
+        with self.assertRaises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url.group(1) + "x", timeout=10)
+        self.assertEqual(refused.exception.code, 403)
 
     def test_deploy_directory_with_symlink(self):
         src = self.make_dir("symlink-src")
