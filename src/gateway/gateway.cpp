@@ -592,6 +592,8 @@ http::asio::awaitable<std::optional<invoker::InvokeResult>> Gateway::invoke_func
   request.qualifier = target.qualifier;
   request.payload = std::move(payload);
   request.invoked_arn = registry_.function_arn(target.function, target.qualifier);
+  auto abandoned = std::make_shared<std::atomic<bool>>(false);
+  request.abandoned = abandoned;
 
   auto executor = co_await asio::this_coro::executor;
   auto pending = std::make_shared<PendingInvoke>(executor);
@@ -607,6 +609,11 @@ http::asio::awaitable<std::optional<invoker::InvokeResult>> Gateway::invoke_func
   if (!pending->result) {
     auto [ec] = co_await pending->timer.async_wait(asio::as_tuple(asio::use_awaitable));
     (void)ec;  // cancelled when the result arrives, else the timeout fired
+  }
+  if (!pending->result) {
+    // Timed out: if the invocation still waits in line for an instance, it leaves now.
+    abandoned->store(true);
+    invoker_->abandon_waiting();
   }
   co_return std::move(pending->result);
 }

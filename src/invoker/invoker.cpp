@@ -57,7 +57,13 @@ std::string error_body(std::string_view type, std::string_view message) {
 void log_spawn_failure(const std::string& what) { spdlog::warn("invoker: {}", what); }
 }  // namespace
 
+void Invoker::wake_locked(const std::shared_ptr<Waiter>& waiter) {
+  waiter->woken = true;
+  asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
+}
+
 bool Invoker::hand_off_locked(const Pool& pool, const std::shared_ptr<Instance>& inst) {
+  abandon_waiting_locked();
   const auto it = std::find_if(waiters_.begin(), waiters_.end(), [&](const auto& w) {
     return w->pool == &pool && w->revision == inst->revision;
   });
@@ -66,21 +72,43 @@ bool Invoker::hand_off_locked(const Pool& pool, const std::shared_ptr<Instance>&
   waiters_.erase(it);
   inst->state = InstanceState::kBusy;
   waiter->instance = inst;
-  waiter->woken = true;
-  asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
+  wake_locked(waiter);
   return true;
 }
 
 void Invoker::grant_starts_locked() {
+  abandon_waiting_locked();
   // The newest first: the oldest are next in line for an instance that frees up.
   while (starting_ < max_parallel_starts_ && !waiters_.empty()) {
     std::shared_ptr<Waiter> waiter = waiters_.back();
     waiters_.pop_back();
     waiter->may_start = true;
     ++starting_;
-    waiter->woken = true;
-    asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
+    wake_locked(waiter);
   }
+}
+
+void Invoker::abandon_waiting_locked() {
+  std::erase_if(waiters_, [](const std::shared_ptr<Waiter>& waiter) {
+    if (!waiter->given_up()) return false;
+    wake_locked(waiter);  // with neither an instance nor leave to start: it leaves the line
+    return true;
+  });
+}
+
+void Invoker::leave_locked(FunctionState& function, bool reserved) {
+  --function.in_flight;
+  if (!reserved) --unreserved_in_flight_;
+  function.metrics.concurrent.set(function.in_flight);
+  if (function.in_flight == 0) {
+    function.idle_start = SteadyClock::now();
+    function.prewarmed = false;
+  }
+}
+
+void Invoker::abandon_waiting() {
+  std::lock_guard lock(mu_);
+  abandon_waiting_locked();
 }
 
 unsigned cpu_millicores_for(int memory_mb) {
@@ -142,8 +170,7 @@ void Invoker::stop() {
     for (auto& waiter : waiters_) {
       waiter->may_start = true;
       ++starting_;
-      waiter->woken = true;
-      asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
+      wake_locked(waiter);
     }
     waiters_.clear();
   }
@@ -711,6 +738,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
         waiter = std::make_shared<Waiter>(caller);
         waiter->pool = &pool;
         waiter->revision = config.revision_id;
+        waiter->abandoned = request.abandoned;
         waiters_.push_back(waiter);
       }
       m->concurrent.set(function.in_flight);
@@ -741,9 +769,15 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
     }
     if (waiter->instance) {
       inst = std::move(waiter->instance);
-    } else {
+    } else if (waiter->may_start) {
       cold = true;
       inst = new_instance(*placed_in, config);
+    } else {
+      // The caller gave up while in line: nothing ran, its concurrency is free.
+      leave_locked(*placed_in->state, reserved);
+      result.status = InvokeStatus::kFailed;
+      result.error = make_error(ErrorCode::kService, "the caller stopped waiting before an instance was free");
+      co_return result;
     }
   }
 
@@ -752,14 +786,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
     bool kill = !keep;
     {
       std::lock_guard lock(mu_);
-      FunctionState& function = *placed_in->state;
-      --function.in_flight;
-      if (!reserved) --unreserved_in_flight_;
-      function.metrics.concurrent.set(function.in_flight);
-      if (function.in_flight == 0) {
-        function.idle_start = SteadyClock::now();
-        function.prewarmed = false;
-      }
+      leave_locked(*placed_in->state, reserved);
       if (i->state == InstanceState::kDraining || stopping_) kill = true;
       if (!kill && i->state != InstanceState::kDead && !hand_off_locked(*placed_in, i)) {
         i->state = InstanceState::kIdle;

@@ -16,6 +16,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <deque>
@@ -83,6 +84,10 @@ struct InvokeRequest {
   std::string payload;           // JSON text
   std::string client_context;    // decoded JSON text or empty
   std::string invoked_arn;       // as the caller named it
+  // Set by a caller that stopped waiting (the gateway's integration
+  // timeout), then Invoker::abandon_waiting(): an invocation still in line
+  // for an instance leaves it at once and never runs. Null: the caller waits.
+  std::shared_ptr<std::atomic<bool>> abandoned;
 };
 
 enum class InvokeStatus {
@@ -114,6 +119,10 @@ class Invoker {
   void stop();
 
   [[nodiscard]] asio::awaitable<InvokeResult> invoke(InvokeRequest request);
+  // Lets every invocation in line whose caller set InvokeRequest::abandoned
+  // leave at once (it answers kFailed, runs nothing, frees its concurrency).
+  // Any thread.
+  void abandon_waiting();
 
   // Instances per state of one version's pool, for `nimbus ps`-like views.
   struct PoolCounts {
@@ -187,6 +196,13 @@ class Invoker {
   // Lets the newest waiting invocations start instances of their own while
   // fewer than the bound are starting. Caller holds mu_.
   void grant_starts_locked();
+  // Wakes `waiter`: with an instance, with leave to start one, or (neither)
+  // to leave the line. Caller holds mu_ and has taken it out of waiters_.
+  static void wake_locked(const std::shared_ptr<Waiter>& waiter);
+  // Wakes, out of line, every waiter whose caller gave up. Caller holds mu_.
+  void abandon_waiting_locked();
+  // An invocation of `function` is over (ran or not): its concurrency is free. Caller holds mu_.
+  void leave_locked(FunctionState& function, bool reserved);
   std::string drain_output(Instance& instance);
 
   asio::any_io_executor executor_;

@@ -439,3 +439,39 @@ class DaemonLogFileTest(unittest.TestCase):
             self.assertNotIn("Lambda API listening on", stderr_text)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+class AbandonedCallerTest(ExecutionTestCase):
+    """A gateway caller that times out while its invocation waits in line for an instance."""
+
+    daemon_args = ("--max-parallel-starts", "1", "--gateway-integration-timeout", "1000")
+
+    def test_a_caller_that_gives_up_leaves_the_line_at_once_and_its_invocation_never_runs(self):
+        self.create_function("slowinit", {"app.py": "import time\ntime.sleep(3)\n\n"
+                                                    "def handler(e, c):\n    return {'statusCode': 200, 'body': 'ok'}\n"},
+                             Timeout=10)
+        r = self.daemon.request("POST", "/nimbus/v1/routes", json.dumps({"RouteKey": "GET /slow",
+                                                                        "FunctionName": "slowinit"}))
+        self.assertEqual(r.status, 201, r)
+        statuses = {}
+
+        def call(name):
+            statuses[name] = self.daemon.gateway_request("GET", "/slow", timeout=30).status
+
+        first = threading.Thread(target=call, args=("first",))
+        first.start()  # cold-starts the one instance the bound allows (a 3 s init)
+        wait_until(lambda: self.daemon.metric("nimbus_concurrent_executions", function="slowinit") == 1, 10)
+        second = threading.Thread(target=call, args=("second",))
+        second.start()  # waits in line behind it
+        wait_until(lambda: self.daemon.metric("nimbus_concurrent_executions", function="slowinit") == 2, 10)
+        second.join(10)
+        first.join(10)
+        # Both callers gave up after the 1 s integration timeout; the one in
+        # line left at once instead of waiting for the instance.
+        self.assertEqual(statuses, {"first": 503, "second": 503})
+        self.assertEqual(self.daemon.metric("nimbus_concurrent_executions", function="slowinit"), 1)
+        # The instance, once initialised, ran the first invocation only.
+        wait_until(lambda: self.daemon.metric("nimbus_invocations_total", function="slowinit") >= 1, 15)
+        time.sleep(0.5)
+        self.assertEqual(self.daemon.metric("nimbus_invocations_total", function="slowinit"), 1)
+        self.assertEqual(self.daemon.metric("nimbus_concurrent_executions", function="slowinit"), 0)

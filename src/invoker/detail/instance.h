@@ -100,6 +100,8 @@ struct Invoker::Waiter {
   bool woken = false;                  // GUARDED_BY(Invoker::mu_)
   std::shared_ptr<Instance> instance;  // GUARDED_BY(Invoker::mu_): handed over, already kBusy
   bool may_start = false;              // GUARDED_BY(Invoker::mu_): counted in starting_
+  std::shared_ptr<std::atomic<bool>> abandoned;  // the caller's InvokeRequest::abandoned
+  [[nodiscard]] bool given_up() const { return abandoned && abandoned->load(); }
 };
 
 // The instances of one version.
