@@ -72,6 +72,7 @@ bool Invoker::hand_off_locked(const Pool& pool, const std::shared_ptr<Instance>&
   waiters_.erase(it);
   inst->state = InstanceState::kBusy;
   waiter->instance = inst;
+  if (inst->metrics != nullptr) inst->metrics->handed_over.add();
   wake_locked(waiter);
   return true;
 }
@@ -740,6 +741,7 @@ asio::awaitable<InvokeResult> Invoker::run(InvokeRequest request, registry::Func
         waiter->revision = config.revision_id;
         waiter->abandoned = request.abandoned;
         waiters_.push_back(waiter);
+        m->waited_in_line.add();
       }
       m->concurrent.set(function.in_flight);
     }

@@ -24,6 +24,12 @@ struct FunctionMetrics {
                                 "Instances started from a primed runtime (interpreter already loaded)", fn)),
         forked_starts(r.counter("nimbus_cold_starts_forked_total",
                                 "Instances forked from their function's initialised fork template", fn)),
+        waited_in_line(r.counter("nimbus_invocations_waited_total",
+                                 "Invocations that found no idle instance while --max-parallel-starts cold starts "
+                                 "were in flight, and waited in line",
+                                 fn)),
+        handed_over(r.counter("nimbus_invocations_handed_over_total",
+                              "Invocations in line that took an instance another invocation freed", fn)),
         log_bytes_dropped(r.counter("nimbus_log_bytes_dropped_total",
                                     "Output an instance printed beyond the per-invocation log cap (not kept)", fn)),
         prewarms(r.counter("nimbus_prewarms_total",
@@ -44,6 +50,8 @@ struct FunctionMetrics {
   telemetry::Counter& pooled_starts;
   telemetry::Counter& primed_starts;
   telemetry::Counter& forked_starts;
+  telemetry::Counter& waited_in_line;
+  telemetry::Counter& handed_over;
   telemetry::Counter& log_bytes_dropped;
   telemetry::Counter& prewarms;
   telemetry::Histogram& duration;

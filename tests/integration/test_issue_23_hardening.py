@@ -420,6 +420,12 @@ class BurstTest(ExecutionTestCase):
         instances = self.daemon.metric("nimbus_cold_starts_total", function="burst")
         self.assertGreater(instances, 0)
         self.assertLess(instances, n)
+        waited = self.daemon.metric("nimbus_invocations_waited_total", function="burst")
+        handed = self.daemon.metric("nimbus_invocations_handed_over_total", function="burst")
+        self.assertGreater(handed, 0)
+        self.assertLessEqual(handed, waited)
+        # Each request ran on a new instance, one handed over, or an idle one.
+        self.assertLessEqual(instances + handed, n)
         worst = max(r[2] for r in results)
         self.assertLess(worst, 30, "a request waited for the integration timeout")
 
