@@ -263,18 +263,23 @@ base::Result<FunctionUrls::Reply> FunctionUrls::create(const registry::FunctionR
   return Reply{201, to_json(**stored, false)};
 }
 
-base::Result<FunctionUrls::Reply> FunctionUrls::get(const registry::FunctionRef& ref) {
+base::Result<std::shared_ptr<const FunctionUrl>> FunctionUrls::existing(const registry::FunctionRef& ref) {
   NIMBUS_TRY(check_target(ref));
-  const auto url = find_by_target(ref);
+  auto url = find_by_target(ref);
   if (url == nullptr) return not_found();
-  return Reply{200, to_json(*url, true)};
+  return url;
+}
+
+base::Result<FunctionUrls::Reply> FunctionUrls::get(const registry::FunctionRef& ref) {
+  auto url = existing(ref);
+  if (!url.ok()) return std::move(url).error();
+  return Reply{200, to_json(**url, true)};
 }
 
 base::Result<FunctionUrls::Reply> FunctionUrls::update(const registry::FunctionRef& ref, const json& body) {
-  NIMBUS_TRY(check_target(ref));
-  const auto current = find_by_target(ref);
-  if (current == nullptr) return not_found();
-  FunctionUrl url = *current;
+  auto current = existing(ref);
+  if (!current.ok()) return std::move(current).error();
+  FunctionUrl url = **current;
   NIMBUS_TRY(apply_settings(url, body));
   url.modified_ms = clock_.now_ms();
   auto stored = save(std::move(url));
@@ -283,13 +288,12 @@ base::Result<FunctionUrls::Reply> FunctionUrls::update(const registry::FunctionR
 }
 
 base::Result<FunctionUrls::Reply> FunctionUrls::remove(const registry::FunctionRef& ref) {
-  NIMBUS_TRY(check_target(ref));
-  const auto url = find_by_target(ref);
-  if (url == nullptr) return not_found();
+  auto url = existing(ref);
+  if (!url.ok()) return std::move(url).error();
   NIMBUS_TRY(store_.delete_resource(store::ResourceKind::kFunctionUrl, ref.name, ref.qualifier));
   {
     std::lock_guard lock(mu_);
-    by_id_.erase(url->url_id);
+    by_id_.erase((*url)->url_id);
   }
   return Reply{204, nullptr};
 }

@@ -89,6 +89,9 @@ class FunctionUrls {
   base::Status check_target(const registry::FunctionRef& ref);
   [[nodiscard]] nlohmann::json to_json(const FunctionUrl& url, bool with_modified) const;
   [[nodiscard]] std::shared_ptr<const FunctionUrl> find_by_target(const registry::FunctionRef& ref) const;
+  // The config of an existing target, or why there is none (the target's
+  // own error, or ResourceNotFound).
+  base::Result<std::shared_ptr<const FunctionUrl>> existing(const registry::FunctionRef& ref);
   // Stores `url` and makes it the one its url id names.
   base::Result<std::shared_ptr<const FunctionUrl>> save(FunctionUrl url);
 

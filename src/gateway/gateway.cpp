@@ -384,7 +384,8 @@ http::Request as_http_request(const IncomingRequest& in) {
 }  // namespace
 
 std::optional<Gateway::Outcome> Gateway::admit_function_url(const UrlTarget& target, IncomingRequest& request,
-                                                            EventContext& context, RouteTarget& function) const {
+                                                            EventContext& context, RouteTarget& function,
+                                                            std::shared_ptr<const FunctionUrl>& url) const {
   Outcome out;
   out.route_key = "$default";
   out.url = urls_.find(target.url_id);
@@ -417,6 +418,7 @@ std::optional<Gateway::Outcome> Gateway::admit_function_url(const UrlTarget& tar
   context.domain_prefix = out.url->url_id;
   context.route_key = "$default";
   function = RouteTarget{out.url->function, out.url->qualifier, PayloadFormat::kV2, std::nullopt};
+  url = std::move(out.url);
   return std::nullopt;
 }
 
@@ -444,11 +446,12 @@ http::asio::awaitable<Gateway::Outcome> Gateway::serve(IncomingRequest request, 
 
   if (const auto url_target = function_url_target(detail::ascii_lower(host), request.raw_path)) {
     RouteTarget function;
-    if (auto refused = admit_function_url(*url_target, request, context, function)) co_return std::move(*refused);
+    std::shared_ptr<const FunctionUrl> url;
+    if (auto refused = admit_function_url(*url_target, request, context, function, url)) co_return std::move(*refused);
     Outcome result = co_await integrate(function, request, context);
     result.route_key = "$default";
-    result.url = urls_.find(url_target->url_id);
-    result.cors = result.url != nullptr && result.url->cors ? &*result.url->cors : nullptr;
+    result.cors = url->cors ? &*url->cors : nullptr;
+    result.url = std::move(url);
     co_return result;
   }
 

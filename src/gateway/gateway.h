@@ -157,10 +157,11 @@ class Gateway {
   [[nodiscard]] http::asio::awaitable<Outcome> serve(IncomingRequest request, std::shared_ptr<const Snapshot> snap,
                                                      std::string request_id, std::int64_t time_ms);
   // A request to a function URL: the answer when its config, AuthType or
-  // CORS preflight settles it; otherwise nullopt, with the function to
-  // invoke and the request and context as the function sees them.
+  // CORS preflight settles it; otherwise nullopt, with the URL's config, the
+  // function to invoke and the request and context as the function sees them.
   [[nodiscard]] std::optional<Outcome> admit_function_url(const UrlTarget& target, IncomingRequest& request,
-                                                          EventContext& context, RouteTarget& function) const;
+                                                          EventContext& context, RouteTarget& function,
+                                                          std::shared_ptr<const FunctionUrl>& url) const;
   [[nodiscard]] http::asio::awaitable<Outcome> integrate(const RouteTarget& target, const IncomingRequest& request,
                                                          const EventContext& context);
   [[nodiscard]] http::asio::awaitable<AuthorizerVerdict> authorize(const Route& route, const IncomingRequest& request,

@@ -40,11 +40,6 @@ constexpr std::size_t kLogTailBytes = 4096;
 // The longest an invocation waits in line for an instance; then it starts
 // one of its own whatever the bound (a waiter is never stranded).
 constexpr std::chrono::seconds kMaxWaitInLine{10};
-// An instance's output held between two reads of it (one invocation, or its
-// init): past kOutputMaxBytes the oldest is cut to leave kOutputKeptBytes,
-// and the log says how much went.
-constexpr std::size_t kOutputMaxBytes = 4u << 20;
-constexpr std::size_t kOutputKeptBytes = 2u << 20;
 
 double ms_since(SteadyClock::time_point t0) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
@@ -56,61 +51,6 @@ std::string error_body(std::string_view type, std::string_view message) {
 
 void log_spawn_failure(const std::string& what) { spdlog::warn("invoker: {}", what); }
 }  // namespace
-
-void Invoker::wake_locked(const std::shared_ptr<Waiter>& waiter) {
-  waiter->woken = true;
-  asio::post(waiter->timer.get_executor(), [waiter] { waiter->timer.cancel(); });
-}
-
-bool Invoker::hand_off_locked(const Pool& pool, const std::shared_ptr<Instance>& inst) {
-  abandon_waiting_locked();
-  const auto it = std::find_if(waiters_.begin(), waiters_.end(), [&](const auto& w) {
-    return w->pool == &pool && w->revision == inst->revision;
-  });
-  if (it == waiters_.end()) return false;
-  std::shared_ptr<Waiter> waiter = *it;
-  waiters_.erase(it);
-  inst->state = InstanceState::kBusy;
-  waiter->instance = inst;
-  if (inst->metrics != nullptr) inst->metrics->handed_over.add();
-  wake_locked(waiter);
-  return true;
-}
-
-void Invoker::grant_starts_locked() {
-  abandon_waiting_locked();
-  // The newest first: the oldest are next in line for an instance that frees up.
-  while (starting_ < max_parallel_starts_ && !waiters_.empty()) {
-    std::shared_ptr<Waiter> waiter = waiters_.back();
-    waiters_.pop_back();
-    waiter->may_start = true;
-    ++starting_;
-    wake_locked(waiter);
-  }
-}
-
-void Invoker::abandon_waiting_locked() {
-  std::erase_if(waiters_, [](const std::shared_ptr<Waiter>& waiter) {
-    if (!waiter->given_up()) return false;
-    wake_locked(waiter);  // with neither an instance nor leave to start: it leaves the line
-    return true;
-  });
-}
-
-void Invoker::leave_locked(FunctionState& function, bool reserved) {
-  --function.in_flight;
-  if (!reserved) --unreserved_in_flight_;
-  function.metrics.concurrent.set(function.in_flight);
-  if (function.in_flight == 0) {
-    function.idle_start = SteadyClock::now();
-    function.prewarmed = false;
-  }
-}
-
-void Invoker::abandon_waiting() {
-  std::lock_guard lock(mu_);
-  abandon_waiting_locked();
-}
 
 unsigned cpu_millicores_for(int memory_mb) {
   constexpr unsigned kMbPerCpu = 1769;
@@ -392,56 +332,6 @@ asio::awaitable<void> Invoker::reap_idle() {
       });
     }
   }
-}
-
-asio::awaitable<void> Invoker::read_output(std::shared_ptr<Instance> inst) {
-  for (;;) {
-    auto [ec] = co_await inst->output->async_wait(asio::posix::stream_descriptor::wait_read, kUseTuple);
-    if (ec) co_return;
-    std::lock_guard lock(inst->output_mu);
-    char buf[16384];
-    for (;;) {
-      const ssize_t n = ::read(inst->output->native_handle(), buf, sizeof buf);
-      if (n > 0) {
-        inst->output_buffer.append(buf, static_cast<std::size_t>(n));
-        // Bound what a chatty function can make us hold between invocations:
-        // the last kOutputKeptBytes to kOutputMaxBytes of it are kept.
-        if (inst->output_buffer.size() > kOutputMaxBytes) {
-          const std::size_t cut = inst->output_buffer.size() - kOutputKeptBytes;
-          inst->output_buffer.erase(0, cut);
-          inst->output_dropped += cut;
-        }
-        continue;
-      }
-      if (n == 0) {
-        boost::system::error_code ignored;
-        inst->output->close(ignored);
-        co_return;  // every writer is gone
-      }
-      break;  // EAGAIN
-    }
-  }
-}
-
-std::string Invoker::drain_output(Instance& inst) {
-  std::lock_guard lock(inst.output_mu);
-  if (inst.output && inst.output->is_open()) {
-    char buf[16384];
-    for (;;) {
-      const ssize_t n = ::read(inst.output->native_handle(), buf, sizeof buf);
-      if (n <= 0) break;
-      inst.output_buffer.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  std::string out = std::move(inst.output_buffer);
-  inst.output_buffer.clear();
-  if (inst.output_dropped > 0) {
-    // Said where the loss is, so the log never looks whole when it is not.
-    if (inst.metrics != nullptr) inst.metrics->log_bytes_dropped.add(inst.output_dropped);
-    out.insert(0, fmt::format("[nimbus: {} bytes of output dropped]\n", inst.output_dropped));
-    inst.output_dropped = 0;
-  }
-  return out;
 }
 
 namespace {
